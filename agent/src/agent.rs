@@ -1,0 +1,307 @@
+//! The long-running agent: shared state, start-up, reload and shutdown.
+//!
+//! `run` resolves the state directory, starts one scheduler task per collector and the HTTP
+//! server, then waits for signals: SIGHUP (or `POST /-/reload`) re-reads the configuration
+//! file and, if it is valid, restarts the collectors on it (an invalid file is logged with
+//! every problem and the running configuration stays); SIGTERM or Ctrl-C stops the
+//! collectors and lets in-flight HTTP requests finish.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, watch};
+
+use crate::collect::scheduler::{self, RunStatus};
+use crate::collect::{self};
+use crate::config::{self, Config};
+use crate::store::{Retention, Store};
+
+/// Where state goes when `/var/lib/lookout` is not writable and no `data_dir` is configured.
+const SYSTEM_DATA_DIR: &str = "/var/lib/lookout";
+
+/// State shared by the scheduler tasks and the HTTP handlers.
+#[derive(Debug)]
+pub struct State {
+    store: RwLock<Store>,
+    status: Mutex<BTreeMap<String, RunStatus>>,
+    hostname: RwLock<String>,
+    api_token_file: RwLock<Option<PathBuf>>,
+    started: Instant,
+    reload: mpsc::Sender<ReloadRequest>,
+}
+
+/// A reload asked for over HTTP, answered with the outcome.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), Vec<String>>>;
+
+impl State {
+    /// Fresh state for `hostname`; reload requests go to `reload`.
+    pub fn new(hostname: String, reload: mpsc::Sender<ReloadRequest>) -> Self {
+        State {
+            store: RwLock::new(Store::new(Retention::default())),
+            status: Mutex::new(BTreeMap::new()),
+            hostname: RwLock::new(hostname),
+            api_token_file: RwLock::new(None),
+            started: Instant::now(),
+            reload,
+        }
+    }
+
+    /// Read access to the store. A poisoned lock (a panic while writing) still yields the data:
+    /// the store is valid after every single `apply`.
+    pub fn store(&self) -> RwLockReadGuard<'_, Store> {
+        self.store.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Write access to the store.
+    pub fn store_mut(&self) -> RwLockWriteGuard<'_, Store> {
+        self.store.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The `host` label value.
+    pub fn hostname(&self) -> String {
+        self.hostname
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Changes the `host` label value (on reload).
+    pub fn set_hostname(&self, hostname: String) {
+        *self.hostname.write().unwrap_or_else(|e| e.into_inner()) = hostname;
+    }
+
+    /// Sets the file holding the API bearer token (`None`: no token needed).
+    pub fn set_api_token_file(&self, path: Option<PathBuf>) {
+        *self
+            .api_token_file
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = path;
+    }
+
+    /// The API bearer token, read from its file on each call so a rotated token takes effect
+    /// at once: `None` when no token is configured, `Some(Err)` when the file is unusable.
+    pub fn api_token(&self) -> Option<Result<String, String>> {
+        let path = self
+            .api_token_file
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        Some(match std::fs::read_to_string(&path) {
+            Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_string()),
+            Ok(_) => Err(format!("API token file {} is empty", path.display())),
+            Err(e) => Err(format!(
+                "cannot read API token file {}: {e}",
+                path.display()
+            )),
+        })
+    }
+
+    /// Updates (creating if needed) the run status of collector `name`.
+    pub fn update_status(&self, name: &str, f: impl FnOnce(&mut RunStatus)) {
+        let mut map = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        f(map.entry(name.to_string()).or_default());
+    }
+
+    /// A copy of every collector's run status.
+    pub fn status(&self) -> BTreeMap<String, RunStatus> {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Collectors that have not completed a run yet (empty once ready).
+    pub fn not_ready(&self) -> Vec<String> {
+        self.status()
+            .into_iter()
+            .filter(|(_, s)| s.runs == 0)
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// Seconds since the agent started.
+    pub fn uptime_seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Asks the agent to reload its configuration; answers with the problems if it was invalid.
+    pub async fn request_reload(&self) -> Result<(), Vec<String>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.reload
+            .send(tx)
+            .await
+            .map_err(|_| vec!["the agent is shutting down".to_string()])?;
+        rx.await
+            .unwrap_or_else(|_| Err(vec!["the agent is shutting down".to_string()]))
+    }
+}
+
+/// Chooses and creates the state directory: the configured one, else `/var/lib/lookout` when
+/// writable, else `$XDG_STATE_HOME/lookout` or `~/.local/state/lookout`.
+pub fn resolve_data_dir(configured: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = configured {
+        ensure_writable(dir).with_context(|| format!("agent.data_dir {}", dir.display()))?;
+        return Ok(dir.to_path_buf());
+    }
+    let mut candidates = vec![PathBuf::from(SYSTEM_DATA_DIR)];
+    if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        candidates.push(PathBuf::from(state).join("lookout"));
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        candidates.push(PathBuf::from(home).join(".local/state/lookout"));
+    }
+    let mut errors = Vec::new();
+    for dir in candidates {
+        match ensure_writable(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) => errors.push(format!("{}: {e:#}", dir.display())),
+        }
+    }
+    anyhow::bail!(
+        "no writable state directory ({}); set agent.data_dir",
+        errors.join("; ")
+    )
+}
+
+fn ensure_writable(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).context("cannot create it")?;
+    let probe = dir.join(format!(".lookout-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").context("not writable")?;
+    std::fs::remove_file(&probe).context("cannot remove the write test file")?;
+    Ok(())
+}
+
+/// The configuration `run`, `snapshot` and `check` use: `-c FILE`, else the system file if
+/// present, else the built-in defaults.
+pub fn load_config(path: Option<&Path>) -> Result<Config, config::Problems> {
+    match path {
+        Some(p) => config::load(p),
+        None => {
+            let system = Path::new(config::DEFAULT_CONFIG_PATH);
+            if system.exists() {
+                config::load(system)
+            } else {
+                Ok(Config::builtin())
+            }
+        }
+    }
+}
+
+/// Collector tasks of one configuration generation.
+struct Collectors {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn start_collectors(config: &Config, state: &Arc<State>) -> Collectors {
+    let (stop, stopped) = watch::channel(false);
+    let tasks = collect::build_all(config)
+        .into_iter()
+        .map(|c| tokio::spawn(scheduler::run_collector(c, state.clone(), stopped.clone())))
+        .collect();
+    Collectors { stop, tasks }
+}
+
+impl Collectors {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Runs the agent until SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let data_dir = resolve_data_dir(config.agent.data_dir.as_deref())?;
+    let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    let state = Arc::new(State::new(config.agent.hostname.clone(), reload_tx));
+    state.set_api_token_file(config.agent.api_token_file.clone());
+    let listener = tokio::net::TcpListener::bind(config.agent.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (agent.listen)", config.agent.listen))?;
+    let listen: SocketAddr = listener.local_addr().unwrap_or(config.agent.listen);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        %listen,
+        data_dir = %data_dir.display(),
+        config = %config.source.as_deref().map_or("built-in defaults".into(), |p| p.display().to_string()),
+        host = %config.agent.hostname,
+        "lookout started"
+    );
+
+    let (server_stop, server_stopped) = watch::channel(false);
+    let server = tokio::spawn(crate::api::serve(listener, state.clone(), server_stopped));
+    let mut collectors = start_collectors(&config, &state);
+    let mut current = config;
+
+    let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sighup = signal(tokio::signal::unix::SignalKind::hangup())?;
+    loop {
+        let reply = tokio::select! {
+            _ = sigterm.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sighup.recv() => None,
+            Some(reply) = reload_rx.recv() => Some(reply),
+        };
+        let outcome = match reload(&current) {
+            Ok(new) => {
+                collectors.stop().await;
+                state.set_hostname(new.agent.hostname.clone());
+                state.set_api_token_file(new.agent.api_token_file.clone());
+                collectors = start_collectors(&new, &state);
+                current = new;
+                Ok(())
+            }
+            Err(problems) => Err(problems),
+        };
+        if let Some(reply) = reply {
+            let _ = reply.send(outcome);
+        }
+    }
+    tracing::info!("stopping");
+    collectors.stop().await;
+    let _ = server_stop.send(true);
+    match server.await {
+        Ok(result) => result?,
+        Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> anyhow::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind).context("cannot install a signal handler")
+}
+
+/// Re-reads the configuration file; the running one stays if the new one is invalid.
+fn reload(current: &Config) -> Result<Config, Vec<String>> {
+    let Some(path) = current.source.as_deref() else {
+        tracing::info!("reload: running on built-in defaults, nothing to re-read");
+        return Ok(current.clone());
+    };
+    match config::load(path) {
+        Ok(new) => {
+            if new.agent.listen != current.agent.listen
+                || new.agent.data_dir != current.agent.data_dir
+            {
+                tracing::warn!(
+                    "reload: agent.listen and agent.data_dir take effect only after a restart"
+                );
+            }
+            tracing::info!(config = %path.display(), "configuration reloaded");
+            Ok(new)
+        }
+        Err(problems) => {
+            let lines: Vec<String> = problems.0.iter().map(ToString::to_string).collect();
+            for line in &lines {
+                tracing::error!(problem = %line, "reload rejected; the running configuration stays");
+            }
+            Err(lines)
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The command line (DESIGN section 2): parsing and the commands behind it.
+//!
+//! Exit codes: 0 ok, 1 a check failed, 2 usage or fatal start-up error.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::agent;
+use crate::collect::{self, scheduler::wall_millis};
+use crate::config::{self, Config};
+use crate::store::Store;
+
+/// A per-host observability and monitoring agent.
+#[derive(Debug, Parser)]
+#[command(name = "lookout", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "LOOKOUT_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent (without -c: /etc/lookout/lookout.yaml if present, else built-in defaults).
+    Run {
+        /// Configuration file.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Validate the configuration; print every problem as file:line:col: path: message.
+    Check {
+        /// Configuration file.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Configuration helpers.
+    Config {
+        /// Which helper.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Collect once (twice, a window apart, so rates exist) and print the values.
+    Snapshot {
+        /// Configuration file.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Time between the two collections that rates and ratios are computed over.
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_window)]
+        window: Duration,
+    },
+}
+
+/// `lookout config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the full default configuration, every key commented.
+    Default,
+}
+
+fn parse_window(s: &str) -> Result<Duration, String> {
+    let d = config::validate::parse_duration(s)?;
+    if d > Duration::from_secs(60) {
+        return Err("at most 1m".into());
+    }
+    Ok(d)
+}
+
+/// Runs a parsed command line.
+pub fn execute(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Run { config } => run(config),
+        Command::Check { config } => check(config),
+        Command::Config {
+            command: ConfigCommand::Default,
+        } => print_stdout(config::DEFAULT_CONFIG_YAML),
+        Command::Snapshot {
+            config,
+            json,
+            window,
+        } => snapshot(config, json, window),
+    }
+}
+
+fn print_stdout(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`lookout snapshot | head`) is not worth a message.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fatal(&format!("cannot write to standard output: {e}")),
+    }
+}
+
+fn fatal(message: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "lookout: {message}");
+    ExitCode::from(2)
+}
+
+/// Loads the configuration or prints every problem; `Err` carries the exit code.
+fn config_or_exit(path: Option<PathBuf>, failure: u8) -> Result<Config, ExitCode> {
+    agent::load_config(path.as_deref()).map_err(|problems| {
+        let mut err = std::io::stderr().lock();
+        for p in &problems.0 {
+            let _ = writeln!(err, "{p}");
+        }
+        let _ = writeln!(
+            err,
+            "lookout: {} problem(s) in the configuration",
+            problems.0.len()
+        );
+        ExitCode::from(failure)
+    })
+}
+
+fn check(path: Option<PathBuf>) -> ExitCode {
+    match config_or_exit(path, 1) {
+        Ok(config) => {
+            let source = config.source.as_deref().map_or_else(
+                || "built-in defaults".to_string(),
+                |p| p.display().to_string(),
+            );
+            print_stdout(&format!("{source}: ok\n"))
+        }
+        Err(code) => code,
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    // Two workers are plenty for an agent whose work is a few file reads per interval and a
+    // scrape now and then; blocking reads go to the blocking pool.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .thread_keep_alive(Duration::from_secs(60))
+        .enable_all()
+        .build()
+}
+
+fn run(path: Option<PathBuf>) -> ExitCode {
+    let config = match config_or_exit(path, 2) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return fatal(&format!("cannot start the runtime: {e}")),
+    };
+    match rt.block_on(agent::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "fatal");
+            fatal(&format!("{e:#}"))
+        }
+    }
+}
+
+fn snapshot(path: Option<PathBuf>, json: bool, window: Duration) -> ExitCode {
+    let config = match config_or_exit(path, 2) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut collectors = collect::build_all(&config);
+    let mut store = Store::default();
+    let mut errors = Vec::new();
+    let first = Instant::now();
+    for c in &mut collectors {
+        // The first pass primes counters; its errors show again in the second pass.
+        let _ = c.collect(first);
+    }
+    std::thread::sleep(window);
+    let second = Instant::now();
+    for c in &mut collectors {
+        match c.collect(second) {
+            Ok(samples) => store.apply(c.name(), samples, wall_millis()),
+            Err(e) => errors.push((c.name().to_string(), e.to_string())),
+        }
+    }
+    let text = if json {
+        let values: Vec<_> = store
+            .present()
+            .map(|(k, s)| {
+                serde_json::json!({
+                    "collector": &*s.owner,
+                    "metric": k.name,
+                    "labels": k.labels.iter().map(|(n, v)| (n.to_string(), serde_json::Value::from(v.as_str()))).collect::<serde_json::Map<_, _>>(),
+                    "value": s.latest.1,
+                })
+            })
+            .collect();
+        let errors: serde_json::Map<_, _> = errors
+            .iter()
+            .map(|(c, e)| (c.clone(), serde_json::Value::from(e.as_str())))
+            .collect();
+        let doc = serde_json::json!({ "host": config.agent.hostname, "values": values, "errors": errors });
+        format!("{doc:#}\n")
+    } else {
+        let mut text = crate::api::exposition::render(&store, &config.agent.hostname);
+        for (c, e) in &errors {
+            text.push_str(&format!("# collector {c} failed: {e}\n"));
+        }
+        text
+    };
+    let code = print_stdout(&text);
+    if errors.is_empty() {
+        code
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Installs the log subscriber: `LOOKOUT_LOG` (env-filter syntax, default `info`) on stderr.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOOKOUT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn snapshot_window_is_bounded() {
+        assert!(parse_window("2s").is_ok());
+        assert!(parse_window("5m").is_err());
+        assert!(parse_window("soon").is_err());
+    }
+}

@@ -1,0 +1,118 @@
+//! The agent's own process: resident memory, CPU time, and build information.
+//!
+//! Reads `/proc/self` of the proc filesystem the agent itself runs under (not the
+//! configurable host proc root: in a container that would resolve to another process).
+
+use std::time::{Duration, Instant};
+
+use procfs_core::FromRead;
+use procfs_core::process::Stat;
+
+use super::{CollectError, Collector, Sample};
+use crate::catalogue::{BUILD_INFO, PROCESS_CPU_SECONDS_TOTAL, PROCESS_RESIDENT_MEMORY_BYTES};
+use crate::config::Schedule;
+
+const SELF_STAT: &str = "/proc/self/stat";
+
+/// Samples the agent's own RSS and CPU time.
+#[derive(Debug)]
+pub struct ProcessCollector {
+    schedule: Schedule,
+    ticks_per_second: f64,
+    page_size: f64,
+}
+
+impl ProcessCollector {
+    /// A collector on `schedule`.
+    pub fn new(schedule: Schedule) -> Self {
+        ProcessCollector {
+            schedule,
+            ticks_per_second: rustix::param::clock_ticks_per_second() as f64,
+            page_size: rustix::param::page_size() as f64,
+        }
+    }
+
+    /// Turns the bytes of `/proc/self/stat` into samples.
+    pub fn parse(&self, bytes: &[u8]) -> Result<Vec<Sample>, String> {
+        let stat = Stat::from_read(bytes).map_err(|e| e.to_string())?;
+        let cpu = (stat.utime + stat.stime) as f64 / self.ticks_per_second;
+        let rss = stat.rss as f64 * self.page_size;
+        Ok(vec![
+            Sample::new(&PROCESS_RESIDENT_MEMORY_BYTES, rss),
+            Sample::new(&PROCESS_CPU_SECONDS_TOTAL, cpu),
+            Sample::with_labels(
+                &BUILD_INFO,
+                [("version", env!("CARGO_PKG_VERSION").to_string())],
+                1.0,
+            ),
+        ])
+    }
+}
+
+impl Collector for ProcessCollector {
+    fn name(&self) -> &str {
+        "process"
+    }
+
+    fn interval(&self) -> Duration {
+        self.schedule.interval
+    }
+
+    fn timeout(&self) -> Duration {
+        self.schedule.timeout
+    }
+
+    fn collect(&mut self, _now: Instant) -> Result<Vec<Sample>, CollectError> {
+        let bytes = std::fs::read(SELF_STAT).map_err(|source| CollectError::Read {
+            path: SELF_STAT.to_string(),
+            source,
+        })?;
+        self.parse(&bytes).map_err(|message| CollectError::Parse {
+            path: SELF_STAT.to_string(),
+            message,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collector() -> ProcessCollector {
+        ProcessCollector::new(Schedule {
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
+        })
+    }
+
+    #[test]
+    fn reads_its_own_rss_and_cpu() {
+        let samples = collector().collect(Instant::now()).expect("own stat");
+        // Cross-check RSS against /proc/self/statm (resident pages), read independently.
+        let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
+        let pages: f64 = statm
+            .split_whitespace()
+            .nth(1)
+            .expect("field")
+            .parse()
+            .expect("number");
+        let rss = samples[0].value;
+        let expected = pages * rustix::param::page_size() as f64;
+        assert!(
+            (rss - expected).abs() / expected < 0.2,
+            "rss {rss} vs statm {expected}"
+        );
+        assert!(samples[1].value >= 0.0);
+    }
+
+    #[test]
+    fn a_garbled_stat_is_an_error_not_a_panic() {
+        for bad in [&b""[..], b"12 (lookout", b"12 (lookout) R x y z"] {
+            assert!(
+                collector().parse(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

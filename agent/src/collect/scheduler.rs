@@ -1,0 +1,161 @@
+//! The scheduler: runs every collector on its own fixed interval.
+//!
+//! Each collector gets a task with a [`tokio::time::interval`] whose missed ticks are
+//! skipped, not bunched (a stalled host must not get a burst of runs when it recovers).
+//! A run goes to the blocking pool (collectors read files and call `statvfs`) under the
+//! collector's timeout. A run that times out is counted as failed and is *not* started again
+//! while the stuck one is still running: the next tick waits for it first, so a hung NFS
+//! mount costs one blocked thread, not one per tick. Every run records
+//! `lookout_collector_up` and `lookout_collector_duration_seconds`; a failed run makes the
+//! collector's series absent. One collector failing, hanging or panicking never stops the
+//! others.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use super::{CollectError, Collector, Sample};
+use crate::agent::State;
+use crate::catalogue::{COLLECTOR_DURATION_SECONDS, COLLECTOR_UP};
+use crate::store::Millis;
+
+/// The wall clock as store time.
+pub fn wall_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Outcome of one collector run, as the status API shows it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RunStatus {
+    /// Runs completed (successful or not) since start.
+    pub runs: u64,
+    /// Whether the last run succeeded.
+    pub up: bool,
+    /// How long the last run took, in seconds.
+    pub last_duration_seconds: f64,
+    /// When the last run ended (ms since the epoch).
+    pub last_run_ms: Millis,
+    /// Why the last run failed.
+    pub last_error: Option<String>,
+}
+
+type RunResult = (
+    Box<dyn Collector>,
+    Result<Vec<Sample>, CollectError>,
+    Duration,
+);
+
+/// Runs one collector once on the blocking pool.
+fn spawn_run(mut collector: Box<dyn Collector>) -> JoinHandle<RunResult> {
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let result = collector.collect(started);
+        (collector, result, started.elapsed())
+    })
+}
+
+/// Records a run's outcome in the store and the status map.
+fn record(state: &State, name: &str, result: Result<Vec<Sample>, String>, took: Duration) {
+    let at = wall_millis();
+    let up = result.is_ok();
+    let meta = vec![
+        Sample::with_labels(
+            &COLLECTOR_UP,
+            [("collector", name.to_string())],
+            if up { 1.0 } else { 0.0 },
+        ),
+        Sample::with_labels(
+            &COLLECTOR_DURATION_SECONDS,
+            [("collector", name.to_string())],
+            took.as_secs_f64(),
+        ),
+    ];
+    let error = {
+        let mut store = state.store_mut();
+        store.apply(&format!("meta:{name}"), meta, at);
+        match result {
+            Ok(samples) => {
+                store.apply(name, samples, at);
+                None
+            }
+            Err(e) => {
+                store.mark_absent(name, at);
+                Some(e)
+            }
+        }
+    };
+    if let Some(e) = &error {
+        tracing::warn!(collector = name, error = %e, "collector run failed");
+    }
+    state.update_status(name, |s| {
+        s.runs += 1;
+        s.up = up;
+        s.last_duration_seconds = took.as_secs_f64();
+        s.last_run_ms = at;
+        s.last_error = error;
+    });
+}
+
+/// Runs `collector` until `shutdown` turns true.
+pub async fn run_collector(
+    collector: Box<dyn Collector>,
+    state: Arc<State>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let name = collector.name().to_string();
+    let timeout = collector.timeout();
+    let mut ticker = tokio::time::interval(collector.interval());
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    state.update_status(&name, |_| {});
+    let mut idle = Some(collector);
+    let mut running: Option<JoinHandle<RunResult>> = None;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        let started = Instant::now();
+        let mut handle = match (idle.take(), running.take()) {
+            (_, Some(handle)) => handle,
+            (Some(c), None) => spawn_run(c),
+            (None, None) => break,
+        };
+        match tokio::time::timeout(timeout, &mut handle).await {
+            Ok(Ok((c, result, took))) => {
+                idle = Some(c);
+                record(&state, &name, result.map_err(|e| e.to_string()), took);
+            }
+            Ok(Err(join_error)) => {
+                // A collector panicked: it is gone, so this task ends; the others carry on.
+                record(
+                    &state,
+                    &name,
+                    Err(format!("collector crashed: {join_error}")),
+                    started.elapsed(),
+                );
+                tracing::error!(collector = %name, "collector crashed and was stopped");
+                return;
+            }
+            Err(_) => {
+                record(
+                    &state,
+                    &name,
+                    Err(format!(
+                        "timed out after {timeout:?}; the next run waits for this one"
+                    )),
+                    started.elapsed(),
+                );
+                running = Some(handle);
+            }
+        }
+    }
+}
