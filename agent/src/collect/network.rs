@@ -1,0 +1,436 @@
+//! Network interface counters from `/proc/net/dev`.
+//!
+//! For every interface whose name matches none of `collect.host.exclude_interfaces` (`lo`
+//! included by default), emits the receive and transmit `bytes_total`, `errors_total` and
+//! `drops_total` counters, and from the second run on
+//! `lookout_network_{receive,transmit}_bytes_per_second{device}` over the elapsed time.
+//!
+//! Kernel quirk: an interface that is deleted and re-created under the same name (a VPN
+//! tunnel, a container veth) starts its counters from zero. When either byte counter went
+//! backwards, both rates for that interface are left out for the run rather than reported
+//! as a huge or negative value. Parsed with `procfs_core::net::InterfaceDeviceStatus`, which
+//! skips the two header lines; its map is sorted by name so output order is stable.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use procfs_core::FromBufRead;
+use procfs_core::net::{DeviceStatus, InterfaceDeviceStatus};
+use regex::Regex;
+
+use super::procfs::procfs_core_message;
+use super::{CollectError, Collector, ProcFs, Sample};
+use crate::catalogue::{
+    NETWORK_RECEIVE_BYTES_PER_SECOND, NETWORK_RECEIVE_BYTES_TOTAL, NETWORK_RECEIVE_DROPS_TOTAL,
+    NETWORK_RECEIVE_ERRORS_TOTAL, NETWORK_TRANSMIT_BYTES_PER_SECOND, NETWORK_TRANSMIT_BYTES_TOTAL,
+    NETWORK_TRANSMIT_DROPS_TOTAL, NETWORK_TRANSMIT_ERRORS_TOTAL,
+};
+use crate::config::{self, HostConfig, Schedule};
+
+const NET_DEV: &str = "net/dev";
+
+/// Samples per-interface traffic, errors and drops.
+#[derive(Debug)]
+pub struct NetworkCollector {
+    proc: ProcFs,
+    schedule: Schedule,
+    exclude: Vec<Regex>,
+    /// Counters of the previous successful run, for the rates.
+    prev: Option<Baseline>,
+}
+
+/// Byte counters remembered from one run.
+#[derive(Debug)]
+struct Baseline {
+    /// When the run happened.
+    at: Instant,
+    /// (received, transmitted) bytes of each reported interface.
+    bytes: HashMap<String, (u64, u64)>,
+}
+
+/// Parses `/proc/net/dev` content, sorted by interface name.
+fn parse_net_dev(bytes: &[u8]) -> Result<Vec<DeviceStatus>, String> {
+    let parsed = InterfaceDeviceStatus::from_buf_read(bytes).map_err(procfs_core_message)?;
+    let mut devices: Vec<DeviceStatus> = parsed.0.into_values().collect();
+    devices.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(devices)
+}
+
+impl NetworkCollector {
+    /// A collector reading `net/dev` under `proc`, with the schedule and interface exclusions
+    /// of `host`.
+    pub fn new(proc: ProcFs, host: &HostConfig) -> Self {
+        NetworkCollector {
+            proc,
+            schedule: host.schedule,
+            exclude: host.exclude_interfaces.clone(),
+            prev: None,
+        }
+    }
+
+    /// Builds the samples from one read of `/proc/net/dev` taken at `now`, updating the
+    /// remembered counters (interfaces that disappeared are forgotten).
+    fn samples_from(&mut self, bytes: &[u8], now: Instant) -> Result<Vec<Sample>, CollectError> {
+        let devices = parse_net_dev(bytes).map_err(|e| self.proc.parse_error(NET_DEV, e))?;
+        let elapsed = self
+            .prev
+            .as_ref()
+            .map(|prev| now.saturating_duration_since(prev.at).as_secs_f64());
+        let mut counters = HashMap::new();
+        let mut out = Vec::new();
+        for dev in devices
+            .into_iter()
+            .filter(|d| !config::matches_any(&self.exclude, &d.name))
+        {
+            let device = || [("device", dev.name.clone())];
+            for (metric, value) in [
+                (&NETWORK_RECEIVE_BYTES_TOTAL, dev.recv_bytes),
+                (&NETWORK_TRANSMIT_BYTES_TOTAL, dev.sent_bytes),
+                (&NETWORK_RECEIVE_ERRORS_TOTAL, dev.recv_errs),
+                (&NETWORK_TRANSMIT_ERRORS_TOTAL, dev.sent_errs),
+                (&NETWORK_RECEIVE_DROPS_TOTAL, dev.recv_drop),
+                (&NETWORK_TRANSMIT_DROPS_TOTAL, dev.sent_drop),
+            ] {
+                out.push(Sample::with_labels(metric, device(), value as f64));
+            }
+            let before = self
+                .prev
+                .as_ref()
+                .and_then(|prev| prev.bytes.get(&dev.name));
+            if let (Some(secs), Some((rx_before, tx_before))) = (elapsed, before)
+                && secs > 0.0
+                && let (Some(rx), Some(tx)) = (
+                    dev.recv_bytes.checked_sub(*rx_before),
+                    dev.sent_bytes.checked_sub(*tx_before),
+                )
+            {
+                out.push(Sample::with_labels(
+                    &NETWORK_RECEIVE_BYTES_PER_SECOND,
+                    device(),
+                    rx as f64 / secs,
+                ));
+                out.push(Sample::with_labels(
+                    &NETWORK_TRANSMIT_BYTES_PER_SECOND,
+                    device(),
+                    tx as f64 / secs,
+                ));
+            }
+            counters.insert(dev.name, (dev.recv_bytes, dev.sent_bytes));
+        }
+        self.prev = Some(Baseline {
+            at: now,
+            bytes: counters,
+        });
+        Ok(out)
+    }
+}
+
+impl Collector for NetworkCollector {
+    fn name(&self) -> &str {
+        "network"
+    }
+
+    fn interval(&self) -> Duration {
+        self.schedule.interval
+    }
+
+    fn timeout(&self) -> Duration {
+        self.schedule.timeout
+    }
+
+    fn collect(&mut self, now: Instant) -> Result<Vec<Sample>, CollectError> {
+        let bytes = self.proc.read(NET_DEV)?;
+        self.samples_from(&bytes, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    const HEADER: &str = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n";
+
+    fn fixture(name: &str) -> ProcFs {
+        ProcFs::new(
+            &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../tests/fixtures/proc")
+                .join(name),
+        )
+    }
+
+    /// Host settings excluding interfaces whose whole name matches one of `patterns`.
+    fn host(patterns: &[&str]) -> HostConfig {
+        HostConfig {
+            enabled: true,
+            schedule: Schedule {
+                interval: Duration::from_secs(10),
+                timeout: Duration::from_secs(5),
+            },
+            exclude_fstypes: Vec::new(),
+            exclude_mounts: Vec::new(),
+            exclude_disks: Vec::new(),
+            exclude_interfaces: patterns
+                .iter()
+                .map(|p| Regex::new(&format!("^(?:{p})$")).unwrap())
+                .collect(),
+        }
+    }
+
+    /// The 16 counters of the fixture's line for `iface`, read with plain string operations.
+    fn fields(dir: &str, iface: &str) -> Vec<u64> {
+        let text = std::fs::read_to_string(fixture(dir).path("net/dev")).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{iface}:")))
+            .unwrap();
+        let (_, counters) = line.split_once(':').unwrap();
+        counters
+            .split_whitespace()
+            .map(|f| f.parse().unwrap())
+            .collect()
+    }
+
+    fn value(samples: &[Sample], name: &str, device: &str) -> Option<f64> {
+        samples
+            .iter()
+            .find(|s| s.metric.name == name && s.labels == [("device", device.to_string())])
+            .map(|s| s.value)
+    }
+
+    fn devices(samples: &[Sample]) -> Vec<String> {
+        let mut d: Vec<String> = samples.iter().map(|s| s.labels[0].1.clone()).collect();
+        d.dedup();
+        d
+    }
+
+    /// A `/proc/net/dev` with one line per `(name, rx bytes, tx bytes)`.
+    fn net_dev(ifaces: &[(&str, u64, u64)]) -> String {
+        let mut s = HEADER.to_string();
+        for (name, rx, tx) in ifaces {
+            s.push_str(&format!(
+                "{name:>6}: {rx} 1 0 0 0 0 0 0 {tx} 1 0 0 0 0 0 0\n"
+            ));
+        }
+        s
+    }
+
+    #[test]
+    fn fixtures_give_counters_then_rates() {
+        let mut c = NetworkCollector::new(fixture("t0"), &host(&[]));
+        let t0 = Instant::now();
+        let first = c.collect(t0).unwrap();
+        let lo0 = fields("t0", "lo");
+        // Receive: bytes packets errs drop fifo frame compressed multicast; transmit from index 8.
+        assert_eq!(
+            value(&first, "lookout_network_receive_bytes_total", "lo"),
+            Some(lo0[0] as f64)
+        );
+        assert_eq!(
+            value(&first, "lookout_network_transmit_bytes_total", "lo"),
+            Some(lo0[8] as f64)
+        );
+        assert_eq!(
+            value(&first, "lookout_network_receive_errors_total", "lo"),
+            Some(lo0[2] as f64)
+        );
+        assert_eq!(
+            value(&first, "lookout_network_transmit_errors_total", "lo"),
+            Some(lo0[10] as f64)
+        );
+        assert_eq!(
+            value(&first, "lookout_network_receive_drops_total", "lo"),
+            Some(lo0[3] as f64)
+        );
+        assert_eq!(
+            value(&first, "lookout_network_transmit_drops_total", "lo"),
+            Some(lo0[11] as f64)
+        );
+        assert_eq!(
+            value(&first, "lookout_network_receive_bytes_per_second", "lo"),
+            None
+        );
+
+        c.proc = fixture("t1");
+        let second = c.collect(t0 + Duration::from_secs(1)).unwrap();
+        let lo1 = fields("t1", "lo");
+        assert!(
+            lo1[0] > lo0[0],
+            "the fixture was captured with loopback traffic"
+        );
+        assert_eq!(
+            value(&second, "lookout_network_receive_bytes_per_second", "lo"),
+            Some((lo1[0] - lo0[0]) as f64)
+        );
+        assert_eq!(
+            value(&second, "lookout_network_transmit_bytes_per_second", "lo"),
+            Some((lo1[8] - lo0[8]) as f64)
+        );
+    }
+
+    #[test]
+    fn every_interface_is_reported_sorted_unless_excluded() {
+        let text = std::fs::read_to_string(fixture("t0").path("net/dev")).unwrap();
+        let mut names: Vec<String> = text
+            .lines()
+            .skip(2)
+            .map(|l| l.split(':').next().unwrap().trim().to_string())
+            .collect();
+        names.sort();
+        assert!(names.contains(&"lo".to_string()));
+        let samples = NetworkCollector::new(fixture("t0"), &host(&[]))
+            .collect(Instant::now())
+            .unwrap();
+        assert_eq!(devices(&samples), names);
+
+        let samples = NetworkCollector::new(fixture("t0"), &host(&["lo", "ifb\\d+"]))
+            .collect(Instant::now())
+            .unwrap();
+        names.retain(|n| n != "lo" && !n.starts_with("ifb"));
+        assert_eq!(devices(&samples), names);
+    }
+
+    #[test]
+    fn exclusions_match_whole_names() {
+        let text = net_dev(&[("eth0", 0, 0), ("veth12ab", 0, 0), ("eth0.100", 0, 0)]);
+        let mut c = NetworkCollector::new(fixture("t0"), &host(&["veth.*", "eth0"]));
+        let samples = c.samples_from(text.as_bytes(), Instant::now()).unwrap();
+        assert_eq!(devices(&samples), ["eth0.100"]);
+    }
+
+    #[test]
+    fn rate_edge_cases() {
+        let t0 = Instant::now();
+        // ((rx, tx) before, after, elapsed, expected (rx, tx) rates; comment says why)
+        let cases = [
+            (
+                (1000, 500),
+                (3000, 1500),
+                Duration::from_secs(2),
+                Some((1000.0, 500.0)),
+            ), // plain
+            (
+                (1000, 500),
+                (1000, 500),
+                Duration::from_secs(1),
+                Some((0.0, 0.0)),
+            ), // idle
+            ((1000, 500), (10, 1500), Duration::from_secs(1), None), // re-created: rx reset
+            ((1000, 500), (3000, 1500), Duration::ZERO, None),       // no time elapsed
+        ];
+        for (before, after, elapsed, want) in cases {
+            let mut c = NetworkCollector::new(fixture("t0"), &host(&[]));
+            c.samples_from(net_dev(&[("eth0", before.0, before.1)]).as_bytes(), t0)
+                .unwrap();
+            let s = c
+                .samples_from(
+                    net_dev(&[("eth0", after.0, after.1)]).as_bytes(),
+                    t0 + elapsed,
+                )
+                .unwrap();
+            let got = value(&s, "lookout_network_receive_bytes_per_second", "eth0").zip(value(
+                &s,
+                "lookout_network_transmit_bytes_per_second",
+                "eth0",
+            ));
+            assert_eq!(got, want, "{before:?} -> {after:?} in {elapsed:?}");
+            if want.is_none() {
+                assert!(value(&s, "lookout_network_transmit_bytes_per_second", "eth0").is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn interfaces_that_disappear_are_forgotten() {
+        let t0 = Instant::now();
+        let mut c = NetworkCollector::new(fixture("t0"), &host(&[]));
+        c.samples_from(
+            net_dev(&[("eth0", 10, 10), ("tun0", 500, 500)]).as_bytes(),
+            t0,
+        )
+        .unwrap();
+        let s = c
+            .samples_from(
+                net_dev(&[("eth0", 20, 20)]).as_bytes(),
+                t0 + Duration::from_secs(1),
+            )
+            .unwrap();
+        assert_eq!(devices(&s), ["eth0"]);
+        assert!(!c.prev.as_ref().unwrap().bytes.contains_key("tun0"));
+        // tun0 comes back with higher counters: still a first sighting, no rate.
+        let s = c
+            .samples_from(
+                net_dev(&[("eth0", 30, 30), ("tun0", 900, 900)]).as_bytes(),
+                t0 + Duration::from_secs(2),
+            )
+            .unwrap();
+        assert_eq!(
+            value(&s, "lookout_network_receive_bytes_per_second", "tun0"),
+            None
+        );
+        assert_eq!(
+            value(&s, "lookout_network_receive_bytes_per_second", "eth0"),
+            Some(10.0)
+        );
+    }
+
+    #[test]
+    fn bad_content_is_rejected() {
+        // (content, part of the expected message)
+        let cases: &[(String, &str)] = &[
+            (
+                format!("{HEADER}  eth0: 1 2 3\n"),
+                "a line or field is missing",
+            ), // truncated line
+            (
+                format!("{HEADER}  eth0: 1 2 x 0 0 0 0 0 1 1 0 0 0 0 0 0\n"),
+                "malformed field",
+            ),
+            (format!("{HEADER}garbage\n"), "missing"),
+        ];
+        for (content, want) in cases {
+            let err = parse_net_dev(content.as_bytes()).unwrap_err();
+            assert!(err.contains(want), "{content:?}: {err}");
+        }
+        assert!(
+            parse_net_dev(HEADER.as_bytes()).unwrap().is_empty(),
+            "headers only: no interface"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let proc = fixture("malformed");
+        let err = NetworkCollector::new(proc.clone(), &host(&[]))
+            .collect(Instant::now())
+            .unwrap_err();
+        assert!(matches!(err, CollectError::Parse { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains(&proc.path("net/dev").display().to_string()),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("procfs bug"), "{err}");
+
+        let err = NetworkCollector::new(
+            ProcFs::new(Path::new("/nonexistent-lookout-proc")),
+            &host(&[]),
+        )
+        .collect(Instant::now())
+        .unwrap_err();
+        assert!(matches!(err, CollectError::Read { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("/nonexistent-lookout-proc/net/dev"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn live_host_smoke() {
+        let samples = NetworkCollector::new(ProcFs::new(Path::new("/proc")), &host(&[]))
+            .collect(Instant::now())
+            .unwrap();
+        assert!(value(&samples, "lookout_network_receive_bytes_total", "lo").is_some());
+    }
+}

@@ -1,0 +1,565 @@
+//! TCP sockets by state: `lookout_tcp_connections{state}` host-wide and
+//! `lookout_tcp_port_connections{port,state}` for each configured local port.
+//!
+//! Reads `<proc>/net/tcp` and `<proc>/net/tcp6`; a missing `tcp6` (IPv6 disabled) is not an
+//! error. Each socket appears in exactly one of the two files (IPv4-mapped connections on a
+//! dual-stack socket are listed in `tcp6`), so the counts simply add up.
+//!
+//! A busy host lists tens of thousands of sockets, so [`count_sockets`] is a pure parser that
+//! walks the bytes without allocating per line (procfs-core's `TcpNetEntries` builds a struct
+//! with two `SocketAddr`s per line). It looks at two fields only: the local address
+//! (`hexIP:hexPORT`, field 2) and the state (`st`, field 4).
+//!
+//! Per port, a socket counts when its *local* port is the configured one: that is the server
+//! side of each connection (the client side has an ephemeral local port) and the listening
+//! socket itself, which shows up in `listen` only. Every state is emitted, zeros included,
+//! host-wide and per port, so dashboards see stable series.
+//!
+//! Kernel quirks: connection requests in the SYN queue are listed as `syn_recv` (the kernel's
+//! `new_syn_recv` state never appears here, it is emitted as 0); `time_wait` and orphaned
+//! `fin_wait2` sockets are listed from the kernel's timewait sockets with inode 0.
+
+use std::time::{Duration, Instant};
+
+use super::{CollectError, Collector, ProcFs, Sample};
+use crate::catalogue::{TCP_CONNECTIONS, TCP_PORT_CONNECTIONS};
+use crate::config::{Schedule, TcpConfig};
+
+/// Kernel TCP states (`include/net/tcp_states.h`): code and lower-case name, in code order.
+pub const STATES: [(u8, &str); 12] = [
+    (0x01, "established"),
+    (0x02, "syn_sent"),
+    (0x03, "syn_recv"),
+    (0x04, "fin_wait1"),
+    (0x05, "fin_wait2"),
+    (0x06, "time_wait"),
+    (0x07, "close"),
+    (0x08, "close_wait"),
+    (0x09, "last_ack"),
+    (0x0A, "listen"),
+    (0x0B, "closing"),
+    (0x0C, "new_syn_recv"),
+];
+
+/// Socket counts per state, indexed like [`STATES`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts(pub [u64; STATES.len()]);
+
+impl StateCounts {
+    /// The count of the state named `name` (0 for an unknown name).
+    pub fn get(&self, name: &str) -> u64 {
+        STATES
+            .iter()
+            .position(|(_, n)| *n == name)
+            .and_then(|i| self.0.get(i).copied())
+            .unwrap_or(0)
+    }
+}
+
+/// What [`count_sockets`] accumulates over `tcp` and `tcp6`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TcpCounts {
+    /// Every socket, by state.
+    pub total: StateCounts,
+    /// Sockets whose local port is a configured port, per port (sorted, no duplicates).
+    pub ports: Vec<(u16, StateCounts)>,
+    /// Sockets in a state code outside [`STATES`] (not counted above).
+    pub unknown_state: u64,
+}
+
+impl TcpCounts {
+    /// Zero counts for host-wide and each of `ports`.
+    pub fn new(ports: &[u16]) -> Self {
+        let mut ports = ports.to_vec();
+        ports.sort_unstable();
+        ports.dedup();
+        TcpCounts {
+            total: StateCounts::default(),
+            ports: ports
+                .into_iter()
+                .map(|p| (p, StateCounts::default()))
+                .collect(),
+            unknown_state: 0,
+        }
+    }
+
+    /// The counts of one configured port.
+    pub fn port(&self, port: u16) -> Option<&StateCounts> {
+        self.ports.iter().find(|(p, _)| *p == port).map(|(_, c)| c)
+    }
+}
+
+/// Adds the sockets of one `/proc/net/tcp` or `/proc/net/tcp6` content to `counts`.
+///
+/// The first line is the column header. Errors name the 1-based line.
+pub fn count_sockets(data: &[u8], counts: &mut TcpCounts) -> Result<(), String> {
+    let mut lines = data.split(|&b| b == b'\n').enumerate();
+    match lines.next() {
+        Some((_, header)) if fields(header).next() == Some(&b"sl"[..]) => {}
+        Some((_, header)) if !header.is_empty() => {
+            return Err(format!(
+                "line 1: expected the column header, found {:?}",
+                String::from_utf8_lossy(header)
+            ));
+        }
+        _ => return Ok(()),
+    }
+    for (index, line) in lines {
+        let mut f = fields(line);
+        let Some(_slot) = f.next() else { continue };
+        let line_no = index + 1;
+        let local = f
+            .next()
+            .ok_or_else(|| format!("line {line_no}: missing local address"))?;
+        let _remote = f
+            .next()
+            .ok_or_else(|| format!("line {line_no}: missing remote address"))?;
+        let state = f
+            .next()
+            .ok_or_else(|| format!("line {line_no}: missing state"))?;
+        let port = local_port(local).ok_or_else(|| {
+            format!(
+                "line {line_no}: bad local address {:?}, expected hexIP:hexPORT",
+                String::from_utf8_lossy(local)
+            )
+        })?;
+        let code = parse_hex(state).ok_or_else(|| {
+            format!(
+                "line {line_no}: bad state {:?}, expected hex",
+                String::from_utf8_lossy(state)
+            )
+        })?;
+        let Some(slot) = STATES.iter().position(|(c, _)| u32::from(*c) == code) else {
+            counts.unknown_state += 1;
+            continue;
+        };
+        if let Some(n) = counts.total.0.get_mut(slot) {
+            *n += 1;
+        }
+        // Few ports are configured; a linear scan beats hashing here.
+        if let Some((_, per_port)) = counts.ports.iter_mut().find(|(p, _)| *p == port)
+            && let Some(n) = per_port.0.get_mut(slot)
+        {
+            *n += 1;
+        }
+    }
+    Ok(())
+}
+
+/// The port of a local address `hexIP:hexPORT`, where the IP is 8 (IPv4) or 32 (IPv6) hex digits.
+fn local_port(address: &[u8]) -> Option<u16> {
+    let colon = address.iter().position(|&b| b == b':')?;
+    let ip = address.get(..colon)?;
+    if !matches!(ip.len(), 8 | 32) || !ip.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    u16::try_from(parse_hex(address.get(colon + 1..)?)?).ok()
+}
+
+fn fields(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    line.split(u8::is_ascii_whitespace)
+        .filter(|f| !f.is_empty())
+}
+
+/// Parses 1 to 8 hex digits.
+fn parse_hex(digits: &[u8]) -> Option<u32> {
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    digits
+        .iter()
+        .try_fold(0u32, |acc, &d| Some(acc << 4 | char::from(d).to_digit(16)?))
+}
+
+/// Counts TCP sockets by state, host-wide and per configured local port.
+#[derive(Debug)]
+pub struct TcpCollector {
+    proc: ProcFs,
+    schedule: Schedule,
+    ports: Vec<u16>,
+}
+
+impl TcpCollector {
+    /// A collector reading `net/tcp{,6}` under `proc`, counting `tcp.ports` separately.
+    pub fn new(proc: ProcFs, tcp: &TcpConfig) -> Self {
+        TcpCollector {
+            proc,
+            schedule: tcp.schedule,
+            ports: tcp.ports.clone(),
+        }
+    }
+
+    /// Reads and counts both files.
+    pub fn counts(&self) -> Result<TcpCounts, CollectError> {
+        let mut counts = TcpCounts::new(&self.ports);
+        for rel in ["net/tcp", "net/tcp6"] {
+            let data = match self.proc.read(rel) {
+                Ok(data) => data,
+                // No tcp6 when IPv6 is disabled (ipv6.disable=1).
+                Err(CollectError::Read { source, .. })
+                    if rel == "net/tcp6" && source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            count_sockets(&data, &mut counts)
+                .map_err(|message| self.proc.parse_error(rel, message))?;
+        }
+        if counts.unknown_state > 0 {
+            tracing::debug!(
+                sockets = counts.unknown_state,
+                "TCP sockets in an unknown state not counted"
+            );
+        }
+        Ok(counts)
+    }
+}
+
+impl Collector for TcpCollector {
+    fn name(&self) -> &str {
+        "tcp"
+    }
+
+    fn interval(&self) -> Duration {
+        self.schedule.interval
+    }
+
+    fn timeout(&self) -> Duration {
+        self.schedule.timeout
+    }
+
+    fn collect(&mut self, _now: Instant) -> Result<Vec<Sample>, CollectError> {
+        let counts = self.counts()?;
+        let mut samples = Vec::with_capacity(STATES.len() * (1 + counts.ports.len()));
+        for ((_, state), n) in STATES.iter().zip(counts.total.0) {
+            samples.push(Sample::with_labels(
+                &TCP_CONNECTIONS,
+                [("state", (*state).to_owned())],
+                n as f64,
+            ));
+        }
+        for (port, per_port) in &counts.ports {
+            for ((_, state), n) in STATES.iter().zip(per_port.0) {
+                samples.push(Sample::with_labels(
+                    &TCP_PORT_CONNECTIONS,
+                    [("port", port.to_string()), ("state", (*state).to_owned())],
+                    n as f64,
+                ));
+            }
+        }
+        Ok(samples)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Fixtures `tests/fixtures/proc/t{0,1}/net/tcp{,6}`, captured on this host (kernel 6.18)
+    //! while a Python script held sockets in known states, then copied `/proc/net/tcp{,6}`:
+    //! - listeners on 127.0.0.1:8000, [::1]:8000 (v6only) and 127.0.0.1:6379; the host's own
+    //!   listener on 0.0.0.0:2024 and one outgoing HTTPS connection were there too;
+    //! - on 127.0.0.1:8000: 3 established pairs; 2 pairs closed by the client only (server
+    //!   side close_wait, client side fin_wait2); 2 closed by the server, then the client
+    //!   (server side time_wait); 1 closed by the server only (server side fin_wait2, client
+    //!   side close_wait);
+    //! - on [::1]:8000: 2 established pairs; on 127.0.0.1:6379: 1 established pair;
+    //! - one non-blocking connect to an absent host on the local subnet, port 9 (syn_sent).
+    //!
+    //! `t1` was taken after one more established pair on 127.0.0.1:8000 and the client side
+    //! of one [::1]:8000 pair closing (server close_wait, client fin_wait2).
+
+    use std::net::{TcpListener, TcpStream};
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/proc")
+    }
+
+    fn config(ports: &[u16]) -> TcpConfig {
+        TcpConfig {
+            enabled: true,
+            schedule: Schedule {
+                interval: Duration::from_secs(10),
+                timeout: Duration::from_secs(10),
+            },
+            ports: ports.to_vec(),
+        }
+    }
+
+    /// Counts with every state 0 except the listed ones.
+    fn counts(nonzero: &[(&str, u64)]) -> StateCounts {
+        let mut c = StateCounts::default();
+        for (name, n) in nonzero {
+            let i = STATES.iter().position(|(_, s)| s == name).unwrap();
+            c.0[i] = *n;
+        }
+        c
+    }
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let dir =
+                std::env::temp_dir().join(format!("lookout-tcp-{}-{n}-{name}", std::process::id()));
+            std::fs::create_dir_all(dir.join("net")).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+
+    #[test]
+    fn counts_captured_sockets() {
+        // (snapshot, host-wide, port 8000, port 6379)
+        let rows: &[(&str, StateCounts, StateCounts, StateCounts)] = &[
+            (
+                // host: 4 listeners; established = 3 pairs + 1 pair (6379) + 1 outgoing on
+                // IPv4, 2 pairs on IPv6; fin_wait2 = 2 clients + 1 server; close_wait = 2
+                // servers + 1 client. Port 8000: both listeners, the server sides only.
+                "t0",
+                counts(&[
+                    ("established", 9 + 4),
+                    ("syn_sent", 1),
+                    ("fin_wait2", 3),
+                    ("time_wait", 2),
+                    ("close_wait", 3),
+                    ("listen", 4),
+                ]),
+                counts(&[
+                    ("established", 3 + 2),
+                    ("fin_wait2", 1),
+                    ("time_wait", 2),
+                    ("close_wait", 2),
+                    ("listen", 2),
+                ]),
+                counts(&[("established", 1), ("listen", 1)]),
+            ),
+            (
+                // one more IPv4 pair (+2 established), one IPv6 pair half-closed by the client
+                // (-2 established, +1 close_wait, +1 fin_wait2)
+                "t1",
+                counts(&[
+                    ("established", 13),
+                    ("syn_sent", 1),
+                    ("fin_wait2", 4),
+                    ("time_wait", 2),
+                    ("close_wait", 4),
+                    ("listen", 4),
+                ]),
+                counts(&[
+                    ("established", 5),
+                    ("fin_wait2", 1),
+                    ("time_wait", 2),
+                    ("close_wait", 3),
+                    ("listen", 2),
+                ]),
+                counts(&[("established", 1), ("listen", 1)]),
+            ),
+        ];
+        for (t, total, p8000, p6379) in rows {
+            let c = TcpCollector::new(ProcFs::new(&fixtures().join(t)), &config(&[8000, 6379, 9]));
+            let got = c.counts().unwrap();
+            assert_eq!(got.total, *total, "{t} host-wide");
+            assert_eq!(got.port(8000), Some(p8000), "{t} port 8000");
+            assert_eq!(got.port(6379), Some(p6379), "{t} port 6379");
+            // 9 is only a remote port (the syn_sent connect): nothing counts for it
+            assert_eq!(got.port(9), Some(&StateCounts::default()), "{t} port 9");
+            assert_eq!(got.unknown_state, 0);
+        }
+    }
+
+    #[test]
+    fn emits_every_state_per_port() {
+        // 8000 listed twice is counted once
+        let mut c = TcpCollector::new(
+            ProcFs::new(&fixtures().join("t0")),
+            &config(&[8000, 2024, 8000]),
+        );
+        let samples = c.collect(Instant::now()).unwrap();
+        // 12 states host-wide + 12 for each of 2 ports, zeros included
+        assert_eq!(samples.len(), 12 * 3);
+        let value = |metric: &crate::catalogue::Metric, labels: &[(&str, &str)]| {
+            let found: Vec<f64> = samples
+                .iter()
+                .filter(|s| {
+                    std::ptr::eq(s.metric, metric)
+                        && s.labels
+                            .iter()
+                            .map(|(k, v)| (*k, v.as_str()))
+                            .eq(labels.iter().copied())
+                })
+                .map(|s| s.value)
+                .collect();
+            assert_eq!(found.len(), 1, "{} {labels:?}", metric.name);
+            found[0]
+        };
+        assert_eq!(value(&TCP_CONNECTIONS, &[("state", "listen")]), 4.0);
+        assert_eq!(value(&TCP_CONNECTIONS, &[("state", "new_syn_recv")]), 0.0);
+        // the host's own listener `00000000:07E8`, nothing connected to it
+        assert_eq!(
+            value(
+                &TCP_PORT_CONNECTIONS,
+                &[("port", "2024"), ("state", "listen")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &TCP_PORT_CONNECTIONS,
+                &[("port", "2024"), ("state", "established")]
+            ),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &TCP_PORT_CONNECTIONS,
+                &[("port", "8000"), ("state", "time_wait")]
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &TCP_PORT_CONNECTIONS,
+                &[("port", "8000"), ("state", "last_ack")]
+            ),
+            0.0
+        );
+    }
+
+    #[test]
+    fn parse_edge_cases() {
+        let row = "   0: 0100007F:1F40 0100007F:CE80 01 00000000:00000000 00:00000000 00000000     0        0 1 1 0 20 0 0 10 -1\n";
+        let rows: &[(String, Result<u64, &str>)] = &[
+            // header only: nothing counted
+            (HEADER.to_string(), Ok(0)),
+            // empty file (no header at all): nothing counted
+            (String::new(), Ok(0)),
+            // one socket; blank and whitespace-only lines are skipped
+            (format!("{HEADER}{row}\n   \n"), Ok(1)),
+            // no trailing newline
+            (format!("{HEADER}{}", row.trim_end()), Ok(1)),
+            // the header is missing
+            (row.to_string(), Err("line 1: expected the column header")),
+            // local address without a port
+            (
+                format!("{HEADER}{row}   1: 0100007F 0 01\n"),
+                Err("line 3: bad local address \"0100007F\""),
+            ),
+            // an address that is neither 8 nor 32 hex digits
+            (
+                format!("{HEADER}   1: 7F00001:1F40 0 01\n"),
+                Err("line 2: bad local address"),
+            ),
+            // a port that is not hex
+            (
+                format!("{HEADER}   1: 0100007F:1G40 0 01\n"),
+                Err("line 2: bad local address"),
+            ),
+            // a port wider than 16 bits
+            (
+                format!("{HEADER}   1: 0100007F:11F40 0 01\n"),
+                Err("line 2: bad local address"),
+            ),
+            // state not hex
+            (
+                format!("{HEADER}   1: 0100007F:1F40 0 XY\n"),
+                Err("line 2: bad state \"XY\""),
+            ),
+            // line cut short
+            (
+                format!("{HEADER}   1: 0100007F:1F40 0100007F:CE80\n"),
+                Err("line 2: missing state"),
+            ),
+        ];
+        for (text, want) in rows {
+            let mut c = TcpCounts::new(&[8000]);
+            match (count_sockets(text.as_bytes(), &mut c), want) {
+                (Ok(()), Ok(n)) => assert_eq!(c.total.0.iter().sum::<u64>(), *n, "{text:?}"),
+                (Err(e), Err(w)) => assert!(e.starts_with(w), "{text:?}: {e}"),
+                (got, want) => panic!("{text:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        // a state code the kernel may add later is set aside, not an error
+        let mut c = TcpCounts::new(&[8000]);
+        count_sockets(
+            format!("{HEADER}   0: 0100007F:1F40 0 0D\n").as_bytes(),
+            &mut c,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.unknown_state, c.total, c.port(8000).copied()),
+            (1, StateCounts::default(), Some(StateCounts::default()))
+        );
+    }
+
+    #[test]
+    fn ipv6_disabled_is_not_an_error() {
+        let dir = TempDir::new("no6");
+        std::fs::copy(fixtures().join("t0/net/tcp"), dir.0.join("net/tcp")).unwrap();
+        let c = TcpCollector::new(ProcFs::new(&dir.0), &config(&[8000]));
+        // the IPv4 part of t0 alone: 3 established server sides and the listener
+        let got = c.counts().unwrap();
+        assert_eq!(
+            got.port(8000)
+                .map(|p| (p.get("established"), p.get("listen"))),
+            Some((3, 1))
+        );
+        // but a missing tcp is
+        std::fs::remove_file(dir.0.join("net/tcp")).unwrap();
+        match c.counts() {
+            Err(CollectError::Read { path, .. }) => assert!(path.ends_with("net/tcp"), "{path}"),
+            other => panic!("expected a read error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parse_errors_name_the_file() {
+        let dir = TempDir::new("bad");
+        std::fs::write(dir.0.join("net/tcp"), HEADER).unwrap();
+        std::fs::write(dir.0.join("net/tcp6"), format!("{HEADER}   0: ::1 0 01\n")).unwrap();
+        match TcpCollector::new(ProcFs::new(&dir.0), &config(&[])).counts() {
+            Err(CollectError::Parse { path, message }) => {
+                assert!(path.ends_with("net/tcp6"), "{path}");
+                assert!(message.starts_with("line 2:"), "{message}");
+            }
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn live_loopback_connections() {
+        const N: usize = 7;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let clients: Vec<TcpStream> = (0..N)
+            .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+            .collect();
+        let servers: Vec<TcpStream> = (0..N).map(|_| listener.accept().unwrap().0).collect();
+
+        let c = TcpCollector::new(ProcFs::new(Path::new("/proc")), &config(&[port]));
+        let got = c.counts().unwrap();
+        let mine = got.port(port).unwrap();
+        // the accepted sides have the listener's local port; the clients have ephemeral ones
+        assert_eq!(mine.get("established"), N as u64, "{mine:?}");
+        assert_eq!(mine.get("listen"), 1, "{mine:?}");
+        // host-wide sees both sides
+        assert!(
+            got.total.get("established") >= 2 * N as u64,
+            "{:?}",
+            got.total
+        );
+        drop((clients, servers));
+    }
+}
