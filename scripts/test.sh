@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the test peers that are missing (Debian packages; idempotent) and runs every check
+# and test of the workspace: formatting, clippy, the unit tests, and the integration tests
+# that drive the real binary beside real peers (promtool, node_exporter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# program -> Debian package providing it
+peers=(
+  "promtool prometheus"
+  "prometheus-node-exporter prometheus-node-exporter"
+  "df coreutils"
+  "kill procps"
+)
+missing=()
+for entry in "${peers[@]}"; do
+  read -r program package <<<"$entry"
+  command -v "$program" >/dev/null 2>&1 || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "installing test peers: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# The integration tests run the real binary: build it first.
+cargo build --workspace --locked --bins
+cargo test --workspace --locked

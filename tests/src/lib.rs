@@ -1,0 +1,364 @@
+//! Shared helpers of the integration tests: the `lookout` binary, free ports, an agent
+//! started on a config, a small HTTP client, an exposition parser, and peer programs.
+//!
+//! The tests drive the real binary over real loopback HTTP. They need it built first
+//! (`cargo build -p lookout`, which `ci/test.sh` does); `LOOKOUT_BIN` overrides the path.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of the `lookout` binary under test.
+pub fn lookout_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("LOOKOUT_BIN") {
+        return PathBuf::from(p);
+    }
+    // Test executables live in target/<profile>/deps; the binary in target/<profile>.
+    let exe = std::env::current_exe().expect("current_exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("lookout"))
+        .expect("target dir");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p lookout` (ci/test.sh does), or set LOOKOUT_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A `Command` for the lookout binary.
+pub fn lookout() -> Command {
+    let mut cmd = Command::new(lookout_bin());
+    cmd.env("LOOKOUT_LOG", "info");
+    cmd
+}
+
+/// Fails the test, saying how to install `program`, when it is not on PATH.
+pub fn require(program: &str, debian_package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "`{program}` is not installed; this test needs it. Install it with \
+             `apt-get install -y {debian_package}`, or run `ci/test.sh`, which installs every test peer."
+        )
+    })
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A scratch directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new empty directory under the system temp dir.
+    pub fn new(tag: &str) -> Self {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("lookout-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running agent, killed on drop.
+#[derive(Debug)]
+pub struct Agent {
+    /// The child process.
+    pub child: Child,
+    /// Where its HTTP server listens.
+    pub addr: SocketAddr,
+    /// Its scratch directory (config, data dir, logs).
+    pub dir: TempDir,
+}
+
+impl Agent {
+    /// Starts `lookout run` on a config whose `agent:` section is filled in here (listen on a
+    /// free port, data dir in a scratch dir, host label `test-host`), followed by `rest`
+    /// (YAML for the other sections). Waits until `/readyz` answers 200.
+    pub fn start(rest: &str) -> Agent {
+        let dir = TempDir::new("agent");
+        let port = free_port();
+        let config = format!(
+            "agent:\n  hostname: test-host\n  listen: 127.0.0.1:{port}\n  data_dir: {}\n{rest}",
+            dir.path().join("data").display()
+        );
+        let config_path = dir.path().join("lookout.yaml");
+        std::fs::write(&config_path, config).expect("write config");
+        Agent::start_with_config(&config_path, port, dir)
+    }
+
+    /// Starts `lookout run -c config_path`, expecting it on `port`.
+    pub fn start_with_config(config_path: &Path, port: u16, dir: TempDir) -> Agent {
+        let log = std::fs::File::create(dir.path().join("agent.log")).expect("log file");
+        let child = lookout()
+            .arg("run")
+            .arg("-c")
+            .arg(config_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn lookout");
+        let agent = Agent {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+        };
+        agent.wait_ready(Duration::from_secs(30));
+        agent
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    fn wait_ready(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok((200, _)) = http(self.addr, "GET", "/readyz", &[], "") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent not ready within {limit:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// GET `path`, expecting an answer.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http(self.addr, "GET", path, &[], "")
+            .unwrap_or_else(|e| panic!("GET {path}: {e}; log:\n{}", self.log()))
+    }
+
+    /// The current exposition, parsed.
+    pub fn metrics(&self) -> Vec<MetricSample> {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200, "{body}");
+        parse_exposition(&body)
+    }
+
+    /// Polls `/metrics` until `pick` returns a value, for up to `limit`.
+    pub fn wait_for<T>(
+        &self,
+        limit: Duration,
+        mut pick: impl FnMut(&[MetricSample]) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(v) = pick(&self.metrics()) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "condition not met within {limit:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends a signal to the agent.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One sample of a parsed exposition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSample {
+    /// Metric name.
+    pub name: String,
+    /// Labels, `host` included.
+    pub labels: BTreeMap<String, String>,
+    /// Value.
+    pub value: f64,
+}
+
+/// The first sample named `name` whose labels include every `(k, v)` of `with`.
+pub fn find<'a>(
+    samples: &'a [MetricSample],
+    name: &str,
+    with: &[(&str, &str)],
+) -> Option<&'a MetricSample> {
+    samples.iter().find(|s| {
+        s.name == name
+            && with
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+    })
+}
+
+/// Parses Prometheus text exposition (comments skipped; escapes in label values decoded).
+pub fn parse_exposition(text: &str) -> Vec<MetricSample> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let (name_labels, value) = line.rsplit_once(' ').expect("sample line has a value");
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        let (name, labels) = match name_labels.split_once('{') {
+            None => (name_labels.to_string(), BTreeMap::new()),
+            Some((name, rest)) => (
+                name.to_string(),
+                parse_labels(rest.strip_suffix('}').expect("closing brace")),
+            ),
+        };
+        out.push(MetricSample {
+            name,
+            labels,
+            value,
+        });
+    }
+    out
+}
+
+fn parse_labels(mut s: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    while !s.is_empty() {
+        let (key, rest) = s.split_once("=\"").expect("label =\"");
+        let mut value = String::new();
+        let mut chars = rest.char_indices();
+        let mut end = rest.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, c)) => value.push(c),
+                    None => break,
+                },
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        labels.insert(key.to_string(), value);
+        s = rest[end..].strip_prefix(',').unwrap_or(&rest[end..]);
+    }
+    labels
+}
+
+/// A minimal HTTP/1.1 request over loopback: returns status and body.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no header end in {text:?}")))?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status in {head:?}")))?;
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_labels_with_escapes() {
+        let s = parse_exposition(
+            "# HELP x y\nm{host=\"a\",mountpoint=\"/x \\\"q\\\" \\\\ \\n\"} 1.5\nn 2\n",
+        );
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].labels["mountpoint"], "/x \"q\" \\ \n");
+        assert_eq!(s[0].value, 1.5);
+        assert_eq!(s[1].name, "n");
+    }
+}

@@ -1,0 +1,118 @@
+//! `/metrics` of a live agent: accepted by the real `promtool`, names from the catalogue,
+//! `host` on every sample, and every host metric of DESIGN section 4 present.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use lookout_tests::{Agent, find, require};
+
+#[test]
+fn live_metrics_pass_promtool_and_follow_the_catalogue() {
+    let promtool = require("promtool", "prometheus");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let agent = Agent::start(&format!(
+        "collect:\n  host:\n    interval: 1s\n    timeout: 1s\n  tcp:\n    interval: 1s\n    timeout: 1s\n    ports: [{port}]\n"
+    ));
+    // Rates and ratios appear from the second run on.
+    agent.wait_for(Duration::from_secs(5), |m| {
+        find(m, "lookout_cpu_usage_ratio", &[]).map(|_| ())
+    });
+    agent.wait_for(Duration::from_secs(5), |m| {
+        find(
+            m,
+            "lookout_network_receive_bytes_per_second",
+            &[("device", "lo")],
+        )
+        .map(|_| ())
+    });
+    let (status, body) = agent.get("/metrics");
+    assert_eq!(status, 200);
+
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics:\n{report}\n---\n{body}"
+    );
+
+    let samples = lookout_tests::parse_exposition(&body);
+    for s in &samples {
+        assert!(
+            lookout::catalogue::lookup(&s.name).is_some(),
+            "{} is not in the catalogue",
+            s.name
+        );
+        assert_eq!(
+            s.labels.get("host").map(String::as_str),
+            Some("test-host"),
+            "{s:?}"
+        );
+    }
+    let required = [
+        "lookout_cpu_usage_ratio",
+        "lookout_cpu_seconds_total",
+        "lookout_load1",
+        "lookout_load5",
+        "lookout_load15",
+        "lookout_cpus",
+        "lookout_memory_total_bytes",
+        "lookout_memory_available_bytes",
+        "lookout_memory_usage_ratio",
+        "lookout_swap_usage_ratio",
+        "lookout_filesystem_size_bytes",
+        "lookout_filesystem_avail_bytes",
+        "lookout_filesystem_usage_ratio",
+        "lookout_filesystem_inodes_usage_ratio",
+        "lookout_disk_read_bytes_total",
+        "lookout_disk_written_bytes_total",
+        "lookout_disk_io_time_ratio",
+        "lookout_network_receive_bytes_total",
+        "lookout_network_transmit_bytes_total",
+        "lookout_network_receive_errors_total",
+        "lookout_network_transmit_errors_total",
+        "lookout_network_receive_drops_total",
+        "lookout_network_transmit_drops_total",
+        "lookout_network_receive_bytes_per_second",
+        "lookout_network_transmit_bytes_per_second",
+        "lookout_tcp_connections",
+        "lookout_tcp_port_connections",
+        "lookout_uptime_seconds",
+        "lookout_processes",
+        "lookout_collector_up",
+        "lookout_collector_duration_seconds",
+        "lookout_build_info",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+    ];
+    for name in required {
+        assert!(
+            samples.iter().any(|s| s.name == name),
+            "{name} missing from /metrics"
+        );
+    }
+    for s in samples.iter().filter(|s| s.name == "lookout_collector_up") {
+        assert_eq!(s.value, 1.0, "collector down: {s:?}\n{}", agent.log());
+    }
+    for s in samples.iter().filter(|s| s.name.ends_with("_ratio")) {
+        assert!((0.0..=1.0).contains(&s.value), "ratio out of 0..1: {s:?}");
+    }
+}

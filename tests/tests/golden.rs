@@ -1,0 +1,165 @@
+//! Golden `/metrics`: the host collectors run on the captured `/proc` fixtures (`t0`, then
+//! `t1` one second later), through the store and the exposition, must render exactly
+//! `tests/fixtures/golden/metrics.prom`, and promtool must accept that file.
+//!
+//! After an intended change of output, rewrite the file with
+//! `LOOKOUT_BLESS=1 cargo test -p lookout-tests --test golden` and review the diff.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lookout::collect::filesystem::{FilesystemCollector, FixtureStatFs};
+use lookout::collect::{Collector, ProcFs, cpu, disk, load, memory, network, system, tcp};
+use lookout::config::Config;
+use lookout::store::Store;
+use lookout_tests::{TempDir, require};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn point(link: &Path, snapshot: &str) {
+    let _ = std::fs::remove_file(link);
+    std::os::unix::fs::symlink(fixtures().join("proc").join(snapshot), link).unwrap();
+}
+
+fn render_fixtures() -> String {
+    let dir = TempDir::new("golden");
+    let link = dir.path().join("proc");
+    point(&link, "t0");
+    let mut config = Config::builtin();
+    config.agent.proc_root = link.clone();
+    config.collect.tcp.ports = vec![6379, 8000];
+    let proc = ProcFs::new(&link);
+    let host = &config.collect.host;
+    let statfs = FixtureStatFs::load(fixtures().join("proc/statvfs.txt")).unwrap();
+    let mut collectors: Vec<Box<dyn Collector>> = vec![
+        Box::new(cpu::CpuCollector::new(proc.clone(), host.schedule)),
+        Box::new(load::LoadCollector::new(proc.clone(), host.schedule)),
+        Box::new(memory::MemoryCollector::new(proc.clone(), host.schedule)),
+        Box::new(FilesystemCollector::new(proc.clone(), "/".into(), host).with_statfs(statfs)),
+        Box::new(disk::DiskCollector::new(proc.clone(), host)),
+        Box::new(network::NetworkCollector::new(proc.clone(), host)),
+        Box::new(system::SystemCollector::new(proc.clone(), host.schedule)),
+        Box::new(tcp::TcpCollector::new(proc, &config.collect.tcp)),
+    ];
+    let t0 = Instant::now();
+    let mut store = Store::default();
+    for c in &mut collectors {
+        let samples = c
+            .collect(t0)
+            .unwrap_or_else(|e| panic!("{} on t0: {e}", c.name()));
+        store.apply(c.name(), samples, 1_000);
+    }
+    point(&link, "t1");
+    for c in &mut collectors {
+        let samples = c
+            .collect(t0 + Duration::from_secs(1))
+            .unwrap_or_else(|e| panic!("{} on t1: {e}", c.name()));
+        store.apply(c.name(), samples, 2_000);
+    }
+    lookout::api::exposition::render(&store, "fixture-host")
+}
+
+#[test]
+fn fixtures_render_the_golden_exposition() {
+    let golden = fixtures().join("golden/metrics.prom");
+    let text = render_fixtures();
+    if std::env::var_os("LOOKOUT_BLESS").is_some() {
+        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        std::fs::write(&golden, &text).unwrap();
+    }
+    let expected = std::fs::read_to_string(&golden)
+        .unwrap_or_else(|e| panic!("{}: {e} (create it with LOOKOUT_BLESS=1)", golden.display()));
+    if text != expected {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(text.lines())
+            .filter(|(a, b)| a != b)
+            .take(10)
+            .map(|(a, b)| format!("- {a}\n+ {b}"))
+            .collect();
+        panic!(
+            "rendered exposition differs from {} ({} vs {} lines); first differences:\n{}\n\
+             rerun with LOOKOUT_BLESS=1 if the change is intended",
+            golden.display(),
+            expected.lines().count(),
+            text.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+#[test]
+fn the_golden_exposition_passes_promtool() {
+    let promtool = require("promtool", "prometheus");
+    let text = std::fs::read(fixtures().join("golden/metrics.prom")).unwrap();
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&text).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && report.trim().is_empty(), "{report}");
+}
+
+#[test]
+fn the_golden_exposition_has_every_host_metric_with_values_from_the_fixtures() {
+    let samples = lookout_tests::parse_exposition(&render_fixtures());
+    // Independent of the code: MemTotal from the fixture text, in kB.
+    let meminfo = std::fs::read_to_string(fixtures().join("proc/t1/meminfo")).unwrap();
+    let kb: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let total = lookout_tests::find(&samples, "lookout_memory_total_bytes", &[])
+        .unwrap()
+        .value;
+    assert_eq!(total, kb * 1024.0);
+    for name in [
+        "lookout_cpu_usage_ratio",
+        "lookout_disk_io_time_ratio",
+        "lookout_network_receive_bytes_per_second",
+        "lookout_filesystem_usage_ratio",
+        "lookout_tcp_port_connections",
+    ] {
+        assert!(samples.iter().any(|s| s.name == name), "{name} missing");
+    }
+    // Independently of the parser: lines of t1's tcp tables whose local port is 8000 (0x1F40)
+    // and whose state is 01 (established).
+    let mut expected = 0;
+    for table in ["t1/net/tcp", "t1/net/tcp6"] {
+        let text = std::fs::read_to_string(fixtures().join("proc").join(table)).unwrap();
+        expected += text
+            .lines()
+            .skip(1)
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f[1].ends_with(":1F40") && f[3] == "01"
+            })
+            .count();
+    }
+    assert!(
+        expected > 0,
+        "the fixture has established connections on 8000"
+    );
+    let est = lookout_tests::find(
+        &samples,
+        "lookout_tcp_port_connections",
+        &[("port", "8000"), ("state", "established")],
+    );
+    assert_eq!(est.map(|s| s.value), Some(expected as f64));
+}
