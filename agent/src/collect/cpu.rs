@@ -16,7 +16,7 @@
 //! Parsing uses `procfs_core::KernelStats`, which needs to know USER_HZ; [`TicksOnly`] supplies
 //! it (the value only feeds procfs-core's own ms helpers, which we do not use).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use procfs_core::{FromBufReadSI, KernelStats, ProcError, ProcResult, SystemInfoInterface};
 
@@ -182,12 +182,8 @@ impl Collector for CpuCollector {
         "cpu"
     }
 
-    fn interval(&self) -> Duration {
-        self.schedule.interval
-    }
-
-    fn timeout(&self) -> Duration {
-        self.schedule.timeout
+    fn schedule(&self) -> Schedule {
+        self.schedule
     }
 
     fn collect(&mut self, _now: Instant) -> Result<Vec<Sample>, CollectError> {
@@ -201,6 +197,7 @@ impl Collector for CpuCollector {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+    use std::time::Duration;
 
     fn fixture(name: &str) -> ProcFs {
         ProcFs::new(

@@ -12,7 +12,7 @@
 //! with `procfs_core::DiskStat::from_line`, so an error can name its line.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use procfs_core::DiskStat;
 use regex::Regex;
@@ -119,12 +119,8 @@ impl Collector for DiskCollector {
         "disk"
     }
 
-    fn interval(&self) -> Duration {
-        self.schedule.interval
-    }
-
-    fn timeout(&self) -> Duration {
-        self.schedule.timeout
+    fn schedule(&self) -> Schedule {
+        self.schedule
     }
 
     fn collect(&mut self, now: Instant) -> Result<Vec<Sample>, CollectError> {
@@ -137,6 +133,7 @@ impl Collector for DiskCollector {
 mod tests {
     use super::*;
     use std::path::{Path, PathBuf};
+    use std::time::Duration;
 
     fn fixture(name: &str) -> ProcFs {
         ProcFs::new(

@@ -6,7 +6,7 @@
 //! The parser is our own rather than `procfs_core::LoadAverage`, which stores the values as
 //! `f32`: widened to `f64`, a load of `0.63` would be exported as `0.6299999952316284`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{LOAD1, LOAD5, LOAD15};
@@ -61,12 +61,8 @@ impl Collector for LoadCollector {
         "load"
     }
 
-    fn interval(&self) -> Duration {
-        self.schedule.interval
-    }
-
-    fn timeout(&self) -> Duration {
-        self.schedule.timeout
+    fn schedule(&self) -> Schedule {
+        self.schedule
     }
 
     fn collect(&mut self, _now: Instant) -> Result<Vec<Sample>, CollectError> {
@@ -84,6 +80,7 @@ impl Collector for LoadCollector {
 mod tests {
     use super::*;
     use std::path::{Path, PathBuf};
+    use std::time::Duration;
 
     fn fixture(name: &str) -> ProcFs {
         ProcFs::new(

@@ -13,7 +13,7 @@
 //! fields this collector does not need. Ours reads only the keys it needs, so a new or odd
 //! line elsewhere in the file cannot fail the collector.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{
@@ -138,12 +138,8 @@ impl Collector for MemoryCollector {
         "memory"
     }
 
-    fn interval(&self) -> Duration {
-        self.schedule.interval
-    }
-
-    fn timeout(&self) -> Duration {
-        self.schedule.timeout
+    fn schedule(&self) -> Schedule {
+        self.schedule
     }
 
     fn collect(&mut self, _now: Instant) -> Result<Vec<Sample>, CollectError> {
@@ -162,6 +158,7 @@ impl Collector for MemoryCollector {
 mod tests {
     use super::*;
     use std::path::{Path, PathBuf};
+    use std::time::Duration;
 
     fn fixture(name: &str) -> ProcFs {
         ProcFs::new(

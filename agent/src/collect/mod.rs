@@ -21,10 +21,10 @@ pub mod scheduler;
 pub mod system;
 pub mod tcp;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::catalogue::Metric;
-use crate::config::Config;
+use crate::config::{Config, Schedule};
 
 pub use self::procfs::ProcFs;
 
@@ -104,10 +104,9 @@ pub enum CollectError {
 pub trait Collector: Send + 'static {
     /// Stable name, used as the `collector` label and in logs (`cpu`, `filesystem`, ...).
     fn name(&self) -> &str;
-    /// How often the scheduler runs it.
-    fn interval(&self) -> Duration;
-    /// How long one run may take before it is abandoned and counted as failed.
-    fn timeout(&self) -> Duration;
+    /// How often it runs, and how long one run may take before it is abandoned and
+    /// counted as failed.
+    fn schedule(&self) -> Schedule;
     /// Takes one sample set. Counters and gauges are returned on every run; rates and
     /// ratios over the interval from the second run on.
     fn collect(&mut self, now: Instant) -> Result<Vec<Sample>, CollectError>;

@@ -3,7 +3,7 @@
 //! Reads `/proc/self` of the proc filesystem the agent itself runs under (not the
 //! configurable host proc root: in a container that would resolve to another process).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use procfs_core::FromRead;
 use procfs_core::process::Stat;
@@ -54,12 +54,8 @@ impl Collector for ProcessCollector {
         "process"
     }
 
-    fn interval(&self) -> Duration {
-        self.schedule.interval
-    }
-
-    fn timeout(&self) -> Duration {
-        self.schedule.timeout
+    fn schedule(&self) -> Schedule {
+        self.schedule
     }
 
     fn collect(&mut self, _now: Instant) -> Result<Vec<Sample>, CollectError> {
@@ -77,6 +73,7 @@ impl Collector for ProcessCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn collector() -> ProcessCollector {
         ProcessCollector::new(Schedule {

@@ -20,6 +20,7 @@ use tokio::time::MissedTickBehavior;
 use super::{CollectError, Collector, Sample};
 use crate::agent::State;
 use crate::catalogue::{COLLECTOR_DURATION_SECONDS, COLLECTOR_UP};
+use crate::config::Schedule;
 use crate::store::Millis;
 
 /// The wall clock as store time.
@@ -109,8 +110,8 @@ pub async fn run_collector(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name = collector.name().to_string();
-    let timeout = collector.timeout();
-    let mut ticker = tokio::time::interval(collector.interval());
+    let Schedule { interval, timeout } = collector.schedule();
+    let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     state.update_status(&name, |_| {});
     let mut idle = Some(collector);

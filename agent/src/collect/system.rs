@@ -6,7 +6,7 @@
 //! in `task/` and are not counted). A process that exits while the directory is listed is
 //! simply not counted.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use procfs_core::{FromRead, Uptime};
 
@@ -70,12 +70,8 @@ impl Collector for SystemCollector {
         "system"
     }
 
-    fn interval(&self) -> Duration {
-        self.schedule.interval
-    }
-
-    fn timeout(&self) -> Duration {
-        self.schedule.timeout
+    fn schedule(&self) -> Schedule {
+        self.schedule
     }
 
     fn collect(&mut self, _now: Instant) -> Result<Vec<Sample>, CollectError> {
@@ -93,6 +89,7 @@ impl Collector for SystemCollector {
 mod tests {
     use super::*;
     use std::path::{Path, PathBuf};
+    use std::time::Duration;
 
     fn fixture(name: &str) -> ProcFs {
         ProcFs::new(

@@ -19,7 +19,7 @@
 //! `new_syn_recv` state never appears here, it is emitted as 0); `time_wait` and orphaned
 //! `fin_wait2` sockets are listed from the kernel's timewait sockets with inode 0.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{TCP_CONNECTIONS, TCP_PORT_CONNECTIONS};
@@ -221,12 +221,8 @@ impl Collector for TcpCollector {
         "tcp"
     }
 
-    fn interval(&self) -> Duration {
-        self.schedule.interval
-    }
-
-    fn timeout(&self) -> Duration {
-        self.schedule.timeout
+    fn schedule(&self) -> Schedule {
+        self.schedule
     }
 
     fn collect(&mut self, _now: Instant) -> Result<Vec<Sample>, CollectError> {
@@ -282,8 +278,8 @@ mod tests {
         TcpConfig {
             enabled: true,
             schedule: Schedule {
-                interval: Duration::from_secs(10),
-                timeout: Duration::from_secs(10),
+                interval: std::time::Duration::from_secs(10),
+                timeout: std::time::Duration::from_secs(10),
             },
             ports: ports.to_vec(),
         }
