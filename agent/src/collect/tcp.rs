@@ -1,8 +1,18 @@
 //! TCP sockets by state: `lookout_tcp_connections{state}` host-wide and
 //! `lookout_tcp_port_connections{port,state}` for each configured local port.
 //!
-//! Reads `<proc>/net/tcp` and `<proc>/net/tcp6`; a missing `tcp6` (IPv6 disabled) is not an
-//! error. Each socket appears in exactly one of the two files (IPv4-mapped connections on a
+//! Two sources, same counts:
+//! - on the live host (proc root exactly `/proc`), two netlink `NETLINK_SOCK_DIAG` dumps
+//!   (`SOCK_DIAG_BY_FAMILY`, IPv4 then IPv6, every state), as `ss -tan` does. Generating
+//!   `/proc/net/tcp{,6}` walks the whole connection hash table: measured ~3.5 ms per file on a
+//!   24 GiB host, against ~0.35 ms per netlink dump, and at a 1 s interval the files alone cost
+//!   over 1% of a core. The replies are parsed by the pure [`parse_diag_dump`]. If netlink
+//!   fails (socket refused by seccomp, `inet_diag` unavailable, ...), the collector warns once
+//!   and reads the files from then on;
+//! - anywhere else (fixtures, replay), and as that fallback, `<proc>/net/tcp` and
+//!   `<proc>/net/tcp6`; a missing `tcp6` (IPv6 disabled) is not an error.
+//!
+//! Both feed the same counting code (local port and state code per socket). Each socket appears in exactly one of the two files (IPv4-mapped connections on a
 //! dual-stack socket are listed in `tcp6`), so the counts simply add up.
 //!
 //! A busy host lists tens of thousands of sockets, so [`count_sockets`] is a pure parser that
@@ -16,7 +26,7 @@
 //! host-wide and per port, so dashboards see stable series.
 //!
 //! Kernel quirks: connection requests in the SYN queue are listed as `syn_recv` (the kernel's
-//! `new_syn_recv` state never appears here, it is emitted as 0); `time_wait` and orphaned
+//! `new_syn_recv` state never appears here, nor in sock_diag replies; it is emitted as 0); `time_wait` and orphaned
 //! `fin_wait2` sockets are listed from the kernel's timewait sockets with inode 0.
 
 use std::time::Instant;
@@ -129,21 +139,27 @@ pub fn count_sockets(data: &[u8], counts: &mut TcpCounts) -> Result<(), String> 
                 String::from_utf8_lossy(state)
             )
         })?;
-        let Some(slot) = STATES.iter().position(|(c, _)| u32::from(*c) == code) else {
-            counts.unknown_state += 1;
-            continue;
-        };
-        if let Some(n) = counts.total.0.get_mut(slot) {
-            *n += 1;
-        }
-        // Few ports are configured; a linear scan beats hashing here.
-        if let Some((_, per_port)) = counts.ports.iter_mut().find(|(p, _)| *p == port)
-            && let Some(n) = per_port.0.get_mut(slot)
-        {
-            *n += 1;
-        }
+        count_socket(counts, port, code);
     }
     Ok(())
+}
+
+/// Counts one socket with local port `port` in state `code`: the one place, shared by the
+/// `/proc` and netlink sources, that decides what counts where.
+fn count_socket(counts: &mut TcpCounts, port: u16, code: u32) {
+    let Some(slot) = STATES.iter().position(|(c, _)| u32::from(*c) == code) else {
+        counts.unknown_state += 1;
+        return;
+    };
+    if let Some(n) = counts.total.0.get_mut(slot) {
+        *n += 1;
+    }
+    // Few ports are configured; a linear scan beats hashing here.
+    if let Some((_, per_port)) = counts.ports.iter_mut().find(|(p, _)| *p == port)
+        && let Some(n) = per_port.0.get_mut(slot)
+    {
+        *n += 1;
+    }
 }
 
 /// The port of a local address `hexIP:hexPORT`, where the IP is 8 (IPv4) or 32 (IPv6) hex digits.
@@ -171,25 +187,223 @@ fn parse_hex(digits: &[u8]) -> Option<u32> {
         .try_fold(0u32, |acc, &d| Some(acc << 4 | char::from(d).to_digit(16)?))
 }
 
+// Netlink and sock_diag constants (`include/uapi/linux/{netlink,sock_diag,inet_diag}.h`).
+const NLMSG_HDRLEN: usize = 16;
+const NLMSG_NOOP: u16 = 1;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_DUMP: u16 = 0x300;
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+const IPPROTO_TCP: u8 = 6;
+/// `nlmsghdr` + `inet_diag_req_v2` (family, protocol, ext, pad, states, 48-byte sockid).
+const REQUEST_LEN: usize = NLMSG_HDRLEN + 56;
+/// Size of the reusable receive buffer: the kernel sizes dump messages to at most 32 KiB.
+pub const NETLINK_BUFFER_LEN: usize = 32 * 1024;
+
+/// Where a sock_diag dump stands after [`parse_diag_dump`] has read one received buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpProgress {
+    /// No `NLMSG_DONE` yet: receive the next buffer.
+    More,
+    /// `NLMSG_DONE` was seen: the dump is complete.
+    Done,
+}
+
+/// The `SOCK_DIAG_BY_FAMILY` dump request for every TCP socket of `family`.
+fn diag_request(family: u8, seq: u32) -> Vec<u8> {
+    let mut req = Vec::with_capacity(REQUEST_LEN);
+    // nlmsghdr: len, type, flags, seq, pid (0: to the kernel)
+    req.extend_from_slice(&(REQUEST_LEN as u32).to_ne_bytes());
+    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    req.extend_from_slice(&seq.to_ne_bytes());
+    req.extend_from_slice(&0u32.to_ne_bytes());
+    // inet_diag_req_v2: family, protocol, idiag_ext, pad, idiag_states (all)
+    req.extend_from_slice(&[family, IPPROTO_TCP, 0, 0]);
+    req.extend_from_slice(&u32::MAX.to_ne_bytes());
+    // inet_diag_sockid: all zero (no filter)
+    req.resize(REQUEST_LEN, 0);
+    req
+}
+
+fn ne_u32(buf: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(buf.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn ne_u16(buf: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(buf.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn ne_i32(buf: &[u8], at: usize) -> Option<i32> {
+    Some(i32::from_ne_bytes(buf.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Counts the sockets of one received sock_diag dump buffer into `counts`.
+///
+/// `buf` holds whole netlink messages (`nlmsghdr`, payload, padding to 4 bytes). Each
+/// `inet_diag_msg` counts like a `/proc/net/tcp` line: its local port (`idiag_sport`,
+/// big-endian) and state (`idiag_state`, the same codes as `st`). `NLMSG_DONE` ends the dump;
+/// `NLMSG_ERROR` with a non-zero errno, a malformed message or an unknown type is an error.
+pub fn parse_diag_dump(buf: &[u8], counts: &mut TcpCounts) -> Result<DumpProgress, String> {
+    let mut at = 0;
+    while at < buf.len() {
+        let rest = buf.get(at..).unwrap_or_default();
+        let (true, Some(len), Some(kind)) =
+            (rest.len() >= NLMSG_HDRLEN, ne_u32(rest, 0), ne_u16(rest, 4))
+        else {
+            return Err(format!(
+                "offset {at}: {} bytes left, less than a message header",
+                rest.len()
+            ));
+        };
+        let len = len as usize;
+        if len < NLMSG_HDRLEN || len > rest.len() {
+            return Err(format!(
+                "offset {at}: message length {len} outside {NLMSG_HDRLEN}..={}",
+                rest.len()
+            ));
+        }
+        let payload = rest.get(NLMSG_HDRLEN..len).unwrap_or_default();
+        match kind {
+            NLMSG_DONE => {
+                // Recent kernels put the dump's return value here; negative is an errno.
+                return match ne_i32(payload, 0) {
+                    Some(errno) if errno < 0 => Err(format!(
+                        "dump failed: {}",
+                        std::io::Error::from_raw_os_error(errno.saturating_neg())
+                    )),
+                    _ => Ok(DumpProgress::Done),
+                };
+            }
+            NLMSG_ERROR => match ne_i32(payload, 0) {
+                // errno 0 is an acknowledgement
+                Some(0) => {}
+                Some(errno) => {
+                    return Err(format!(
+                        "kernel error: {}",
+                        std::io::Error::from_raw_os_error(errno.saturating_neg())
+                    ));
+                }
+                None => return Err(format!("offset {at}: truncated NLMSG_ERROR")),
+            },
+            SOCK_DIAG_BY_FAMILY => {
+                // inet_diag_msg: family, state, timer, retrans, then inet_diag_sockid
+                // starting with idiag_sport (big-endian)
+                let (Some(&state), Some(sport)) = (payload.get(1), payload.get(4..6)) else {
+                    return Err(format!(
+                        "offset {at}: inet_diag_msg of {} bytes, too short",
+                        payload.len()
+                    ));
+                };
+                let port = u16::from_be_bytes(sport.try_into().unwrap_or_default());
+                count_socket(counts, port, u32::from(state));
+            }
+            NLMSG_NOOP => {}
+            other => return Err(format!("offset {at}: unexpected message type {other}")),
+        }
+        // NLMSG_ALIGN; the last message of a buffer may lack its padding
+        at += len.next_multiple_of(4);
+    }
+    Ok(DumpProgress::More)
+}
+
+/// Counts every TCP socket (IPv4 then IPv6) with two netlink sock_diag dumps, receiving into
+/// `buf` (at least [`NETLINK_BUFFER_LEN`] bytes). `ports` as in [`TcpCounts::new`].
+pub fn netlink_counts(buf: &mut [u8], ports: &[u16]) -> Result<TcpCounts, String> {
+    use rustix::net::netlink::{SOCK_DIAG, SocketAddrNetlink};
+    use rustix::net::sockopt::{Timeout, set_socket_timeout};
+    use rustix::net::{
+        AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType, recv, sendto, socket_with,
+    };
+
+    let fd = socket_with(
+        AddressFamily::NETLINK,
+        SocketType::RAW,
+        SocketFlags::CLOEXEC,
+        Some(SOCK_DIAG),
+    )
+    .map_err(|e| format!("creating a NETLINK_SOCK_DIAG socket: {e}"))?;
+    // The scheduler abandons a hung run anyway; this bounds the blocked thread too.
+    set_socket_timeout(&fd, Timeout::Recv, Some(std::time::Duration::from_secs(2)))
+        .map_err(|e| format!("setting SO_RCVTIMEO: {e}"))?;
+    let mut counts = TcpCounts::new(ports);
+    for (seq, family) in [(1, AF_INET), (2, AF_INET6)] {
+        let request = diag_request(family, seq);
+        sendto(
+            &fd,
+            &request,
+            SendFlags::empty(),
+            &SocketAddrNetlink::new(0, 0),
+        )
+        .map_err(|e| format!("sending the family {family} dump request: {e}"))?;
+        loop {
+            // TRUNC: the real datagram length, to detect a buffer too small
+            let (copied, size) = recv(&fd, &mut *buf, RecvFlags::TRUNC)
+                .map_err(|e| format!("receiving the family {family} dump: {e}"))?;
+            if size > copied {
+                return Err(format!(
+                    "a {size}-byte dump message does not fit the {copied}-byte buffer"
+                ));
+            }
+            let received = buf.get(..copied).unwrap_or_default();
+            match parse_diag_dump(received, &mut counts)
+                .map_err(|e| format!("family {family} dump: {e}"))?
+            {
+                DumpProgress::Done => break,
+                DumpProgress::More => {}
+            }
+        }
+    }
+    Ok(counts)
+}
+
 /// Counts TCP sockets by state, host-wide and per configured local port.
 #[derive(Debug)]
 pub struct TcpCollector {
     proc: ProcFs,
     schedule: Schedule,
     ports: Vec<u16>,
+    /// Receive buffer for the netlink source; `None` reads the `/proc` files instead (the
+    /// proc root is not the live `/proc`, or netlink failed once).
+    netlink: Option<Vec<u8>>,
 }
 
 impl TcpCollector {
-    /// A collector reading `net/tcp{,6}` under `proc`, counting `tcp.ports` separately.
+    /// A collector counting `tcp.ports` separately: over netlink when `proc` is the live
+    /// `/proc`, else (fixtures, replay) from `net/tcp{,6}` under `proc`.
     pub fn new(proc: ProcFs, tcp: &TcpConfig) -> Self {
+        let netlink =
+            (proc.root() == std::path::Path::new("/proc")).then(|| vec![0; NETLINK_BUFFER_LEN]);
         TcpCollector {
             proc,
             schedule: tcp.schedule,
             ports: tcp.ports.clone(),
+            netlink,
         }
     }
 
-    /// Reads and counts both files.
+    /// Counts from netlink when in use, falling back to the files for good (with one warning)
+    /// when netlink fails.
+    fn live_counts(&mut self) -> Result<TcpCounts, CollectError> {
+        if let Some(buf) = self.netlink.as_mut() {
+            match netlink_counts(buf, &self.ports) {
+                Ok(counts) => return Ok(counts),
+                Err(error) => {
+                    tracing::warn!(
+                        %error,
+                        "netlink sock_diag failed, reading /proc/net/tcp{{,6}} from now on"
+                    );
+                    self.netlink = None;
+                }
+            }
+        }
+        self.counts()
+    }
+
+    /// Reads and counts both `/proc` files (whatever the netlink source).
     pub fn counts(&self) -> Result<TcpCounts, CollectError> {
         let mut counts = TcpCounts::new(&self.ports);
         for rel in ["net/tcp", "net/tcp6"] {
@@ -206,12 +420,6 @@ impl TcpCollector {
             count_sockets(&data, &mut counts)
                 .map_err(|message| self.proc.parse_error(rel, message))?;
         }
-        if counts.unknown_state > 0 {
-            tracing::debug!(
-                sockets = counts.unknown_state,
-                "TCP sockets in an unknown state not counted"
-            );
-        }
         Ok(counts)
     }
 }
@@ -226,7 +434,13 @@ impl Collector for TcpCollector {
     }
 
     fn collect(&mut self, _now: Instant) -> Result<Vec<Sample>, CollectError> {
-        let counts = self.counts()?;
+        let counts = self.live_counts()?;
+        if counts.unknown_state > 0 {
+            tracing::debug!(
+                sockets = counts.unknown_state,
+                "TCP sockets in an unknown state not counted"
+            );
+        }
         let mut samples = Vec::with_capacity(STATES.len() * (1 + counts.ports.len()));
         for ((_, state), n) in STATES.iter().zip(counts.total.0) {
             samples.push(Sample::with_labels(
@@ -532,6 +746,135 @@ mod tests {
             }
             other => panic!("expected a parse error, got {other:?}"),
         }
+    }
+
+    /// One netlink message: header (`len`, `kind`, no flags, seq 1, pid 0) and `payload`,
+    /// padded to 4 bytes.
+    fn nlmsg(kind: u16, payload: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&(16 + payload.len() as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&0u16.to_ne_bytes());
+        m.extend_from_slice(&1u32.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(payload);
+        m.resize(m.len().next_multiple_of(4), 0);
+        m
+    }
+
+    /// A 72-byte `inet_diag_msg` (without attributes) for a socket on local `port`.
+    fn diag_msg(family: u8, state: u8, port: u16) -> Vec<u8> {
+        let mut m = vec![family, state, 0, 0];
+        m.extend_from_slice(&port.to_be_bytes());
+        m.extend_from_slice(&443u16.to_be_bytes());
+        m.resize(72, 0);
+        m
+    }
+
+    #[test]
+    fn diag_request_layout() {
+        let req = diag_request(AF_INET6, 7);
+        assert_eq!(req.len(), 72);
+        assert_eq!(&req[0..4], &72u32.to_ne_bytes());
+        assert_eq!(&req[4..6], &20u16.to_ne_bytes());
+        assert_eq!(&req[6..8], &0x301u16.to_ne_bytes());
+        assert_eq!(&req[8..12], &7u32.to_ne_bytes());
+        assert_eq!(&req[16..20], &[10, 6, 0, 0]);
+        assert_eq!(&req[20..24], &[0xFF; 4]);
+        assert!(req[24..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn parse_diag_dump_buffers() {
+        // two sockets (an established one on 8000, a listener on 6379), then DONE
+        let mut buf = nlmsg(20, &diag_msg(AF_INET, 0x01, 8000));
+        buf.extend(nlmsg(20, &diag_msg(AF_INET6, 0x0A, 6379)));
+        let mut c = TcpCounts::new(&[8000, 6379]);
+        assert_eq!(parse_diag_dump(&buf, &mut c), Ok(DumpProgress::More));
+        buf.extend(nlmsg(3, &0i32.to_ne_bytes()));
+        let mut c = TcpCounts::new(&[8000, 6379]);
+        assert_eq!(parse_diag_dump(&buf, &mut c), Ok(DumpProgress::Done));
+        assert_eq!(c.total, counts(&[("established", 1), ("listen", 1)]));
+        assert_eq!(c.port(8000), Some(&counts(&[("established", 1)])));
+        assert_eq!(c.port(6379), Some(&counts(&[("listen", 1)])));
+        // anything after DONE is not read; an unknown state is set aside
+        let mut buf = nlmsg(20, &diag_msg(AF_INET, 0x0D, 8000));
+        buf.extend(nlmsg(3, &[]));
+        buf.extend([0xFF; 5]);
+        let mut c = TcpCounts::new(&[8000]);
+        assert_eq!(parse_diag_dump(&buf, &mut c), Ok(DumpProgress::Done));
+        assert_eq!((c.unknown_state, c.total), (1, StateCounts::default()));
+
+        let err = |buf: &[u8]| {
+            let mut c = TcpCounts::new(&[8000]);
+            parse_diag_dump(buf, &mut c).unwrap_err()
+        };
+        // NLMSG_ERROR with -EPERM, followed by the echoed request header
+        let mut payload = (-1i32).to_ne_bytes().to_vec();
+        payload.extend_from_slice(&diag_request(AF_INET, 1)[..16]);
+        let e = err(&nlmsg(2, &payload));
+        assert!(
+            e.contains("kernel error") && e.contains("os error 1"),
+            "{e}"
+        );
+        // DONE carrying a negative dump result
+        let e = err(&nlmsg(3, &(-4i32).to_ne_bytes()));
+        assert!(e.contains("os error 4"), "{e}");
+        // a truncated record: the header says 88 bytes, 40 are there
+        let full = nlmsg(20, &diag_msg(AF_INET, 0x01, 8000));
+        assert!(err(&full[..40]).contains("message length 88"));
+        // fewer bytes than a header
+        assert!(err(&full[..10]).contains("less than a message header"));
+        // a zero-length record (would loop forever if accepted)
+        let mut zero = full.clone();
+        zero[..4].copy_from_slice(&0u32.to_ne_bytes());
+        assert!(err(&zero).contains("message length 0"));
+        // an inet_diag_msg too short to hold the local port
+        assert!(err(&nlmsg(20, &[2, 1, 0, 0, 0x1F])).contains("too short"));
+        // an unknown message type
+        assert!(err(&nlmsg(99, &[])).contains("unexpected message type 99"));
+    }
+
+    #[test]
+    fn live_netlink_matches_proc_files() {
+        const N: usize = 5;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let clients: Vec<TcpStream> = (0..N)
+            .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+            .collect();
+        let servers: Vec<TcpStream> = (0..N).map(|_| listener.accept().unwrap().0).collect();
+
+        let mut c = TcpCollector::new(ProcFs::new(Path::new("/proc")), &config(&[port]));
+        assert!(c.netlink.is_some(), "the live /proc root uses netlink");
+        // the collector's own path: netlink, no fallback
+        let samples = c.collect(Instant::now()).unwrap();
+        assert!(
+            c.netlink.is_some(),
+            "netlink failed and the collector fell back"
+        );
+        let value = |state: &str| {
+            samples
+                .iter()
+                .find(|s| {
+                    std::ptr::eq(s.metric, &TCP_PORT_CONNECTIONS)
+                        && s.labels.iter().any(|(k, v)| *k == "state" && v == state)
+                })
+                .map(|s| s.value)
+        };
+        assert_eq!(value("established"), Some(N as f64));
+        assert_eq!(value("listen"), Some(1.0));
+
+        // both sources explicitly, one right after the other
+        let mut buf = vec![0; NETLINK_BUFFER_LEN];
+        let netlink = netlink_counts(&mut buf, &[port]).unwrap();
+        let files = c.counts().unwrap();
+        let mine = netlink.port(port).unwrap();
+        assert_eq!(mine.get("established"), N as u64, "{mine:?}");
+        assert_eq!(mine.get("listen"), 1, "{mine:?}");
+        assert_eq!(netlink.port(port), files.port(port));
+        assert_eq!(netlink.unknown_state, 0);
+        drop((clients, servers));
     }
 
     #[test]
