@@ -100,6 +100,21 @@ impl State {
         })
     }
 
+    /// Forgets collector `name` (a reload removed it): its series become absent and it no
+    /// longer counts for readiness.
+    pub fn retire(&self, name: &str) {
+        let at = scheduler::wall_millis();
+        {
+            let mut store = self.store_mut();
+            store.mark_absent(name, at);
+            store.mark_absent(&scheduler::meta_owner(name), at);
+        }
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
     /// Updates (creating if needed) the run status of collector `name`.
     pub fn update_status(&self, name: &str, f: impl FnOnce(&mut RunStatus)) {
         let mut map = self.status.lock().unwrap_or_else(|e| e.into_inner());
@@ -193,30 +208,35 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, config::Problems> {
 
 /// Collector tasks of one configuration generation.
 struct Collectors {
+    names: Vec<String>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 fn start_collectors(config: &Config, state: &Arc<State>) -> Collectors {
     let (stop, stopped) = watch::channel(false);
-    let tasks = collect::build_all(config)
+    let collectors = collect::build_all(config);
+    let names = collectors.iter().map(|c| c.name().to_string()).collect();
+    let tasks = collectors
         .into_iter()
         .map(|c| tokio::spawn(scheduler::run_collector(c, state.clone(), stopped.clone())))
         .collect();
-    Collectors { stop, tasks }
+    Collectors { names, stop, tasks }
 }
 
 impl Collectors {
-    async fn stop(self) {
+    async fn stop(self) -> Vec<String> {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
         }
+        self.names
     }
 }
 
-/// Runs the agent until SIGTERM or Ctrl-C.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the agent on `config` until SIGTERM or Ctrl-C. `requested` is the `-c` path, if any:
+/// a reload resolves the configuration again the same way (`load_config`).
+pub async fn run(config: Config, requested: Option<PathBuf>) -> anyhow::Result<()> {
     let data_dir = resolve_data_dir(config.agent.data_dir.as_deref())?;
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let state = Arc::new(State::new(config.agent.hostname.clone(), reload_tx));
@@ -237,7 +257,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (server_stop, server_stopped) = watch::channel(false);
     let server = tokio::spawn(crate::api::serve(listener, state.clone(), server_stopped));
     let mut collectors = start_collectors(&config, &state);
-    let mut current = config;
+    let restart_only = (config.agent.listen, config.agent.data_dir.clone());
 
     let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sighup = signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -248,13 +268,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             _ = sighup.recv() => None,
             Some(reply) = reload_rx.recv() => Some(reply),
         };
-        let outcome = match reload(&current) {
+        let outcome = match reload(requested.as_deref(), &restart_only) {
             Ok(new) => {
-                collectors.stop().await;
+                let old = collectors.stop().await;
                 state.set_hostname(new.agent.hostname.clone());
                 state.set_api_token_file(new.agent.api_token_file.clone());
                 collectors = start_collectors(&new, &state);
-                current = new;
+                for name in old.iter().filter(|n| !collectors.names.contains(n)) {
+                    state.retire(name);
+                }
                 Ok(())
             }
             Err(problems) => Err(problems),
@@ -278,22 +300,24 @@ fn signal(kind: tokio::signal::unix::SignalKind) -> anyhow::Result<tokio::signal
     tokio::signal::unix::signal(kind).context("cannot install a signal handler")
 }
 
-/// Re-reads the configuration file; the running one stays if the new one is invalid.
-fn reload(current: &Config) -> Result<Config, Vec<String>> {
-    let Some(path) = current.source.as_deref() else {
-        tracing::info!("reload: running on built-in defaults, nothing to re-read");
-        return Ok(current.clone());
-    };
-    match config::load(path) {
+/// Resolves and reads the configuration again, as at start-up; the running one stays if the
+/// new one is invalid. `restart_only` holds the running `agent.listen` and `agent.data_dir`.
+fn reload(
+    requested: Option<&Path>,
+    restart_only: &(SocketAddr, Option<PathBuf>),
+) -> Result<Config, Vec<String>> {
+    match load_config(requested) {
         Ok(new) => {
-            if new.agent.listen != current.agent.listen
-                || new.agent.data_dir != current.agent.data_dir
-            {
+            if (new.agent.listen, new.agent.data_dir.clone()) != *restart_only {
                 tracing::warn!(
                     "reload: agent.listen and agent.data_dir take effect only after a restart"
                 );
             }
-            tracing::info!(config = %path.display(), "configuration reloaded");
+            let source = new.source.as_deref().map_or_else(
+                || "built-in defaults".to_string(),
+                |p| p.display().to_string(),
+            );
+            tracing::info!(config = %source, "configuration reloaded");
             Ok(new)
         }
         Err(problems) => {

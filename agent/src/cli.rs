@@ -157,7 +157,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn run(path: Option<PathBuf>) -> ExitCode {
-    let config = match config_or_exit(path, 2) {
+    let config = match config_or_exit(path.clone(), 2) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -165,7 +165,7 @@ fn run(path: Option<PathBuf>) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fatal(&format!("cannot start the runtime: {e}")),
     };
-    match rt.block_on(agent::run(config)) {
+    match rt.block_on(agent::run(config, path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "fatal");

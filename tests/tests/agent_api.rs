@@ -176,3 +176,35 @@ fn sigterm_stops_the_agent_cleanly() {
     assert!(status.success(), "{status:?}\n{}", agent.log());
     assert!(agent.log().contains("stopped"), "{}", agent.log());
 }
+
+#[test]
+fn a_reload_that_disables_a_collector_retires_its_series() {
+    let agent = Agent::start(FAST);
+    agent.wait_for(Duration::from_secs(5), |m| {
+        find(m, "lookout_tcp_connections", &[]).map(|_| ())
+    });
+    let config_path = agent.dir.path().join("lookout.yaml");
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(
+        &config_path,
+        text.replace("  tcp:\n", "  tcp:\n    enabled: false\n"),
+    )
+    .unwrap();
+    let (status, body) = http(agent.addr, "POST", "/-/reload", &[], "").unwrap();
+    assert_eq!(status, 200, "{body}");
+
+    let m = agent.metrics();
+    assert!(
+        find(&m, "lookout_tcp_connections", &[]).is_none(),
+        "tcp series outlived their collector"
+    );
+    assert!(find(&m, "lookout_collector_up", &[("collector", "tcp")]).is_none());
+    assert!(
+        find(&m, "lookout_load1", &[]).is_some(),
+        "the other collectors run on"
+    );
+    let (_, body) = agent.get("/api/v1/status");
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(doc["collectors"].get("tcp").is_none(), "{doc}");
+    assert_eq!(doc["ready"], true);
+}

@@ -31,6 +31,11 @@ pub fn wall_millis() -> Millis {
         .unwrap_or(0)
 }
 
+/// The store owner of a collector's own meta series (`lookout_collector_up`, duration).
+pub fn meta_owner(collector: &str) -> String {
+    format!("meta:{collector}")
+}
+
 /// Outcome of one collector run, as the status API shows it.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RunStatus {
@@ -79,7 +84,7 @@ fn record(state: &State, name: &str, result: Result<Vec<Sample>, String>, took: 
     ];
     let error = {
         let mut store = state.store_mut();
-        store.apply(&format!("meta:{name}"), meta, at);
+        store.apply(&meta_owner(name), meta, at);
         match result {
             Ok(samples) => {
                 store.apply(name, samples, at);
