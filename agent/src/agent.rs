@@ -169,10 +169,15 @@ pub fn resolve_data_dir(configured: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
         candidates.push(PathBuf::from(home).join(".local/state/lookout"));
     }
+    first_writable(&candidates)
+}
+
+/// The first of `candidates` that can be created and written to.
+fn first_writable(candidates: &[PathBuf]) -> anyhow::Result<PathBuf> {
     let mut errors = Vec::new();
     for dir in candidates {
-        match ensure_writable(&dir) {
-            Ok(()) => return Ok(dir),
+        match ensure_writable(dir) {
+            Ok(()) => return Ok(dir.clone()),
             Err(e) => errors.push(format!("{}: {e:#}", dir.display())),
         }
     }
@@ -327,5 +332,50 @@ fn reload(
             }
             Err(lines)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lookout-agent-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn state_goes_to_the_first_writable_candidate() {
+        let dir = scratch("candidates");
+        // A directory cannot be created under a regular file, whoever runs the test.
+        let blocker = dir.join("file");
+        std::fs::write(&blocker, b"").unwrap();
+        let unusable = blocker.join("lookout");
+        let user = dir.join("user/lookout");
+        assert_eq!(
+            first_writable(&[unusable.clone(), user.clone()]).unwrap(),
+            user
+        );
+        assert!(user.is_dir());
+        let err = first_writable(std::slice::from_ref(&unusable)).unwrap_err().to_string();
+        assert!(
+            err.contains(&unusable.display().to_string()) && err.contains("agent.data_dir"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_configured_data_dir_that_cannot_be_used_is_an_error_naming_the_key() {
+        let dir = scratch("configured");
+        let blocker = dir.join("file");
+        std::fs::write(&blocker, b"").unwrap();
+        let err = resolve_data_dir(Some(&blocker.join("state"))).unwrap_err();
+        assert!(format!("{err:#}").contains("agent.data_dir"), "{err:#}");
+        let ok = dir.join("state");
+        assert_eq!(resolve_data_dir(Some(&ok)).unwrap(), ok);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
