@@ -11,4 +11,5 @@ pub mod catalogue;
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod rules;
 pub mod store;

@@ -13,6 +13,25 @@ use std::sync::Arc;
 use crate::catalogue::Metric;
 use crate::collect::{Labels, Sample};
 
+/// A label name with a static lifetime, for names not in the catalogue (rule labels on
+/// `lookout_alert_firing`). Each distinct name is leaked once and reused afterwards, so the
+/// memory is bounded by the distinct label names ever configured (a handful).
+pub fn intern(name: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(|| Mutex::new(HashSet::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(existing) = names.get(name) {
+        return existing;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
 /// Milliseconds since the Unix epoch: the store's clock, injected by the caller.
 pub type Millis = i64;
 

@@ -31,6 +31,12 @@ pub struct Config {
     pub agent: AgentConfig,
     /// `collect:` — what is sampled, and how often.
     pub collect: CollectConfig,
+    /// `rules:` — where the rules come from and how often they run.
+    pub rules: RulesConfig,
+    /// `scalability:` — the score formula's numbers (DESIGN section 7).
+    pub scalability: ScalabilityConfig,
+    /// `notify:` — delivery settings.
+    pub notify: NotifyConfig,
     /// The file this configuration was read from; `None` for built-in defaults.
     pub source: Option<PathBuf>,
 }
@@ -96,6 +102,76 @@ pub struct TcpConfig {
     pub schedule: Schedule,
     /// Local ports whose server-side connections are counted per state.
     pub ports: Vec<u16>,
+}
+
+/// `rules:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesConfig {
+    /// Glob patterns of rule files as written: absolute, or relative to the directory of
+    /// [`Config::source`]. Empty: the built-in default rule set.
+    pub files: Vec<String>,
+    /// Time between evaluations of a group without its own `interval`.
+    pub evaluation_interval: Duration,
+    /// How long absent data keeps an alert's state (`on_missing: keep` / `alert`);
+    /// never shorter than `evaluation_interval`.
+    pub stale_after: Duration,
+}
+
+/// `notify:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyConfig {
+    /// How often a still-firing alert is notified again.
+    pub repeat_interval: Duration,
+}
+
+/// `scalability:` section: every number of the score formula.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScalabilityConfig {
+    /// Concurrent sessions.
+    pub sessions: LoadTerm,
+    /// Backlog of background jobs.
+    pub background_tasks: LoadTerm,
+    /// Points off by the worst firing severity.
+    pub health: HealthTerm,
+    /// Lowest score of each grade.
+    pub grades: Grades,
+}
+
+/// A load term: `min(max_penalty, points_per_unit * max(0, value - free))`, where `value`
+/// is what `expr` yields over the store. Every number is finite and `>= 0`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadTerm {
+    /// The parsed expression.
+    pub expr: crate::rules::expr::Expr,
+    /// The expression as written, for explanations.
+    pub expr_text: String,
+    /// Units before any penalty.
+    pub free: f64,
+    /// Points off per unit above `free`.
+    pub points_per_unit: f64,
+    /// Most points this term takes off.
+    pub max_penalty: f64,
+}
+
+/// Points off while the worst firing alert has a severity; `warning <= critical`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HealthTerm {
+    /// Worst firing alert is a warning.
+    pub warning: f64,
+    /// A critical alert fires.
+    pub critical: f64,
+}
+
+/// Lowest score of each grade, within 0..=100 and `excellent > good > moderate`;
+/// below `moderate` is poor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grades {
+    /// Lowest excellent score.
+    pub excellent: f64,
+    /// Lowest good score.
+    pub good: f64,
+    /// Lowest moderate score.
+    pub moderate: f64,
 }
 
 impl Config {

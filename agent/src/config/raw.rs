@@ -3,7 +3,7 @@
 //! Every struct denies unknown keys, so a typo is an error instead of a silently ignored
 //! setting. Every field is optional: absence (or `null`) means "use the default", and each
 //! field's doc says what that default is. Values that need a semantic check (durations,
-//! addresses, paths, patterns, ports) are kept as [`Spanned`] so that
+//! addresses, paths, patterns, ports, numbers) are kept as [`Spanned`] so that
 //! [`validate`](super::validate) can report their line and column. Nothing here knows the
 //! defaults themselves; they live in `validate`.
 
@@ -22,6 +22,12 @@ pub struct RawConfig {
     pub agent: Option<RawAgent>,
     /// `collect:`; absent: every collector with its defaults.
     pub collect: Option<RawCollect>,
+    /// `rules:`; absent: the built-in rule set, evaluated every `10s`.
+    pub rules: Option<RawRules>,
+    /// `scalability:`; absent: the seed formula of DESIGN section 7.
+    pub scalability: Option<RawScalability>,
+    /// `notify:`; absent: every notification default.
+    pub notify: Option<RawNotify>,
 }
 
 /// `agent:` section.
@@ -90,4 +96,81 @@ pub struct RawTcp {
     /// Local ports counted per connection state; absent: none. Read as `i64` so that
     /// `0` and `70000` reach validation and are reported with their position.
     pub ports: Option<Vec<Spanned<i64>>>,
+}
+
+/// `rules:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRules {
+    /// Glob patterns of rule files, absolute or relative to the configuration file's
+    /// directory; absent (or `[]`): the built-in default rule set. Only the pattern syntax
+    /// is checked here; the rules loader reads the files.
+    pub files: Option<Vec<Text>>,
+    /// Time between rule evaluations (a group's own `interval` overrides it); absent: `10s`.
+    pub evaluation_interval: Option<Text>,
+    /// How long absent data keeps an alert's state (`on_missing: keep` / `alert`) before it
+    /// resolves; absent: `5m`, or the evaluation interval if that is longer.
+    pub stale_after: Option<Text>,
+}
+
+/// `notify:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    /// How often a still-firing alert is notified again; absent: `4h`.
+    pub repeat_interval: Option<Text>,
+}
+
+/// `scalability:` section (DESIGN section 7).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScalability {
+    /// The concurrent-sessions term; absent: its defaults (established connections on the
+    /// watched ports, 20 free, 2 points each, at most 50).
+    pub sessions: Option<RawLoadTerm>,
+    /// The background-backlog term; absent: its defaults (Redis queue lengths, 10 free,
+    /// 1 point each, at most 20).
+    pub background_tasks: Option<RawLoadTerm>,
+    /// The alert-health term; absent: 15 points off for a warning, 30 for a critical.
+    pub health: Option<RawHealth>,
+    /// Lowest score of each grade; absent: 80 / 60 / 40.
+    pub grades: Option<RawGrades>,
+}
+
+/// One load term of the score: `min(max_penalty, points_per_unit * max(0, value - free))`.
+/// Each absent key takes the default of the term it belongs to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoadTerm {
+    /// Expression over the store whose value is the load; absent: the term's default
+    /// expression.
+    pub expr: Option<Text>,
+    /// Units before any penalty; absent: the term's default (20 sessions, 10 tasks).
+    pub free: Option<Spanned<f64>>,
+    /// Points off per unit above `free`; absent: the term's default (2, 1).
+    pub points_per_unit: Option<Spanned<f64>>,
+    /// Most points the term takes off; absent: the term's default (50, 20).
+    pub max_penalty: Option<Spanned<f64>>,
+}
+
+/// `scalability.health`: points off by the worst firing alert's severity.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// Points off while the worst firing alert is a warning; absent: 15.
+    pub warning: Option<Spanned<f64>>,
+    /// Points off while any critical alert fires; absent: 30.
+    pub critical: Option<Spanned<f64>>,
+}
+
+/// `scalability.grades`: the lowest score of each grade; below `moderate` is "poor".
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrades {
+    /// Lowest "excellent" score; absent: 80.
+    pub excellent: Option<Spanned<f64>>,
+    /// Lowest "good" score; absent: 60.
+    pub good: Option<Spanned<f64>>,
+    /// Lowest "moderate" score; absent: 40.
+    pub moderate: Option<Spanned<f64>>,
 }

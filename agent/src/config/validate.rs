@@ -4,6 +4,10 @@
 //! Each problem names its key path (`collect.tcp.ports[2]`) and, when the value came from the
 //! file, its line and column. The defaults live here, once: [`builtin`] is exactly what an
 //! empty document validates to. [`parse_duration`] is the one duration syntax of the agent.
+//!
+//! The `scalability` expressions are parsed with [`crate::rules::expr::parse`]; its error is
+//! reported at the expression's position. `rules.files` patterns are only checked for glob
+//! syntax ([`check_glob`]); the rules loader expands them and reads the files.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,9 +16,16 @@ use std::time::Duration;
 use regex::Regex;
 use serde_saphyr::{Location, Spanned};
 
-use super::raw::{RawAgent, RawCollect, RawConfig, RawHost, RawTcp, Text};
+use super::raw::{
+    RawAgent, RawCollect, RawConfig, RawGrades, RawHealth, RawHost, RawLoadTerm, RawNotify,
+    RawRules, RawScalability, RawTcp, Text,
+};
 use super::yaml::Problem;
-use super::{AgentConfig, CollectConfig, Config, HostConfig, Schedule, TcpConfig};
+use super::{
+    AgentConfig, CollectConfig, Config, Grades, HealthTerm, HostConfig, LoadTerm, NotifyConfig,
+    RulesConfig, ScalabilityConfig, Schedule, TcpConfig,
+};
+use crate::rules::expr;
 
 /// `agent.hostname` value that means "ask the kernel".
 pub const HOSTNAME_AUTO: &str = "auto";
@@ -95,14 +106,73 @@ pub const DEFAULT_EXCLUDE_DISKS: &[&str] = &[
 /// Default `collect.host.exclude_interfaces`: none (`lo` is reported).
 pub const DEFAULT_EXCLUDE_INTERFACES: &[&str] = &[];
 
+/// Default `rules.evaluation_interval`.
+pub const DEFAULT_EVALUATION_INTERVAL: Duration = Duration::from_secs(10);
+/// Default `rules.stale_after`; raised to the evaluation interval when that is longer.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(5 * 60);
+/// Default `notify.repeat_interval`.
+pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 3600);
+/// Shortest accepted `notify.repeat_interval`.
+pub const MIN_REPEAT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The defaults of one scalability load term.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadTermDefaults {
+    /// Expression text.
+    pub expr: &'static str,
+    /// Units before any penalty.
+    pub free: f64,
+    /// Points off per unit above `free`.
+    pub points_per_unit: f64,
+    /// Most points the term takes off.
+    pub max_penalty: f64,
+}
+
+/// Default `scalability.sessions`: established connections on the watched ports.
+pub const DEFAULT_SESSIONS: LoadTermDefaults = LoadTermDefaults {
+    expr: r#"sum(lookout_tcp_port_connections{state="established"})"#,
+    free: 20.0,
+    points_per_unit: 2.0,
+    max_penalty: 50.0,
+};
+/// Default `scalability.background_tasks`: the length of every watched Redis queue.
+pub const DEFAULT_BACKGROUND_TASKS: LoadTermDefaults = LoadTermDefaults {
+    expr: "sum(lookout_redis_queue_length)",
+    free: 10.0,
+    points_per_unit: 1.0,
+    max_penalty: 20.0,
+};
+/// Default `scalability.health`.
+pub const DEFAULT_HEALTH: HealthTerm = HealthTerm {
+    warning: 15.0,
+    critical: 30.0,
+};
+/// Default `scalability.grades`.
+pub const DEFAULT_GRADES: Grades = Grades {
+    excellent: 80.0,
+    good: 60.0,
+    moderate: 40.0,
+};
+
 /// Path shown for a problem about the document as a whole.
 pub const ROOT_PATH: &str = "<root>";
 
 /// The built-in configuration: exactly what an empty document validates to.
+///
+/// The one way this can fail is the expression parser rejecting a built-in scalability
+/// expression, a bug that the `builtin_defaults` test catches. There is no configuration to
+/// run on then: it is logged and the process exits with status 2 (fatal start-up error)
+/// rather than panicking.
 pub fn builtin() -> Config {
-    Checker::new("<builtin>", &[])
-        .config(&RawConfig::default())
-        .0
+    match Checker::new("<builtin>", &[]).config(&RawConfig::default()) {
+        (Some(config), _) => config,
+        (None, problems) => {
+            for problem in &problems {
+                tracing::error!(%problem, "built-in configuration is invalid");
+            }
+            std::process::exit(2)
+        }
+    }
 }
 
 /// Validates a raw tree read from `file`.
@@ -115,11 +185,9 @@ pub fn validate(
     file: &str,
     neutralized: &[String],
 ) -> Result<Config, Vec<Problem>> {
-    let (config, problems) = Checker::new(file, neutralized).config(raw);
-    if problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(problems)
+    match Checker::new(file, neutralized).config(raw) {
+        (Some(config), problems) if problems.is_empty() => Ok(config),
+        (_, problems) => Err(problems),
     }
 }
 
@@ -234,6 +302,71 @@ fn regex_reason(error: &regex::Error) -> String {
     }
 }
 
+/// Checks the syntax of a glob pattern of file paths: `*` and `?` (within one path
+/// component), `**` (any number of directories; it must be a whole component, as in
+/// `rules/**/*.yaml`) and character classes `[abc]`, `[a-z]`, `[!abc]` (a `]` right after
+/// the opening `[` or `[!` is literal). There is no backslash escape: write `[*]` for a
+/// literal `*`.
+pub fn check_glob(pattern: &str) -> Result<(), String> {
+    let invalid = |why: String| Err(format!("invalid glob {pattern:?}: {why}"));
+    if pattern.is_empty() {
+        return invalid("empty pattern".into());
+    }
+    if pattern
+        .split('/')
+        .any(|component| component.contains("**") && component != "**")
+    {
+        return invalid("`**` must be a whole path component, as in rules/**/*.yaml".into());
+    }
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        i += 1;
+        if c != '[' {
+            continue;
+        }
+        // 1-based position of the `[`, for messages.
+        let open = i;
+        if chars.get(i) == Some(&'!') {
+            i += 1;
+        }
+        // A `]` right after `[` or `[!` is a literal member, not the end.
+        let members_start = i;
+        let close = chars
+            .iter()
+            .enumerate()
+            .skip(members_start + 1)
+            .find(|(_, d)| **d == ']')
+            .map(|(index, _)| index);
+        let Some(close) = close else {
+            return invalid(format!("`[` at character {open} is never closed by `]`"));
+        };
+        let members = chars.get(members_start..close).unwrap_or_default();
+        if members.contains(&'/') {
+            return invalid(format!(
+                "the class opened at character {open} contains `/`, which it can never match"
+            ));
+        }
+        // Ranges `a-z`; a `-` first or last in the class is a literal.
+        let mut j = 0;
+        while let Some(&low) = members.get(j) {
+            match (members.get(j + 1), members.get(j + 2)) {
+                (Some('-'), Some(&high)) => {
+                    if low > high {
+                        return invalid(format!(
+                            "range {low}-{high} is reversed (write {high}-{low})"
+                        ));
+                    }
+                    j += 3;
+                }
+                _ => j += 1,
+            }
+        }
+        i = close + 1;
+    }
+    Ok(())
+}
+
 /// The `host` label value for a kernel host name: the name itself, or `localhost` when the
 /// kernel has none (`(none)` is what an unset UTS name reads as).
 pub fn hostname_from_kernel(nodename: &str) -> String {
@@ -295,18 +428,383 @@ impl<'a> Checker<'a> {
         });
     }
 
-    fn config(mut self, raw: &RawConfig) -> (Config, Vec<Problem>) {
+    /// The typed configuration (`None` only when a scalability expression, given or
+    /// built-in, did not parse: then a problem says so) and every problem found.
+    fn config(mut self, raw: &RawConfig) -> (Option<Config>, Vec<Problem>) {
         let agent = self.agent(raw.agent.as_ref().unwrap_or(&RawAgent::default()));
         let no_collect = RawCollect::default();
         let collect = raw.collect.as_ref().unwrap_or(&no_collect);
         let host = self.host(collect.host.as_ref().unwrap_or(&RawHost::default()));
         let tcp = self.tcp(collect.tcp.as_ref().unwrap_or(&RawTcp::default()));
-        let config = Config {
+        let rules = self.rules(raw.rules.as_ref().unwrap_or(&RawRules::default()));
+        let scalability = self.scalability(
+            raw.scalability
+                .as_ref()
+                .unwrap_or(&RawScalability::default()),
+        );
+        let notify = self.notify(raw.notify.as_ref().unwrap_or(&RawNotify::default()));
+        let config = scalability.map(|scalability| Config {
             agent,
             collect: CollectConfig { host, tcp },
+            rules,
+            scalability,
+            notify,
             source: None,
-        };
+        });
         (config, self.problems)
+    }
+
+    /// Whether structural recovery removed `path` (or a section holding it) from the
+    /// document: its default is then not what the user wrote, so it is compared with nothing.
+    fn removed(&self, path: &str) -> bool {
+        self.neutralized.iter().any(|n| {
+            path == n
+                || path
+                    .strip_prefix(n.as_str())
+                    .is_some_and(|r| r.starts_with('.'))
+        })
+    }
+
+    fn rules(&mut self, raw: &RawRules) -> RulesConfig {
+        let files = self.globs("rules.files", raw.files.as_deref());
+        let interval_path = "rules.evaluation_interval";
+        let checked_interval = self.duration(
+            interval_path,
+            raw.evaluation_interval.as_ref(),
+            DEFAULT_EVALUATION_INTERVAL,
+            MIN_INTERVAL,
+            Some(MAX_INTERVAL),
+        );
+        let evaluation_interval = checked_interval.unwrap_or(DEFAULT_EVALUATION_INTERVAL);
+        let default_stale = DEFAULT_STALE_AFTER.max(evaluation_interval);
+        let stale_after = match &raw.stale_after {
+            None => default_stale,
+            Some(text) => match parse_duration(&text.value) {
+                Ok(d) => {
+                    let interval_removed = self.removed(interval_path);
+                    if let Some(limit) = checked_interval.filter(|i| d < *i && !interval_removed) {
+                        self.report(
+                            "rules.stale_after",
+                            Some(&text.referenced),
+                            format!(
+                                "{} is shorter than rules.evaluation_interval ({}): data would count as missing between two evaluations",
+                                text.value,
+                                format_duration(limit)
+                            ),
+                        );
+                    }
+                    d
+                }
+                Err(why) => {
+                    self.report("rules.stale_after", Some(&text.referenced), why);
+                    default_stale
+                }
+            },
+        };
+        RulesConfig {
+            files,
+            evaluation_interval,
+            stale_after,
+        }
+    }
+
+    fn notify(&mut self, raw: &RawNotify) -> NotifyConfig {
+        NotifyConfig {
+            repeat_interval: self
+                .duration(
+                    "notify.repeat_interval",
+                    raw.repeat_interval.as_ref(),
+                    DEFAULT_REPEAT_INTERVAL,
+                    MIN_REPEAT_INTERVAL,
+                    None,
+                )
+                .unwrap_or(DEFAULT_REPEAT_INTERVAL),
+        }
+    }
+
+    /// A duration within `min..=max`: `default` when absent, `None` when invalid (reported).
+    fn duration(
+        &mut self,
+        path: &str,
+        given: Option<&Text>,
+        default: Duration,
+        min: Duration,
+        max: Option<Duration>,
+    ) -> Option<Duration> {
+        let Some(text) = given else {
+            return Some(default);
+        };
+        let message = match (parse_duration(&text.value), max) {
+            (Err(why), _) => why,
+            (Ok(d), Some(max)) if d < min || d > max => format!(
+                "{} is out of range: must be between {} and {}",
+                text.value,
+                format_duration(min),
+                format_duration(max)
+            ),
+            (Ok(d), None) if d < min => format!(
+                "{} is too short: must be at least {}",
+                text.value,
+                format_duration(min)
+            ),
+            (Ok(d), _) => return Some(d),
+        };
+        self.report(path, Some(&text.referenced), message);
+        None
+    }
+
+    /// A list of file glob patterns, kept as written.
+    fn globs(&mut self, path: &str, given: Option<&[Text]>) -> Vec<String> {
+        let mut globs = Vec::new();
+        for (i, glob) in given.unwrap_or_default().iter().enumerate() {
+            let outcome = if glob.value.trim().is_empty() {
+                Err("must not be empty".to_string())
+            } else {
+                check_glob(&glob.value)
+            };
+            match outcome {
+                Ok(()) => globs.push(glob.value.clone()),
+                Err(why) => self.report(&format!("{path}[{i}]"), Some(&glob.referenced), why),
+            }
+        }
+        globs
+    }
+
+    fn scalability(&mut self, raw: &RawScalability) -> Option<ScalabilityConfig> {
+        let sessions = self.load_term(
+            "scalability.sessions",
+            raw.sessions.as_ref().unwrap_or(&RawLoadTerm::default()),
+            &DEFAULT_SESSIONS,
+        );
+        let background_tasks = self.load_term(
+            "scalability.background_tasks",
+            raw.background_tasks
+                .as_ref()
+                .unwrap_or(&RawLoadTerm::default()),
+            &DEFAULT_BACKGROUND_TASKS,
+        );
+        let health = self.health(raw.health.as_ref().unwrap_or(&RawHealth::default()));
+        let grades = self.grades(raw.grades.as_ref().unwrap_or(&RawGrades::default()));
+        Some(ScalabilityConfig {
+            sessions: sessions?,
+            background_tasks: background_tasks?,
+            health,
+            grades,
+        })
+    }
+
+    /// A load term; `None` only when neither the given nor the default expression parses.
+    fn load_term(
+        &mut self,
+        section: &str,
+        raw: &RawLoadTerm,
+        defaults: &LoadTermDefaults,
+    ) -> Option<LoadTerm> {
+        let free = self.number(&format!("{section}.free"), raw.free.as_ref(), defaults.free);
+        let points_per_unit = self.number(
+            &format!("{section}.points_per_unit"),
+            raw.points_per_unit.as_ref(),
+            defaults.points_per_unit,
+        );
+        let max_penalty = self.number(
+            &format!("{section}.max_penalty"),
+            raw.max_penalty.as_ref(),
+            defaults.max_penalty,
+        );
+        let path = format!("{section}.expr");
+        let given = match &raw.expr {
+            None => None,
+            Some(text) if text.value.trim().is_empty() => {
+                self.report(
+                    &path,
+                    Some(&text.referenced),
+                    "must not be empty (remove the key for the default)",
+                );
+                None
+            }
+            Some(text) => match expr::parse(&text.value) {
+                Ok(parsed) => Some((parsed, text.value.clone())),
+                Err(why) => {
+                    self.report(&path, Some(&text.referenced), why);
+                    None
+                }
+            },
+        };
+        let (expr, expr_text) = match given {
+            Some(pair) => pair,
+            None => match expr::parse(defaults.expr) {
+                Ok(parsed) => (parsed, defaults.expr.to_string()),
+                Err(why) => {
+                    self.report(
+                        &path,
+                        None,
+                        format!(
+                            "the built-in expression {:?} does not parse: {why}",
+                            defaults.expr
+                        ),
+                    );
+                    return None;
+                }
+            },
+        };
+        Some(LoadTerm {
+            expr,
+            expr_text,
+            free: free.value,
+            points_per_unit: points_per_unit.value,
+            max_penalty: max_penalty.value,
+        })
+    }
+
+    fn health(&mut self, raw: &RawHealth) -> HealthTerm {
+        let warning_path = "scalability.health.warning";
+        let critical_path = "scalability.health.critical";
+        let warning = self.number(warning_path, raw.warning.as_ref(), DEFAULT_HEALTH.warning);
+        let critical = self.number(
+            critical_path,
+            raw.critical.as_ref(),
+            DEFAULT_HEALTH.critical,
+        );
+        let comparable = warning.valid
+            && critical.valid
+            && !self.removed(warning_path)
+            && !self.removed(critical_path);
+        if comparable && warning.value > critical.value {
+            const WHY: &str = "a critical alert must cost at least as many points as a warning";
+            let (w, c) = (number_text(warning.value), number_text(critical.value));
+            // The problem goes to `critical` when it was written in the file.
+            if critical.at.is_some() {
+                self.report(
+                    critical_path,
+                    critical.at,
+                    format!("{c} is less than {warning_path} ({w}): {WHY}"),
+                );
+            } else {
+                self.report(
+                    warning_path,
+                    warning.at,
+                    format!("{w} is more than {critical_path} ({c}): {WHY}"),
+                );
+            }
+        }
+        HealthTerm {
+            warning: warning.value,
+            critical: critical.value,
+        }
+    }
+
+    fn grades(&mut self, raw: &RawGrades) -> Grades {
+        let paths = [
+            "scalability.grades.excellent",
+            "scalability.grades.good",
+            "scalability.grades.moderate",
+        ];
+        let [excellent_path, good_path, moderate_path] = paths;
+        let excellent = self.grade(
+            excellent_path,
+            raw.excellent.as_ref(),
+            DEFAULT_GRADES.excellent,
+        );
+        let good = self.grade(good_path, raw.good.as_ref(), DEFAULT_GRADES.good);
+        let moderate = self.grade(
+            moderate_path,
+            raw.moderate.as_ref(),
+            DEFAULT_GRADES.moderate,
+        );
+        self.decreasing((excellent_path, &excellent), (good_path, &good));
+        self.decreasing((good_path, &good), (moderate_path, &moderate));
+        Grades {
+            excellent: excellent.value,
+            good: good.value,
+            moderate: moderate.value,
+        }
+    }
+
+    /// A grade threshold: a number within 0..=100.
+    fn grade<'r>(
+        &mut self,
+        path: &str,
+        given: Option<&'r Spanned<f64>>,
+        default: f64,
+    ) -> Number<'r> {
+        let mut number = self.number(path, given, default);
+        if number.valid && number.value > 100.0 {
+            self.report(
+                path,
+                number.at,
+                format!(
+                    "{} is out of range: must be between 0 and 100",
+                    number_text(number.value)
+                ),
+            );
+            number = Number {
+                value: default,
+                valid: false,
+                ..number
+            };
+        }
+        number
+    }
+
+    /// Reports when the higher grade's threshold is not above the lower one's. The problem
+    /// goes to the lower grade when it was written in the file, else to the higher one.
+    fn decreasing(&mut self, high: (&str, &Number<'_>), low: (&str, &Number<'_>)) {
+        let ((high_path, high), (low_path, low)) = (high, low);
+        let comparable =
+            high.valid && low.valid && !self.removed(high_path) && !self.removed(low_path);
+        if !comparable || high.value > low.value {
+            return;
+        }
+        let (h, l) = (number_text(high.value), number_text(low.value));
+        const WHY: &str = "grades must go down from excellent to good to moderate";
+        if low.at.is_some() {
+            self.report(
+                low_path,
+                low.at,
+                format!("{l} must be below {high_path} ({h}): {WHY}"),
+            );
+        } else {
+            self.report(
+                high_path,
+                high.at,
+                format!("{h} must be above {low_path} ({l}): {WHY}"),
+            );
+        }
+    }
+
+    /// A number that must be finite and `>= 0`; `default` when absent or invalid.
+    fn number<'r>(
+        &mut self,
+        path: &str,
+        given: Option<&'r Spanned<f64>>,
+        default: f64,
+    ) -> Number<'r> {
+        let Some(spanned) = given else {
+            return Number {
+                value: default,
+                valid: true,
+                at: None,
+            };
+        };
+        let at = Some(&spanned.referenced);
+        let value = spanned.value;
+        let why = if !value.is_finite() {
+            format!("must be a finite number, got {value}")
+        } else if value < 0.0 {
+            format!("must be at least 0, got {}", number_text(value))
+        } else {
+            return Number {
+                value,
+                valid: true,
+                at,
+            };
+        };
+        self.report(path, at, why);
+        Number {
+            value: default,
+            valid: false,
+            at,
+        }
     }
 
     fn agent(&mut self, raw: &RawAgent) -> AgentConfig {
@@ -556,6 +1054,28 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// A checked number, with where it was written.
+#[derive(Debug, Clone, Copy)]
+struct Number<'r> {
+    /// The value, or the default when absent or invalid.
+    value: f64,
+    /// Whether the value is usable in comparisons (absent, or given and valid).
+    valid: bool,
+    /// Position of the value in the file; `None` when absent.
+    at: Option<&'r Location>,
+}
+
+/// A number as people write it: `20`, `2.5`, `0.33` (at most two decimals).
+pub fn number_text(value: f64) -> String {
+    let text = format!("{value:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -701,8 +1221,271 @@ mod tests {
         assert!(config.collect.host.exclude_interfaces.is_empty());
         assert!(config.collect.tcp.ports.is_empty());
         // Every default pattern compiles: validating the empty tree reports nothing.
-        let (_, problems) = Checker::new("t", &[]).config(&RawConfig::default());
+        let (config, problems) = Checker::new("t", &[]).config(&RawConfig::default());
         assert!(problems.is_empty(), "{problems:?}");
+        assert!(config.is_some());
+    }
+
+    #[test]
+    fn glob_syntax() {
+        let ok = [
+            // plain absolute path
+            "/etc/lookout/rules/host.yaml",
+            // relative, with a star
+            "rules/*.yaml",
+            // recursive wildcard as a whole component
+            "rules/**/*.yaml",
+            // recursive wildcard at the end
+            "rules/**",
+            // character class, range, negation
+            "rules/[a-z]*[!~].yaml",
+            // `]` first in a class is a literal
+            "rules/[]x].yaml",
+            // `-` last in a class is a literal
+            "rules/[a-].yaml",
+            // a lone `]` outside a class is a literal
+            "rules/a].yaml",
+            // literal star written as a class
+            "rules/[*].yaml",
+        ];
+        for pattern in ok {
+            assert_eq!(check_glob(pattern), Ok(()), "{pattern}");
+        }
+        let bad: &[(&str, &str)] = &[
+            // empty
+            ("", "empty pattern"),
+            // unclosed class
+            ("rules/[ab.yaml", "`[` at character 7 is never closed"),
+            // `[]` alone: the `]` is a member, so still unclosed
+            ("rules/[].yaml", "never closed"),
+            // reversed range
+            ("rules/[z-a].yaml", "range z-a is reversed"),
+            // `**` glued to a name
+            ("rules/**.yaml", "`**` must be a whole path component"),
+            // `**` glued in front
+            ("a**/x", "`**` must be a whole path component"),
+            // a class spanning a separator
+            ("rules/[a/b]", "contains `/`"),
+        ];
+        for (pattern, expected) in bad {
+            let err = check_glob(pattern).expect_err(pattern);
+            assert!(err.contains(expected), "{pattern}: {err}");
+            assert!(
+                err.starts_with(&format!("invalid glob {pattern:?}: ")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn number_texts() {
+        let cases: &[(f64, &str)] = &[
+            // integer
+            (20.0, "20"),
+            // zero
+            (0.0, "0"),
+            // negative zero
+            (-0.0, "0"),
+            // one decimal
+            (2.5, "2.5"),
+            // rounded to two decimals
+            (0.333, "0.33"),
+            // float noise hidden
+            (0.1 + 0.2, "0.3"),
+            // negative
+            (-1.0, "-1"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(number_text(*value), *expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn builtin_rules_notify_scalability() {
+        let config = builtin();
+        assert_eq!(
+            config.rules,
+            RulesConfig {
+                files: Vec::new(),
+                evaluation_interval: Duration::from_secs(10),
+                stale_after: Duration::from_secs(300),
+            }
+        );
+        assert_eq!(config.notify.repeat_interval, Duration::from_secs(4 * 3600));
+        let s = &config.scalability;
+        for (term, defaults) in [
+            (&s.sessions, DEFAULT_SESSIONS),
+            (&s.background_tasks, DEFAULT_BACKGROUND_TASKS),
+        ] {
+            assert_eq!(term.expr_text, defaults.expr);
+            assert_eq!(
+                (term.free, term.points_per_unit, term.max_penalty),
+                (
+                    defaults.free,
+                    defaults.points_per_unit,
+                    defaults.max_penalty
+                )
+            );
+        }
+        assert_eq!(s.health, DEFAULT_HEALTH);
+        assert_eq!(s.grades, DEFAULT_GRADES);
+    }
+
+    fn fixture(name: &str) -> Config {
+        let path = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/config/valid/"
+        ))
+        .join(name);
+        crate::config::load(&path).unwrap_or_else(|p| panic!("{name}: {:?}", p.0))
+    }
+
+    #[test]
+    fn full_fixture_rules_notify_scalability() {
+        let config = fixture("full.yaml");
+        assert_eq!(config.rules.files, ["../../../../rules/[a-z]*.yaml"]);
+        assert_eq!(config.rules.evaluation_interval, Duration::from_secs(30));
+        assert_eq!(config.rules.stale_after, Duration::from_secs(600));
+        assert_eq!(config.notify.repeat_interval, Duration::from_secs(5400));
+        let s = &config.scalability;
+        assert_eq!(
+            s.sessions.expr_text,
+            r#"sum(lookout_tcp_port_connections{state="established",port="443"})"#
+        );
+        assert_eq!(
+            (
+                s.sessions.free,
+                s.sessions.points_per_unit,
+                s.sessions.max_penalty
+            ),
+            (100.0, 0.5, 40.0)
+        );
+        assert_eq!(
+            s.background_tasks.expr_text,
+            "max(lookout_redis_queue_length)"
+        );
+        assert_eq!(
+            (
+                s.background_tasks.free,
+                s.background_tasks.points_per_unit,
+                s.background_tasks.max_penalty
+            ),
+            (0.0, 2.5, 25.0)
+        );
+        assert_eq!(
+            s.health,
+            HealthTerm {
+                warning: 10.0,
+                critical: 35.0
+            }
+        );
+        assert_eq!(
+            s.grades,
+            Grades {
+                excellent: 90.0,
+                good: 70.5,
+                moderate: 0.0
+            }
+        );
+    }
+
+    #[test]
+    fn partial_sections_keep_their_own_defaults() {
+        let config = fixture("scalability_partial.yaml");
+        // stale_after left out follows a longer evaluation interval
+        assert_eq!(config.rules.evaluation_interval, Duration::from_secs(600));
+        assert_eq!(config.rules.stale_after, Duration::from_secs(600));
+        assert_eq!(config.notify.repeat_interval, Duration::from_secs(60));
+        let s = &config.scalability;
+        assert_eq!(s.sessions.free, 5.0);
+        assert_eq!(s.sessions.expr_text, DEFAULT_SESSIONS.expr);
+        assert_eq!(s.sessions.max_penalty, DEFAULT_SESSIONS.max_penalty);
+        assert_eq!(s.background_tasks.expr_text, DEFAULT_BACKGROUND_TASKS.expr);
+        assert_eq!(s.background_tasks.free, DEFAULT_BACKGROUND_TASKS.free);
+        assert_eq!(
+            s.health,
+            HealthTerm {
+                warning: 15.0,
+                critical: 15.0
+            }
+        );
+        assert_eq!(s.grades.moderate, 0.0);
+    }
+
+    #[test]
+    fn scalability_cross_checks() {
+        // (yaml, expected problems, each as "path: message start")
+        let cases: &[(&str, &[&str])] = &[
+            // critical given below the default warning: blamed on critical
+            (
+                "scalability:\n  health: {critical: 10}\n",
+                &[
+                    "2:22: scalability.health.critical: 10 is less than scalability.health.warning (15)",
+                ],
+            ),
+            // both given: blamed on critical
+            (
+                "scalability:\n  health: {warning: 20, critical: 10}\n",
+                &["2:35: scalability.health.critical: 10 is less than"],
+            ),
+            // an excellent threshold below the default good: blamed on excellent
+            (
+                "scalability:\n  grades: {excellent: 50}\n",
+                &[
+                    "2:23: scalability.grades.excellent: 50 must be above scalability.grades.good (60)",
+                ],
+            ),
+            // equal grades are not strictly decreasing
+            (
+                "scalability:\n  grades: {good: 40}\n",
+                &[
+                    "2:18: scalability.grades.good: 40 must be above scalability.grades.moderate (40)",
+                ],
+            ),
+            // an invalid grade is not compared with its neighbours
+            (
+                "scalability:\n  grades: {good: -1, excellent: 10}\n",
+                &["2:18: scalability.grades.good: must be at least 0, got -1"],
+            ),
+            // a grade removed by structural recovery is not compared either
+            (
+                "scalability:\n  grades: {good: [1], moderate: 70}\n",
+                &["2:18: scalability.grades.good: expected a single value, found a list"],
+            ),
+            // an invalid evaluation interval is not compared with stale_after
+            (
+                "rules: {evaluation_interval: 0s, stale_after: 1s}\n",
+                &["1:30: rules.evaluation_interval: 0s is out of range"],
+            ),
+            // a bad stale_after duration
+            (
+                "rules: {stale_after: soon}\n",
+                &["1:22: rules.stale_after: invalid duration \"soon\""],
+            ),
+            // a bad repeat interval
+            (
+                "notify: {repeat_interval: 4 hours}\n",
+                &["1:27: notify.repeat_interval: invalid duration \"4 hours\""],
+            ),
+            // a file list that is not a list
+            (
+                "rules: {files: '*.yaml'}\n",
+                &["1:16: rules.files: expected a list, found \"*.yaml\""],
+            ),
+        ];
+        for (yaml, expected) in cases {
+            let problems = crate::config::load_str(yaml, "t.yaml").expect_err(yaml).0;
+            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            assert_eq!(lines.len(), expected.len(), "{yaml}: {lines:?}");
+            for want in *expected {
+                assert!(
+                    lines
+                        .iter()
+                        .any(|l| l.starts_with(&format!("t.yaml:{want}"))),
+                    "{yaml}: want {want:?} in {lines:?}"
+                );
+            }
+        }
     }
 
     #[test]

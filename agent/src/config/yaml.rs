@@ -108,15 +108,13 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, Problems> {
         ));
         return Err(Problems(problems));
     }
-    let parsed = parse_recovering(text, file, &mut problems);
+    let parsed: Parsed<RawConfig> = parse_recovering(text, file, &mut problems);
     if let Some(raw) = &parsed.raw {
         match validate::validate(raw, file, &parsed.neutralized) {
             Ok(config) if problems.is_empty() => return Ok(config),
             Ok(_) => {}
             Err(mut semantic) => {
-                if let Some(tree) = &parsed.tree {
-                    semantic.iter_mut().for_each(|p| original_path(p, tree));
-                }
+                parsed.fix_paths(&mut semantic);
                 problems.extend(semantic);
             }
         }
@@ -136,7 +134,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, Problems> {
     Err(Problems(problems))
 }
 
-fn problem(file: &str, at: Option<(u32, u32)>, path: &str, message: String) -> Problem {
+pub(crate) fn problem(file: &str, at: Option<(u32, u32)>, path: &str, message: String) -> Problem {
     Problem {
         file: file.into(),
         line: at.map(|(l, _)| l),
@@ -175,22 +173,35 @@ fn options() -> Options {
 }
 
 /// The outcome of parsing with recovery.
-struct Parsed {
+pub(crate) struct Parsed<T> {
     /// The raw tree of the last successful parse; `None` if none succeeded.
-    raw: Option<RawConfig>,
+    pub(crate) raw: Option<T>,
     /// Key paths blanked on the way.
-    neutralized: Vec<String>,
+    pub(crate) neutralized: Vec<String>,
     /// The original text as a tree, built at the first structural error.
     tree: Option<Tree>,
     /// Whether recovery stopped at [`MAX_RECOVERIES`].
-    gave_up: bool,
+    pub(crate) gave_up: bool,
+}
+
+impl<T> Parsed<T> {
+    /// Rewrites list indexes in semantic problems' paths to those of the original text.
+    pub(crate) fn fix_paths(&self, problems: &mut [Problem]) {
+        if let Some(tree) = &self.tree {
+            problems.iter_mut().for_each(|p| original_path(p, tree));
+        }
+    }
 }
 
 /// Parses `text`, recovering from structural errors (each one pushed to `problems`).
 ///
 /// Paths are always computed on the tree of the original text: blanking keeps every other
 /// node at its position, but a removed list item would shift the index of those after it.
-fn parse_recovering(text: &str, file: &str, problems: &mut Vec<Problem>) -> Parsed {
+pub(crate) fn parse_recovering<T: serde::de::DeserializeOwned + Default>(
+    text: &str,
+    file: &str,
+    problems: &mut Vec<Problem>,
+) -> Parsed<T> {
     let mut chars: Vec<char> = text.chars().collect();
     let mut parsed = Parsed {
         raw: None,
@@ -200,14 +211,13 @@ fn parse_recovering(text: &str, file: &str, problems: &mut Vec<Problem>) -> Pars
     };
     for _ in 0..MAX_RECOVERIES {
         let current: String = chars.iter().collect();
-        let error =
-            match serde_saphyr::from_str_with_options::<Option<RawConfig>>(&current, options()) {
-                Ok(raw) => {
-                    parsed.raw = Some(raw.unwrap_or_default());
-                    return parsed;
-                }
-                Err(error) => error,
-            };
+        let error = match serde_saphyr::from_str_with_options::<Option<T>>(&current, options()) {
+            Ok(raw) => {
+                parsed.raw = Some(raw.unwrap_or_default());
+                return parsed;
+            }
+            Err(error) => error,
+        };
         let tree = parsed.tree.get_or_insert_with(|| Tree::parse(text));
         let diagnosis = diagnose(&error, &current, tree);
         problems.push(problem(
@@ -487,7 +497,7 @@ fn expected_kind(what: &str) -> Cow<'static, str> {
         "bool" | "boolean" => "true or false",
         "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64" | "u128" | "isize"
         | "usize" => "an integer",
-        "f32" | "f64" => "a number",
+        "f32" | "f64" | "floating point" => "a number",
         other => return Cow::Owned(other.to_string()),
     })
 }
@@ -1058,7 +1068,9 @@ mod tests {
             // only a comment
             "# nothing\n",
             // explicit nulls
-            "agent:\ncollect:\n",
+            "agent:\ncollect:\nrules:\nscalability:\nnotify:\n",
+            // explicit nulls one level down
+            "rules:\n  files:\nscalability:\n  sessions:\n  grades:\nnotify:\n  repeat_interval:\n",
             // an explicit document marker
             "---\n",
         ] {
@@ -1099,6 +1111,28 @@ mod tests {
                 && tcp.timeout.is_some()
                 && tcp.ports.is_some()
         );
+        let rules = raw.rules.expect("rules");
+        assert!(
+            rules.files.is_some()
+                && rules.evaluation_interval.is_some()
+                && rules.stale_after.is_some()
+        );
+        let scalability = raw.scalability.expect("scalability");
+        for term in [scalability.sessions, scalability.background_tasks] {
+            let term = term.expect("scalability load term");
+            assert!(
+                term.expr.is_some()
+                    && term.free.is_some()
+                    && term.points_per_unit.is_some()
+                    && term.max_penalty.is_some()
+            );
+        }
+        let health = scalability.health.expect("scalability.health");
+        assert!(health.warning.is_some() && health.critical.is_some());
+        let grades = scalability.grades.expect("scalability.grades");
+        assert!(grades.excellent.is_some() && grades.good.is_some() && grades.moderate.is_some());
+        let notify = raw.notify.expect("notify");
+        assert!(notify.repeat_interval.is_some());
         // The keys whose default is null are written as `key: null`.
         for key in ["  data_dir: null\n", "  api_token_file: null\n"] {
             assert!(DEFAULT_CONFIG_YAML.contains(key), "{key}");
@@ -1131,7 +1165,11 @@ mod tests {
         // Snippets that are whole configurations (not bare default lists).
         let configs: Vec<&String> = blocks
             .iter()
-            .filter(|b| b.starts_with("agent:") || b.starts_with("collect:"))
+            .filter(|b| {
+                ["agent:", "collect:", "rules:", "scalability:", "notify:"]
+                    .iter()
+                    .any(|section| b.starts_with(section))
+            })
             .collect();
         assert!(configs.len() >= 4, "{}", configs.len());
         for block in &configs {
@@ -1292,7 +1330,9 @@ mod tests {
             (
                 "top-level typo",
                 "typo: 1\n",
-                &["t.yaml:1:1: typo: unknown key `typo`; expected one of: agent, collect"],
+                &[
+                    "t.yaml:1:1: typo: unknown key `typo`; expected one of: agent, collect, rules, scalability, notify",
+                ],
             ),
             // an interval removed by recovery is not compared with the timeout
             (

@@ -1,0 +1,31 @@
+//! Rules: turning samples into decisions (DESIGN sections 5-7).
+//!
+//! - [`model`]: rule files (YAML groups) -> validated [`model::Rule`]s, every problem reported
+//!   with file, line and key path; thresholds, severities, missing-data policies.
+//! - [`expr`]: the PromQL subset: parse, check, evaluate over the [`crate::store::Store`],
+//!   print back as PromQL.
+//! - [`state`]: the per-instance alert state machine, a pure function of (rule, state,
+//!   value, now) returning the notification decision, if any.
+//! - [`persist`]: alert states saved atomically in `data_dir`.
+//! - [`score`]: the scalability score.
+//! - [`engine`]: evaluation ticks gluing the above; [`template`] renders summaries.
+//!
+//! Evaluation never calls back into collection or delivery: it reads the store and
+//! returns notifications, which the caller hands to receivers.
+
+pub mod engine;
+pub mod export;
+pub mod expr;
+pub mod load;
+pub mod metrics;
+pub mod model;
+pub mod persist;
+pub mod score;
+pub mod state;
+pub mod template;
+pub mod testing;
+
+use std::collections::BTreeMap;
+
+/// Labels of an alert instance or an evaluated series: name -> value, ordered.
+pub type LabelSet = BTreeMap<String, String>;
