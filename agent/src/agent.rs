@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -18,6 +18,10 @@ use tokio::sync::{mpsc, watch};
 use crate::collect::scheduler::{self, RunStatus};
 use crate::collect::{self};
 use crate::config::{self, Config};
+use crate::rules::engine::{Engine, Notification, Status};
+use crate::rules::model::Rule;
+use crate::rules::persist::{StateFile, StoredInstance};
+use crate::rules::score::Score;
 use crate::store::{Retention, Store};
 
 /// Where state goes when `/var/lib/lookout` is not writable and no `data_dir` is configured.
@@ -32,6 +36,8 @@ pub struct State {
     api_token_file: RwLock<Option<PathBuf>>,
     started: Instant,
     reload: mpsc::Sender<ReloadRequest>,
+    engine: Mutex<Engine>,
+    score: Mutex<Option<Score>>,
 }
 
 /// A reload asked for over HTTP, answered with the outcome.
@@ -39,7 +45,7 @@ pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), Vec<String>>>;
 
 impl State {
     /// Fresh state for `hostname`; reload requests go to `reload`.
-    pub fn new(hostname: String, reload: mpsc::Sender<ReloadRequest>) -> Self {
+    pub fn new(hostname: String, reload: mpsc::Sender<ReloadRequest>, engine: Engine) -> Self {
         State {
             store: RwLock::new(Store::new(Retention::default())),
             status: Mutex::new(BTreeMap::new()),
@@ -47,6 +53,8 @@ impl State {
             api_token_file: RwLock::new(None),
             started: Instant::now(),
             reload,
+            engine: Mutex::new(engine),
+            score: Mutex::new(None),
         }
     }
 
@@ -98,6 +106,20 @@ impl State {
                 path.display()
             )),
         })
+    }
+
+    /// The rule engine.
+    pub fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The score of the last evaluation, if one ran.
+    pub fn score(&self) -> Option<Score> {
+        self.score.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_score(&self, score: Score) {
+        *self.score.lock().unwrap_or_else(|e| e.into_inner()) = Some(score);
     }
 
     /// Forgets collector `name` (a reload removed it): its series become absent and it no
@@ -211,6 +233,129 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, config::Problems> {
     }
 }
 
+/// The configuration and its rules, every problem of both together.
+pub fn load_all(path: Option<&Path>) -> Result<(Config, Vec<Rule>), config::Problems> {
+    let config = load_config(path)?;
+    let rules = crate::rules::load::load(&config)?;
+    Ok((config, rules))
+}
+
+/// The rules task of one configuration generation.
+struct RulesTask {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RulesTask {
+    fn start(config: &Config, state: &Arc<State>, file: Arc<StateFile>) -> RulesTask {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run_rules(config.clone(), state.clone(), file, stopped));
+        RulesTask { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Evaluates the rules on their intervals until `stop`; hands notifications to the log
+/// receiver and saves the alert states whenever an instance changes phase or severity.
+async fn run_rules(
+    config: Config,
+    state: Arc<State>,
+    file: Arc<StateFile>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let tick = state
+        .engine()
+        .rules()
+        .iter()
+        .map(|r| r.interval)
+        .min()
+        .unwrap_or(config.rules.evaluation_interval);
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut saved = phases(&state.engine().snapshot());
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let started = Instant::now();
+        let now = scheduler::wall_millis();
+        let host = state.hostname();
+        let (notifications, samples, snapshot) = {
+            let store = state.store();
+            let mut engine = state.engine();
+            let notifications = engine.evaluate(&store, &host, now);
+            let score =
+                crate::rules::metrics::score(&config.scalability, &store, engine.health(), now);
+            let samples =
+                crate::rules::metrics::samples(&engine, &score, started.elapsed().as_secs_f64());
+            state.set_score(score);
+            (notifications, samples, engine.snapshot())
+        };
+        state
+            .store_mut()
+            .apply(crate::rules::metrics::OWNER, samples, now);
+        for n in &notifications {
+            log_notification(n);
+        }
+        let current = phases(&snapshot);
+        if !notifications.is_empty() || current != saved {
+            let file = file.clone();
+            match tokio::task::spawn_blocking(move || file.save(&snapshot)).await {
+                Ok(Ok(())) => saved = current,
+                Ok(Err(e)) => tracing::error!(error = %e, "cannot save alert states; will retry"),
+                Err(e) => tracing::error!(error = %e, "alert state save task failed"),
+            }
+        }
+    }
+}
+
+/// What decides whether states need saving: each instance's phase and severity.
+fn phases(snapshot: &[StoredInstance]) -> Vec<(String, String, String)> {
+    snapshot
+        .iter()
+        .map(|s| {
+            (
+                s.alert.clone(),
+                format!("{:?}", s.labels),
+                format!(
+                    "{:?}/{:?}/{:?}",
+                    s.state.phase(),
+                    s.state.severity(),
+                    s.state.last_notified()
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The `log` receiver: one structured line per notification.
+fn log_notification(n: &Notification) {
+    let labels = serde_json::to_string(&n.labels).unwrap_or_default();
+    let value = n.value.map(|v| v.to_string()).unwrap_or_default();
+    match n.status {
+        Status::Firing => tracing::warn!(
+            target: "lookout::notify",
+            alert = %n.alert, status = "firing", kind = ?n.kind, severity = n.severity.as_str(),
+            labels = %labels, value = %value, summary = %n.summary,
+            "notification"
+        ),
+        Status::Resolved => tracing::info!(
+            target: "lookout::notify",
+            alert = %n.alert, status = "resolved", kind = ?n.kind, severity = n.severity.as_str(),
+            labels = %labels, value = %value, summary = %n.summary,
+            "notification"
+        ),
+    }
+}
+
 /// Collector tasks of one configuration generation.
 struct Collectors {
     names: Vec<String>,
@@ -239,12 +384,29 @@ impl Collectors {
     }
 }
 
-/// Runs the agent on `config` until SIGTERM or Ctrl-C. `requested` is the `-c` path, if any:
-/// a reload resolves the configuration again the same way (`load_config`).
-pub async fn run(config: Config, requested: Option<PathBuf>) -> anyhow::Result<()> {
+/// Runs the agent on `config` and `rules` until SIGTERM or Ctrl-C. `requested` is the `-c`
+/// path, if any: a reload resolves the configuration again the same way (`load_all`).
+pub async fn run(
+    config: Config,
+    rules: Vec<Rule>,
+    requested: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let data_dir = resolve_data_dir(config.agent.data_dir.as_deref())?;
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
-    let state = Arc::new(State::new(config.agent.hostname.clone(), reload_tx));
+    let state_file = Arc::new(StateFile::new(&data_dir));
+    let restored = {
+        let file = state_file.clone();
+        tokio::task::spawn_blocking(move || file.load_or_quarantine())
+            .await
+            .unwrap_or_default()
+    };
+    tracing::info!(
+        rules = rules.len(),
+        restored = restored.len(),
+        "rules loaded"
+    );
+    let engine = Engine::new(rules, restored);
+    let state = Arc::new(State::new(config.agent.hostname.clone(), reload_tx, engine));
     state.set_api_token_file(config.agent.api_token_file.clone());
     let listener = tokio::net::TcpListener::bind(config.agent.listen)
         .await
@@ -262,6 +424,7 @@ pub async fn run(config: Config, requested: Option<PathBuf>) -> anyhow::Result<(
     let (server_stop, server_stopped) = watch::channel(false);
     let server = tokio::spawn(crate::api::serve(listener, state.clone(), server_stopped));
     let mut collectors = start_collectors(&config, &state);
+    let mut rules_task = RulesTask::start(&config, &state, state_file.clone());
     let restart_only = (config.agent.listen, config.agent.data_dir.clone());
 
     let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -274,7 +437,9 @@ pub async fn run(config: Config, requested: Option<PathBuf>) -> anyhow::Result<(
             Some(reply) = reload_rx.recv() => Some(reply),
         };
         let outcome = match reload(requested.as_deref(), &restart_only) {
-            Ok(new) => {
+            Ok((new, rules)) => {
+                rules_task.stop().await;
+                state.engine().replace_rules(rules);
                 let old = collectors.stop().await;
                 state.set_hostname(new.agent.hostname.clone());
                 state.set_api_token_file(new.agent.api_token_file.clone());
@@ -282,6 +447,7 @@ pub async fn run(config: Config, requested: Option<PathBuf>) -> anyhow::Result<(
                 for name in old.iter().filter(|n| !collectors.names.contains(n)) {
                     state.retire(name);
                 }
+                rules_task = RulesTask::start(&new, &state, state_file.clone());
                 Ok(())
             }
             Err(problems) => Err(problems),
@@ -291,7 +457,12 @@ pub async fn run(config: Config, requested: Option<PathBuf>) -> anyhow::Result<(
         }
     }
     tracing::info!("stopping");
+    rules_task.stop().await;
     collectors.stop().await;
+    let snapshot = state.engine().snapshot();
+    if let Err(e) = state_file.save(&snapshot) {
+        tracing::error!(error = %e, "cannot save alert states at shutdown");
+    }
     let _ = server_stop.send(true);
     match server.await {
         Ok(result) => result?,
@@ -310,9 +481,9 @@ fn signal(kind: tokio::signal::unix::SignalKind) -> anyhow::Result<tokio::signal
 fn reload(
     requested: Option<&Path>,
     restart_only: &(SocketAddr, Option<PathBuf>),
-) -> Result<Config, Vec<String>> {
-    match load_config(requested) {
-        Ok(new) => {
+) -> Result<(Config, Vec<Rule>), Vec<String>> {
+    match load_all(requested) {
+        Ok((new, rules)) => {
             if (new.agent.listen, new.agent.data_dir.clone()) != *restart_only {
                 tracing::warn!(
                     "reload: agent.listen and agent.data_dir take effect only after a restart"
@@ -322,8 +493,8 @@ fn reload(
                 || "built-in defaults".to_string(),
                 |p| p.display().to_string(),
             );
-            tracing::info!(config = %source, "configuration reloaded");
-            Ok(new)
+            tracing::info!(config = %source, rules = rules.len(), "configuration reloaded");
+            Ok((new, rules))
         }
         Err(problems) => {
             let lines: Vec<String> = problems.0.iter().map(ToString::to_string).collect();
@@ -359,7 +530,9 @@ mod tests {
             user
         );
         assert!(user.is_dir());
-        let err = first_writable(std::slice::from_ref(&unusable)).unwrap_err().to_string();
+        let err = first_writable(std::slice::from_ref(&unusable))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains(&unusable.display().to_string()) && err.contains("agent.data_dir"),
             "{err}"

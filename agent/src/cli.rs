@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::agent;
 use crate::collect::{self, scheduler::wall_millis};
 use crate::config::{self, Config};
+use crate::rules::model::Rule;
 use crate::store::Store;
 
 /// A per-host observability and monitoring agent.
@@ -116,9 +117,9 @@ fn fatal(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Loads the configuration or prints every problem; `Err` carries the exit code.
-fn config_or_exit(path: Option<PathBuf>, failure: u8) -> Result<Config, ExitCode> {
-    agent::load_config(path.as_deref()).map_err(|problems| {
+/// Loads the configuration and its rules or prints every problem; `Err` carries the exit code.
+fn config_or_exit(path: Option<PathBuf>, failure: u8) -> Result<(Config, Vec<Rule>), ExitCode> {
+    agent::load_all(path.as_deref()).map_err(|problems| {
         let mut err = std::io::stderr().lock();
         for p in &problems.0 {
             let _ = writeln!(err, "{p}");
@@ -134,12 +135,12 @@ fn config_or_exit(path: Option<PathBuf>, failure: u8) -> Result<Config, ExitCode
 
 fn check(path: Option<PathBuf>) -> ExitCode {
     match config_or_exit(path, 1) {
-        Ok(config) => {
+        Ok((config, rules)) => {
             let source = config.source.as_deref().map_or_else(
                 || "built-in defaults".to_string(),
                 |p| p.display().to_string(),
             );
-            print_stdout(&format!("{source}: ok\n"))
+            print_stdout(&format!("{source}: ok, {} rules\n", rules.len()))
         }
         Err(code) => code,
     }
@@ -157,7 +158,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn run(path: Option<PathBuf>) -> ExitCode {
-    let config = match config_or_exit(path.clone(), 2) {
+    let (config, rules) = match config_or_exit(path.clone(), 2) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -165,7 +166,7 @@ fn run(path: Option<PathBuf>) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fatal(&format!("cannot start the runtime: {e}")),
     };
-    match rt.block_on(agent::run(config, path)) {
+    match rt.block_on(agent::run(config, rules, path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "fatal");
@@ -175,7 +176,7 @@ fn run(path: Option<PathBuf>) -> ExitCode {
 }
 
 fn snapshot(path: Option<PathBuf>, json: bool, window: Duration) -> ExitCode {
-    let config = match config_or_exit(path, 2) {
+    let (config, _rules) = match config_or_exit(path, 2) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -232,9 +233,12 @@ fn snapshot(path: Option<PathBuf>, json: bool, window: Duration) -> ExitCode {
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOOKOUT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: journald, files and pipes get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

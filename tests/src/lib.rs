@@ -97,6 +97,8 @@ pub struct Agent {
     pub addr: SocketAddr,
     /// Its scratch directory (config, data dir, logs).
     pub dir: TempDir,
+    /// The configuration file it runs on.
+    pub config_path: PathBuf,
 }
 
 impl Agent {
@@ -117,22 +119,52 @@ impl Agent {
 
     /// Starts `lookout run -c config_path`, expecting it on `port`.
     pub fn start_with_config(config_path: &Path, port: u16, dir: TempDir) -> Agent {
-        let log = std::fs::File::create(dir.path().join("agent.log")).expect("log file");
-        let child = lookout()
+        let child = Agent::spawn(config_path, dir.path());
+        let agent = Agent {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+            config_path: config_path.to_path_buf(),
+        };
+        agent.wait_ready(Duration::from_secs(30));
+        agent
+    }
+
+    fn spawn(config_path: &Path, dir: &Path) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("agent.log"))
+            .expect("log file");
+        lookout()
             .arg("run")
             .arg("-c")
             .arg(config_path)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("spawn lookout");
-        let agent = Agent {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            dir,
-        };
-        agent.wait_ready(Duration::from_secs(30));
-        agent
+            .expect("spawn lookout")
+    }
+
+    /// Stops the agent with SIGTERM, waits for it, and starts it again on the same
+    /// configuration, data directory and port (its log continues in the same file).
+    pub fn restart(&mut self) {
+        self.signal("TERM");
+        let status = self.child.wait().expect("wait");
+        assert!(
+            status.success(),
+            "agent exited with {status:?}:\n{}",
+            self.log()
+        );
+        self.child = Agent::spawn(&self.config_path, self.dir.path());
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    /// GET `path` and parse the JSON answer, expecting 200.
+    pub fn json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
     }
 
     /// The agent's log so far.

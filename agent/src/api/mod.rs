@@ -4,6 +4,7 @@
 //! wrong; no request can crash or block the agent (handlers only take short locks).
 
 pub mod exposition;
+pub mod rules;
 pub mod status;
 
 use std::sync::Arc;
@@ -50,6 +51,9 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/status", get(status::status))
+        .route("/api/v1/alerts", get(rules::alerts))
+        .route("/api/v1/rules", get(rules::rules))
+        .route("/api/v1/scalability", get(rules::scalability))
         .route("/-/reload", post(reload))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

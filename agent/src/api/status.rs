@@ -41,6 +41,10 @@ pub struct Status {
     pub uptime_seconds: f64,
     /// Whether every collector has completed a run.
     pub ready: bool,
+    /// Worst firing severity.
+    pub health: crate::rules::score::Health,
+    /// The scalability score of the last evaluation.
+    pub score: Option<crate::rules::score::Score>,
     /// Collectors by name.
     pub collectors: BTreeMap<String, CollectorStatus>,
 }
@@ -74,6 +78,8 @@ pub fn build(state: &State) -> Status {
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.uptime_seconds(),
         ready: collectors.values().all(|c| c.run.runs > 0),
+        health: state.engine().health(),
+        score: state.score(),
         collectors,
     }
 }

@@ -1,0 +1,175 @@
+//! Rules in the running agent: an alert fires through the log receiver, shows in the API and
+//! on /metrics with the score, survives a restart without being notified again, and resolves
+//! after a reload.
+
+use std::time::{Duration, Instant};
+
+use lookout_tests::{Agent, TempDir, find, free_port};
+
+const RULES: &str = "groups:\n  - name: t\n    interval: 1s\n    rules:\n      - alert: LoadSeen\n        expr: lookout_load1\n        warning: \">= 0\"\n        summary: \"load {{ value }} on {{ host }}\"\n        labels: {team: infra}\n";
+
+fn count(log: &str, needle: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("notification") && l.contains(needle))
+        .count()
+}
+
+fn wait_until(agent: &Agent, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {limit:?}; log:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_alert_fires_persists_across_a_restart_and_resolves() {
+    let dir = TempDir::new("rules");
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, RULES).unwrap();
+    let port = free_port();
+    let config = dir.path().join("lookout.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "agent:\n  hostname: test-host\n  listen: 127.0.0.1:{port}\n  data_dir: {}\ncollect:\n  host:\n    interval: 1s\n    timeout: 1s\nrules:\n  files: [rules.yaml]\n  evaluation_interval: 1s\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut agent = Agent::start_with_config(&config, port, dir);
+
+    // Fires, through the log receiver, once.
+    wait_until(&agent, Duration::from_secs(10), || {
+        count(&agent.log(), "status=\"firing\"") >= 1
+    });
+    let alerts = agent.json("/api/v1/alerts?history=5");
+    let active = alerts["alerts"].as_array().unwrap();
+    assert_eq!(active.len(), 1, "{alerts}");
+    assert_eq!(active[0]["alert"], "LoadSeen");
+    assert_eq!(active[0]["state"], "firing");
+    assert_eq!(active[0]["labels"]["host"], "test-host");
+    assert_eq!(active[0]["labels"]["team"], "infra");
+    assert_eq!(
+        alerts["history"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .next_back(),
+        Some("test-host")
+    );
+
+    // Exported with the score: a warning takes 15 points, no sessions or backlog configured.
+    let m = agent.wait_for(Duration::from_secs(5), |m| {
+        find(
+            m,
+            "lookout_alert_firing",
+            &[
+                ("alert", "LoadSeen"),
+                ("severity", "warning"),
+                ("team", "infra"),
+            ],
+        )
+        .map(|_| m.to_vec())
+    });
+    assert_eq!(
+        find(&m, "lookout_alerts", &[("severity", "warning")])
+            .unwrap()
+            .value,
+        1.0
+    );
+    assert_eq!(find(&m, "lookout_health_status", &[]).unwrap().value, 1.0);
+    assert_eq!(
+        find(&m, "lookout_scalability_score", &[]).unwrap().value,
+        85.0
+    );
+    assert_eq!(
+        find(
+            &m,
+            "lookout_scalability_penalty",
+            &[("component", "health")]
+        )
+        .unwrap()
+        .value,
+        15.0
+    );
+    let score = agent.json("/api/v1/scalability");
+    assert_eq!(score["score"], 85.0);
+    assert_eq!(score["grade"], "excellent");
+    assert_eq!(score["components"].as_array().unwrap().len(), 3, "{score}");
+    let rules_doc = agent.json("/api/v1/rules");
+    let rule = &rules_doc["rules"][0];
+    assert_eq!(rule["alert"], "LoadSeen");
+    assert_eq!(rule["instances"][0]["state"], "firing", "{rules_doc}");
+    let status = agent.json("/api/v1/status");
+    assert_eq!(status["health"], "warning");
+
+    // A restart restores the firing state: still firing, not notified again.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = count(&agent.log(), "status=\"firing\"");
+    assert_eq!(
+        before,
+        1,
+        "one evaluation per second must not notify per evaluation:\n{}",
+        agent.log()
+    );
+    agent.restart();
+    let alerts = agent.json("/api/v1/alerts");
+    assert_eq!(
+        alerts["alerts"][0]["state"], "firing",
+        "restored at start: {alerts}"
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        count(&agent.log(), "status=\"firing\""),
+        1,
+        "re-notified after restart:\n{}",
+        agent.log()
+    );
+
+    // A reload that makes the condition false resolves it, notified once.
+    std::fs::write(
+        agent.dir.path().join("rules.yaml"),
+        RULES.replace(">= 0", "< -1"),
+    )
+    .unwrap();
+    agent.signal("HUP");
+    wait_until(&agent, Duration::from_secs(10), || {
+        count(&agent.log(), "status=\"resolved\"") == 1
+    });
+    assert!(
+        agent.json("/api/v1/alerts")["alerts"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn check_reports_rule_file_problems_with_file_and_line() {
+    let dir = TempDir::new("rulecheck");
+    std::fs::write(dir.path().join("bad.yaml"), "groups:\n  - name: t\n    rules:\n      - alert: X\n        expr: lookout_nope\n        warning: \"70%\"\n").unwrap();
+    let config = dir.path().join("lookout.yaml");
+    std::fs::write(&config, "rules:\n  files: [bad.yaml]\n").unwrap();
+    let out = lookout_tests::lookout()
+        .arg("check")
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let bad = dir.path().join("bad.yaml").display().to_string();
+    assert!(
+        stderr.contains(&format!("{bad}:5:15: groups[0].rules[0].expr:")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{bad}:6:18: groups[0].rules[0].warning:")),
+        "{stderr}"
+    );
+}
