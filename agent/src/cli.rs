@@ -57,6 +57,18 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Run rule unit tests (promtool style); exit 1 on any failure, with a diff.
+    Test {
+        /// What to test.
+        #[command(subcommand)]
+        command: TestCommand,
+    },
+    /// Rule helpers.
+    Rules {
+        /// Which helper.
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Collect once (twice, a window apart, so rates exist) and print the values.
     Snapshot {
         /// Configuration file.
@@ -69,6 +81,38 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_window)]
         window: Duration,
     },
+}
+
+/// `lookout test ...`
+#[derive(Debug, Subcommand)]
+pub enum TestCommand {
+    /// Run rule test files: input series, expected alerts, notifications and score.
+    Rules {
+        /// Test files (YAML).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// `lookout rules ...`
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Print the loaded rules in another system's format.
+    Export {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Prometheus)]
+        format: ExportFormat,
+        /// Configuration file (its rules.files; without one, the built-in rules).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Formats of `lookout rules export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// Prometheus alerting rules (`promtool check rules` accepts them).
+    Prometheus,
 }
 
 /// `lookout config ...`
@@ -99,6 +143,19 @@ pub fn execute(cli: Cli) -> ExitCode {
             json,
             window,
         } => snapshot(config, json, window),
+        Command::Test {
+            command: TestCommand::Rules { files },
+        } => test_rules(&files),
+        Command::Rules {
+            command:
+                RulesCommand::Export {
+                    format: ExportFormat::Prometheus,
+                    config,
+                },
+        } => match config_or_exit(config, 2) {
+            Ok((_, rules)) => print_stdout(&crate::rules::export::to_prometheus(&rules)),
+            Err(code) => code,
+        },
     }
 }
 
@@ -143,6 +200,37 @@ fn check(path: Option<PathBuf>) -> ExitCode {
             print_stdout(&format!("{source}: ok, {} rules\n", rules.len()))
         }
         Err(code) => code,
+    }
+}
+
+fn test_rules(files: &[PathBuf]) -> ExitCode {
+    let (mut passed, mut failed, mut broken) = (0, 0, 0);
+    let mut text = String::new();
+    for file in files {
+        match crate::rules::testing::run_file(file) {
+            Ok(report) => {
+                passed += report.passed;
+                failed += report.failed;
+                text.push_str(&format!("{}:\n{}", file.display(), report.text));
+                if !report.text.ends_with('\n') {
+                    text.push('\n');
+                }
+            }
+            Err(e) => {
+                broken += 1;
+                text.push_str(&format!("{}: cannot run: {e}\n", file.display()));
+            }
+        }
+    }
+    text.push_str(&format!("{passed} passed, {failed} failed\n"));
+    if broken > 0 {
+        text.push_str(&format!("{broken} file(s) could not be run\n"));
+    }
+    let code = print_stdout(&text);
+    if failed > 0 || broken > 0 {
+        ExitCode::from(1)
+    } else {
+        code
     }
 }
 

@@ -150,6 +150,17 @@ impl Store {
         self.series.iter().filter(|(_, s)| s.present)
     }
 
+    /// Every series of metric `name` (absent ones with a window included), in label order.
+    pub fn series_of(&self, name: &'static str) -> impl Iterator<Item = (&SeriesKey, &Series)> {
+        let start = SeriesKey {
+            name,
+            labels: Vec::new(),
+        };
+        self.series
+            .range(start..)
+            .take_while(move |(k, _)| k.name == name)
+    }
+
     /// The latest value of a present series.
     pub fn latest(&self, name: &'static str, labels: &[(&'static str, String)]) -> Option<f64> {
         let key = SeriesKey {

@@ -83,6 +83,7 @@ pub(crate) async fn rules(
         .map(|r| {
             let instances: Vec<InstanceView> = engine
                 .instances_of(&r.alert)
+                .into_iter()
                 .map(|(labels, st)| InstanceView {
                     labels: labels.clone(),
                     state: st.phase(),

@@ -664,13 +664,45 @@ impl Group {
     }
 }
 
-/// Output labels of a series: name -> value, empty values dropped (PromQL has no empty labels).
-fn label_set(labels: &[(&'static str, String)]) -> LabelSet {
-    labels
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| ((*k).to_string(), v.clone()))
-        .collect()
+/// The labels of one output series, borrowed from the store or the aggregation.
+#[derive(Debug, Clone, Copy)]
+pub enum OutputLabels<'a> {
+    /// A selected series' labels, in catalogue order (empty values included).
+    Series(&'a [(&'static str, String)]),
+    /// An aggregation group's labels.
+    Set(&'a LabelSet),
+}
+
+impl<'a> OutputLabels<'a> {
+    /// The `(name, value)` pairs, empty values left out (PromQL has no empty labels).
+    pub fn pairs(self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let (series, set) = match self {
+            OutputLabels::Series(s) => (Some(s), None),
+            OutputLabels::Set(s) => (None, Some(s)),
+        };
+        series
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (*k, v.as_str()))
+            .chain(
+                set.into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .filter(|(_, v)| !v.is_empty())
+    }
+
+    /// The value of label `name`, if present and not empty.
+    pub fn get(self, name: &str) -> Option<&'a str> {
+        self.pairs().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    /// An owned label set.
+    pub fn to_label_set(self) -> LabelSet {
+        self.pairs()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
 }
 
 impl Expr {
@@ -693,15 +725,15 @@ impl Expr {
     ) {
         match self.range_fn {
             None => {
-                for (key, series) in store.present() {
-                    if self.selector.matches(key) {
+                for (key, series) in store.series_of(self.selector.metric.name) {
+                    if series.present && self.selector.matches(key) {
                         f(key, series.latest.1);
                     }
                 }
             }
             Some(range_fn) => {
                 // Absent series too: their recent points still count.
-                for (key, series) in store.all() {
+                for (key, series) in store.series_of(self.selector.metric.name) {
                     if self.selector.matches(key)
                         && let Some(v) = range_fn.apply(&series.window, now)
                     {
@@ -712,16 +744,15 @@ impl Expr {
         }
     }
 
-    /// Evaluates over `store` at `now`: one `(labels, value)` per output series, sorted by
-    /// labels. Labels exclude the metric name and `host` (the engine adds it).
-    pub fn eval(&self, store: &Store, now: Millis) -> Vec<(LabelSet, f64)> {
-        let mut out: Vec<(LabelSet, f64)> = match &self.aggregation {
-            None => {
-                let mut out = Vec::new();
-                self.for_each_value(store, now, |key, v| out.push((label_set(&key.labels), v)));
-                out.sort_by(|a, b| a.0.cmp(&b.0));
-                out
-            }
+    /// Calls `f` with each output series' labels (borrowed: no allocation per series) and
+    /// value, in the store's order; aggregated output in label order. Labels exclude the
+    /// metric name and `host` (the engine adds it); empty label values are left out.
+    pub fn for_each(&self, store: &Store, now: Millis, mut f: impl FnMut(OutputLabels<'_>, f64)) {
+        let scale = |v: f64| self.scale.iter().fold(v, |acc, s| s.apply(acc));
+        match &self.aggregation {
+            None => self.for_each_value(store, now, |key, v| {
+                f(OutputLabels::Series(&key.labels), scale(v))
+            }),
             Some(agg) => {
                 // Keyed by the `by` label values in `agg.by` order, borrowed from the store.
                 let mut groups: BTreeMap<Vec<&str>, Group> = BTreeMap::new();
@@ -747,14 +778,18 @@ impl Expr {
                     })
                     .collect();
                 out.sort_by(|a, b| a.0.cmp(&b.0));
-                out
-            }
-        };
-        if !self.scale.is_empty() {
-            for (_, v) in &mut out {
-                *v = self.scale.iter().fold(*v, |acc, s| s.apply(acc));
+                for (labels, v) in &out {
+                    f(OutputLabels::Set(labels), scale(*v));
+                }
             }
         }
+    }
+
+    /// Evaluates over `store` at `now`: one `(labels, value)` per output series, in the
+    /// order of [`Expr::for_each`].
+    pub fn eval(&self, store: &Store, now: Millis) -> Vec<(LabelSet, f64)> {
+        let mut out = Vec::new();
+        self.for_each(store, now, |labels, v| out.push((labels.to_label_set(), v)));
         out
     }
 

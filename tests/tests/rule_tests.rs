@@ -1,0 +1,129 @@
+//! `lookout test rules` on the shipped rule tests, a failing one, and
+//! `lookout rules export` checked by the real `promtool check rules`.
+
+use std::path::PathBuf;
+
+use lookout_tests::{TempDir, lookout, require};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn every_default_rule_has_passing_unit_tests() {
+    let dir = repo().join("rules/tests");
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    assert!(!files.is_empty());
+    let out = lookout()
+        .args(["test", "rules"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .is_some_and(|l| l.ends_with("passed, 0 failed")),
+        "{stdout}"
+    );
+    // Every default alert is exercised by some test.
+    let defaults = std::fs::read_to_string(repo().join("rules/host.yaml")).unwrap();
+    let tests: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    for alert in defaults
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+    {
+        assert!(
+            tests.contains(&format!("alert: {alert}")),
+            "{alert} has no rule test"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_expectation_fails_with_a_readable_diff() {
+    let dir = TempDir::new("ruletest");
+    let file = dir.path().join("wrong_test.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "rule_files: [{}]\ntests:\n  - name: cpu at 90% is critical, not warning\n    input_series:\n      - series: 'lookout_cpu_usage_ratio{{host=\"web-1\"}}'\n        values: '0.9x30'\n    expect:\n      - at: 3m\n        alerts: [{{alert: HostCpuHigh, severity: warning}}]\n",
+            repo().join("rules/host.yaml").display()
+        ),
+    )
+    .unwrap();
+    let out = lookout()
+        .args(["test", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL cpu at 90% is critical, not warning"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("- HostCpuHigh") && stdout.contains("warning"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+ HostCpuHigh{host=\"web-1\"} critical firing"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
+}
+
+#[test]
+fn exported_rules_pass_promtool() {
+    let promtool = require("promtool", "prometheus");
+    let dir = TempDir::new("export");
+    // The built-in rules, and a config's own rules with labels, `<` and on_missing: alert.
+    std::fs::write(
+        dir.path().join("custom.yaml"),
+        "groups:\n  - name: custom\n    rules:\n      - alert: LowHeadroom\n        expr: min by (mountpoint) (lookout_filesystem_avail_bytes) / 1073741824\n        warning: \"< 10\"\n        critical: \"< 2\"\n        hysteresis: 1\n        on_missing: alert\n        labels: {team: \"storage \\\"core\\\"\"}\n        summary: \"{{ labels.mountpoint }} has {{ value }} GiB left\"\n",
+    )
+    .unwrap();
+    let config = dir.path().join("lookout.yaml");
+    std::fs::write(&config, "rules:\n  files: [custom.yaml]\n").unwrap();
+    for args in [vec![], vec!["-c".to_string(), config.display().to_string()]] {
+        let out = lookout()
+            .args(["rules", "export", "--format", "prometheus"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let exported = dir.path().join("exported.yaml");
+        std::fs::write(&exported, &out.stdout).unwrap();
+        let check = std::process::Command::new(&promtool)
+            .args(["check", "rules"])
+            .arg(&exported)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&check.stdout);
+        assert!(
+            check.status.success(),
+            "{report}{}\n---\n{}",
+            String::from_utf8_lossy(&check.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(report.contains("SUCCESS"), "{report}");
+    }
+}
