@@ -20,7 +20,7 @@ use crate::collect::{self};
 use crate::config::{self, Config};
 use crate::rules::engine::{Engine, Notification, Status};
 use crate::rules::model::Rule;
-use crate::rules::persist::{StateFile, StoredInstance};
+use crate::rules::persist::StateFile;
 use crate::rules::score::Score;
 use crate::store::{Retention, Store};
 
@@ -276,7 +276,6 @@ async fn run_rules(
         .unwrap_or(config.rules.evaluation_interval);
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut saved = phases(&state.engine().snapshot());
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -297,7 +296,8 @@ async fn run_rules(
             let samples =
                 crate::rules::metrics::samples(&engine, &score, started.elapsed().as_secs_f64());
             state.set_score(score);
-            (notifications, samples, engine.snapshot())
+            let snapshot = engine.take_dirty().then(|| engine.snapshot());
+            (notifications, samples, snapshot)
         };
         state
             .store_mut()
@@ -305,35 +305,24 @@ async fn run_rules(
         for n in &notifications {
             log_notification(n);
         }
-        let current = phases(&snapshot);
-        if !notifications.is_empty() || current != saved {
+        if let Some(snapshot) = snapshot {
             let file = file.clone();
-            match tokio::task::spawn_blocking(move || file.save(&snapshot)).await {
-                Ok(Ok(())) => saved = current,
-                Ok(Err(e)) => tracing::error!(error = %e, "cannot save alert states; will retry"),
-                Err(e) => tracing::error!(error = %e, "alert state save task failed"),
+            let failed = match tokio::task::spawn_blocking(move || file.save(&snapshot)).await {
+                Ok(Ok(())) => false,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot save alert states; will retry");
+                    true
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "alert state save task failed; will retry");
+                    true
+                }
+            };
+            if failed {
+                state.engine().mark_dirty();
             }
         }
     }
-}
-
-/// What decides whether states need saving: each instance's phase and severity.
-fn phases(snapshot: &[StoredInstance]) -> Vec<(String, String, String)> {
-    snapshot
-        .iter()
-        .map(|s| {
-            (
-                s.alert.clone(),
-                format!("{:?}", s.labels),
-                format!(
-                    "{:?}/{:?}/{:?}",
-                    s.state.phase(),
-                    s.state.severity(),
-                    s.state.last_notified()
-                ),
-            )
-        })
-        .collect()
 }
 
 /// The `log` receiver: one structured line per notification.

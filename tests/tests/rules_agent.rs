@@ -147,6 +147,24 @@ fn an_alert_fires_persists_across_a_restart_and_resolves() {
             .unwrap()
             .is_empty()
     );
+
+    // An invalid rule file is rejected with its problems; the running rules stay.
+    std::fs::write(
+        agent.dir.path().join("rules.yaml"),
+        RULES.replace(">= 0", "over nine"),
+    )
+    .unwrap();
+    let (status, body) = lookout_tests::http(agent.addr, "POST", "/-/reload", &[], "").unwrap();
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("rules.yaml") && body.contains("invalid threshold"),
+        "{body}"
+    );
+    let rules_doc = agent.json("/api/v1/rules");
+    assert_eq!(
+        rules_doc["rules"][0]["conditions"]["warning"], "< -1",
+        "{rules_doc}"
+    );
 }
 
 #[test]

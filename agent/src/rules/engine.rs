@@ -185,6 +185,13 @@ pub struct Engine {
     last_eval: Vec<Option<Millis>>,
     generation: u64,
     history: VecDeque<HistoryEntry>,
+    /// Whether anything worth persisting changed since [`Engine::take_dirty`].
+    dirty: bool,
+}
+
+/// What persistence cares about in a state: phase, severity, last notification.
+fn persisted_view(st: &InstanceState) -> (Phase, Option<Severity>, Option<Millis>) {
+    (st.phase(), st.severity(), st.last_notified())
 }
 
 /// The conditions of a rule's `<alert>NoData` instance: value 1 while the expression yields
@@ -204,7 +211,9 @@ fn nodata_conditions(c: &Conditions) -> Conditions {
 
 /// Steps the instance with `labels` (a new one on a scratch state, kept only if it leaves
 /// inactive) and hands any decision to `decide`.
+#[allow(clippy::too_many_arguments)]
 fn step_instance(
+    dirty: &mut bool,
     map: &mut Instances,
     labels: InstanceLabels<'_>,
     conditions: &Conditions,
@@ -217,9 +226,11 @@ fn step_instance(
         Ok(key) => {
             if let Some(entry) = map.get_mut(&key) {
                 entry.generation = generation;
+                let before = persisted_view(&entry.state);
                 if let Some(d) = state::step(conditions, &mut entry.state, value, now) {
                     decide(&entry.labels, d);
                 }
+                *dirty |= persisted_view(&entry.state) != before;
             }
         }
         Err(free) => {
@@ -241,6 +252,7 @@ fn step_instance(
                         generation,
                     },
                 );
+                *dirty = true;
             }
         }
     }
@@ -285,6 +297,7 @@ impl Engine {
             last_eval,
             generation: 0,
             history: VecDeque::new(),
+            dirty: false,
         }
     }
 
@@ -334,6 +347,7 @@ impl Engine {
         self.generation += 1;
         let generation = self.generation;
         let rule = &self.rules[i];
+        let dirty = &mut self.dirty;
         let map = &mut self.instances[i];
         let mut decide = |labels: &LabelSet, d| {
             out.push(notification(
@@ -355,6 +369,7 @@ impl Engine {
                 host,
             };
             step_instance(
+                dirty,
                 map,
                 labels,
                 &rule.conditions,
@@ -366,11 +381,14 @@ impl Engine {
         });
         // Instances the expression no longer yields: absent data.
         for entry in map.values_mut().filter(|e| e.generation != generation) {
+            let before = persisted_view(&entry.state);
             if let Some(d) = state::step(&rule.conditions, &mut entry.state, None, now) {
                 decide(&entry.labels, d);
             }
+            *dirty |= persisted_view(&entry.state) != before;
         }
-        // Inactive instances carry nothing worth keeping.
+        // Inactive instances carry nothing worth keeping (the step that made them inactive
+        // already set `dirty`).
         map.retain(|_, e| e.state.phase() != Phase::Inactive);
         if rule.conditions.on_missing == OnMissing::Alert {
             let conditions = nodata_conditions(&rule.conditions);
@@ -387,6 +405,7 @@ impl Engine {
                 out.push(notification(rule, &name, labels, &conditions, d, host, now))
             };
             step_instance(
+                dirty,
                 map,
                 labels,
                 &conditions,
@@ -418,6 +437,17 @@ impl Engine {
             .collect();
         all.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         all
+    }
+
+    /// Whether an instance appeared, went away, or changed phase, severity or last
+    /// notification since the last call; clears the flag. The caller saves states when true.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Asks for the next [`Engine::take_dirty`] to say true (a save failed; retry it).
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
     }
 
     /// Every pending or firing instance, for persistence.
@@ -553,5 +583,185 @@ fn notification(
         description,
         starts_at: d.since,
         at: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::catalogue::{FILESYSTEM_USAGE_RATIO, LOAD1};
+    use crate::collect::Sample;
+    use crate::rules::load::{Defaults, parse_file};
+
+    fn engine(yaml: &str) -> Engine {
+        let defaults = Defaults {
+            evaluation_interval: Duration::from_secs(10),
+            stale_after: Duration::from_secs(300),
+            repeat_interval: Duration::from_secs(3600),
+        };
+        let mut problems = Vec::new();
+        let rules = parse_file(yaml, "t.yaml", &defaults, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        Engine::new(rules, Vec::new())
+    }
+
+    fn fs(mount: &str, v: f64) -> Sample {
+        Sample::with_labels(
+            &FILESYSTEM_USAGE_RATIO,
+            [
+                ("mountpoint", mount.into()),
+                ("device", "/dev/vda".into()),
+                ("fstype", "ext4".into()),
+            ],
+            v,
+        )
+    }
+
+    const FS_RULE: &str = "groups:\n  - name: g\n    rules:\n      - alert: Full\n        expr: lookout_filesystem_usage_ratio\n        warning: \"> 80%\"\n        labels: {team: infra}\n";
+
+    #[test]
+    fn one_instance_per_label_set_with_rule_labels_and_host() {
+        let mut e = engine(FS_RULE);
+        let mut store = Store::default();
+        store.apply(
+            "filesystem",
+            vec![fs("/", 0.9), fs("/data", 0.95), fs("/boot", 0.1)],
+            0,
+        );
+        let n = e.evaluate(&store, "web-1", 0);
+        // Two breaching mounts fire (for: 0); the healthy one leaves no instance behind.
+        assert_eq!(n.len(), 2);
+        let mounts: Vec<&str> = n.iter().map(|n| n.labels["mountpoint"].as_str()).collect();
+        assert_eq!(mounts, ["/", "/data"]);
+        assert!(
+            n.iter()
+                .all(|n| n.labels["host"] == "web-1" && n.labels["team"] == "infra")
+        );
+        assert_eq!(e.active().len(), 2);
+        assert!(e.take_dirty(), "new instances must be saved");
+        // The same values again: no notification, nothing to save.
+        assert!(e.evaluate(&store, "web-1", 10_000).is_empty());
+        assert!(
+            !e.take_dirty(),
+            "an unchanged tick must not rewrite the state file"
+        );
+        // /data clears: resolved, and the state changed.
+        store.apply(
+            "filesystem",
+            vec![fs("/", 0.9), fs("/data", 0.5), fs("/boot", 0.1)],
+            20_000,
+        );
+        let n = e.evaluate(&store, "web-1", 20_000);
+        assert_eq!(
+            (n.len(), n[0].status, n[0].labels["mountpoint"].as_str()),
+            (1, Status::Resolved, "/data")
+        );
+        assert!(e.take_dirty());
+        assert_eq!(e.active().len(), 1);
+    }
+
+    #[test]
+    fn no_data_fires_its_own_alert_and_resolves_when_data_returns() {
+        let mut e = engine(
+            "groups:\n  - name: g\n    rules:\n      - alert: Load\n        expr: lookout_load1\n        warning: \"> 100\"\n        on_missing: alert\n        for: 20s\n",
+        );
+        let mut store = Store::default();
+        assert!(
+            e.evaluate(&store, "h", 0).is_empty(),
+            "pending for 20s first"
+        );
+        assert!(e.evaluate(&store, "h", 10_000).is_empty());
+        let n = e.evaluate(&store, "h", 20_000);
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].alert, "LoadNoData");
+        assert_eq!(n[0].status, Status::Firing);
+        assert!(n[0].summary.contains("no data"), "{}", n[0].summary);
+        assert_eq!(
+            e.firing()
+                .map(|(a, _, _)| a.into_owned())
+                .collect::<Vec<_>>(),
+            ["LoadNoData"]
+        );
+        store.apply("load", vec![Sample::new(&LOAD1, 1.0)], 30_000);
+        let n = e.evaluate(&store, "h", 30_000);
+        assert_eq!(
+            (n.len(), n[0].alert.as_str(), n[0].status),
+            (1, "LoadNoData", Status::Resolved)
+        );
+    }
+
+    #[test]
+    fn a_restored_engine_continues_without_notifying_again() {
+        let mut e = engine(FS_RULE);
+        let mut store = Store::default();
+        store.apply("filesystem", vec![fs("/", 0.9)], 0);
+        assert_eq!(e.evaluate(&store, "h", 0).len(), 1);
+        let snapshot = e.snapshot();
+        let mut restarted = Engine::new(e.rules().to_vec(), snapshot);
+        assert_eq!(restarted.active().len(), 1);
+        assert!(
+            restarted.evaluate(&store, "h", 10_000).is_empty(),
+            "no second firing notification"
+        );
+        store.apply("filesystem", vec![fs("/", 0.1)], 20_000);
+        let n = restarted.evaluate(&store, "h", 20_000);
+        assert_eq!(
+            (n.len(), n[0].status),
+            (1, Status::Resolved),
+            "the resolve is not lost"
+        );
+    }
+
+    #[test]
+    fn label_sets_with_the_same_fingerprint_keep_separate_states() {
+        let mut e = engine(FS_RULE);
+        let mut store = Store::default();
+        store.apply("filesystem", vec![fs("/", 0.9)], 0);
+        // Plant a different instance at the fingerprint "/" will use, as a collision would.
+        let rule_labels = e.rules()[0].labels.clone();
+        let series = [
+            ("mountpoint", "/".to_string()),
+            ("device", "/dev/vda".into()),
+            ("fstype", "ext4".into()),
+        ];
+        let fp = InstanceLabels {
+            expr: OutputLabels::Series(&series),
+            rule: &rule_labels,
+            host: "h",
+        }
+        .fingerprint();
+        let other = LabelSet::from([("mountpoint".to_string(), "/elsewhere".to_string())]);
+        let mut planted = InstanceState::default();
+        let firing = Conditions {
+            warning: Some(Threshold {
+                op: Op::Gt,
+                value: 0.0,
+            }),
+            ..e.rules()[0].conditions
+        };
+        state::step(&firing, &mut planted, Some(1.0), 0);
+        e.instances[0].insert(
+            fp,
+            Entry {
+                labels: other.clone(),
+                state: planted,
+                generation: 0,
+            },
+        );
+        let n = e.evaluate(&store, "h", 0);
+        // "/" fired as its own instance; the planted one went absent instead of being merged.
+        assert!(
+            n.iter()
+                .any(|n| n.labels["mountpoint"] == "/" && n.status == Status::Firing),
+            "{n:?}"
+        );
+        assert!(
+            e.active().iter().any(|a| a.labels == other),
+            "{:?}",
+            e.active()
+        );
+        assert_eq!(e.active().len(), 2);
     }
 }
