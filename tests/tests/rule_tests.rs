@@ -127,3 +127,33 @@ fn exported_rules_pass_promtool() {
         assert!(report.contains("SUCCESS"), "{report}");
     }
 }
+
+#[test]
+fn the_rule_test_example_in_the_docs_passes() {
+    let doc = std::fs::read_to_string(repo().join("docs/rules.md")).unwrap();
+    let body = doc
+        .split("rule_files: [../host.yaml]")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/rules.md has the example rule test");
+    let dir = TempDir::new("doctest");
+    let file = dir.path().join("doc_test.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "rule_files: [{}]{body}",
+            repo().join("rules/host.yaml").display()
+        ),
+    )
+    .unwrap();
+    let out = lookout()
+        .args(["test", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed, 0 failed"),
+        "{stdout}"
+    );
+}
