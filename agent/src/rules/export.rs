@@ -528,20 +528,10 @@ fn millis(ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
-/// A Prometheus duration: `2m`, `1m30s`, `1h`, `500ms`, `0s`.
+/// A Prometheus duration (`2m`, `1m30s`, `1d`): lookout's own duration format, which
+/// Prometheus reads unchanged.
 fn prom_duration(d: Duration) -> String {
-    let mut ms = d.as_millis();
-    if ms == 0 {
-        return if d.is_zero() { "0s" } else { "1ms" }.to_string();
-    }
-    let mut out = String::new();
-    for (unit, size) in [("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
-        if ms >= size {
-            let _ = write!(out, "{}{unit}", ms / size);
-            ms %= size;
-        }
-    }
-    out
+    crate::config::validate::format_duration(d)
 }
 
 #[cfg(test)]

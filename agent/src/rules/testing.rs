@@ -68,7 +68,6 @@ use super::LabelSet;
 use super::engine::{ActiveAlert, Engine, Notification, Status};
 use super::load::{Defaults, load_paths};
 use super::model::{Rule, Severity};
-use super::score;
 use super::state::{Kind, Phase};
 use crate::catalogue::{self, Metric};
 use crate::collect::{Labels, Sample};
@@ -642,21 +641,8 @@ fn run_test(test: &Test, rules: &[Rule], eval_ms: Millis, config: &Config) -> St
                 check_alerts(&e.at_text, expected, &engine.active(), &mut diff);
             }
             if let Some(want) = e.score {
-                let sum = |term: &crate::config::LoadTerm| {
-                    let values = term.expr.eval(&store, now);
-                    if values.is_empty() {
-                        None
-                    } else {
-                        Some(values.iter().map(|(_, v)| v).sum::<f64>())
-                    }
-                };
-                let s = &config.scalability;
-                let got = score::compute(
-                    s,
-                    sum(&s.sessions),
-                    sum(&s.background_tasks),
-                    engine.health(),
-                );
+                // The same computation the agent runs.
+                let got = super::metrics::score(&config.scalability, &store, engine.health(), now);
                 if (got.score - want).abs() > 1e-9 {
                     let _ = writeln!(diff, "  at {}: score", e.at_text);
                     let _ = writeln!(diff, "    - {}", fmt_num(want));
