@@ -158,6 +158,7 @@ catalogue! {
     NOTIFICATIONS_TOTAL = "lookout_notifications_total", Counter, ["receiver", "result"], "Notification delivery attempts by result.";
     OUTBOX_PENDING = "lookout_outbox_pending", Gauge, [], "Notifications waiting in the outbox.";
     OUTBOX_OLDEST_AGE_SECONDS = "lookout_outbox_oldest_age_seconds", Gauge, [], "Age of the oldest pending notification.";
+    RECEIVER_CIRCUIT_STATE = "lookout_receiver_circuit_state", Gauge, ["receiver"], "Circuit breaker of a receiver: 0 closed, 1 half-open (one probe allowed), 2 open.";
     BUILD_INFO = "lookout_build_info", Gauge, ["version"], "Always 1; the version label says which build runs.";
     PROCESS_RESIDENT_MEMORY_BYTES = "process_resident_memory_bytes", Gauge, [], "Resident memory of the agent process.";
     PROCESS_CPU_SECONDS_TOTAL = "process_cpu_seconds_total", Counter, [], "User and system CPU time of the agent process.";

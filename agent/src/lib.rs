@@ -11,5 +11,6 @@ pub mod catalogue;
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod notify;
 pub mod rules;
 pub mod store;

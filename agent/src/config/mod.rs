@@ -118,10 +118,251 @@ pub struct RulesConfig {
 }
 
 /// `notify:` section.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NotifyConfig {
     /// How often a still-firing alert is notified again.
     pub repeat_interval: Duration,
+    /// Where notifications can go. Absent in YAML: one `log` receiver named `log`.
+    pub receivers: Vec<ReceiverConfig>,
+    /// Routes, first match wins (`continue` falls through). Absent in YAML: one route sending
+    /// everything to every configured receiver.
+    pub route: Vec<RouteConfig>,
+    /// Notifications for one receiver decided within this window go out as one message.
+    pub group_wait: Duration,
+    /// Whether resolved notifications are sent (per receiver it can be turned off).
+    pub send_resolved: bool,
+    /// Retry with exponential backoff.
+    pub retry: RetryConfig,
+    /// Per-receiver circuit breaker.
+    pub circuit_breaker: BreakerConfig,
+    /// Per-receiver rate limit; overflow is folded into one digest, never dropped.
+    pub rate_limit: RateLimitConfig,
+}
+
+/// One receiver: a name and where it delivers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiverConfig {
+    /// Unique name, used by routes and in metrics.
+    pub name: String,
+    /// Overrides `notify.send_resolved` for this receiver.
+    pub send_resolved: Option<bool>,
+    /// The kind and its settings.
+    pub kind: ReceiverKind,
+}
+
+/// The kinds of receivers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReceiverKind {
+    /// SMTP.
+    Email(EmailConfig),
+    /// An HTTP(S) webhook.
+    Webhook(WebhookConfig),
+    /// Alertmanager's API, every URL of a cluster.
+    Alertmanager(AlertmanagerConfig),
+    /// One structured log line per notification.
+    Log,
+}
+
+/// How an SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required, not opportunistic).
+    StartTls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Implicit,
+    /// No TLS (a local relay only).
+    None,
+}
+
+/// `email:` receiver settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailConfig {
+    /// Relay host name.
+    pub host: String,
+    /// Relay port.
+    pub port: u16,
+    /// Connection security.
+    pub tls: SmtpTls,
+    /// Login user; authentication only when set.
+    pub username: Option<String>,
+    /// Login password (from `password_file` or `${ENV}`).
+    pub password: Option<crate::notify::Secret>,
+    /// Sender mailbox (`lookout@example.com` or `Lookout <lookout@example.com>`).
+    pub from: String,
+    /// Recipient mailboxes; at least one.
+    pub to: Vec<String>,
+    /// Bound on connecting and sending one message.
+    pub timeout: Duration,
+}
+
+/// Body format of a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// Alertmanager webhook v4 JSON.
+    Alertmanager,
+    /// Slack incoming-webhook JSON.
+    Slack,
+}
+
+/// `webhook:` receiver settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookConfig {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// Body format.
+    pub format: WebhookFormat,
+    /// HMAC-SHA256 key for `X-Lookout-Signature`; none: unsigned.
+    pub secret: Option<crate::notify::Secret>,
+    /// Extra headers (values may be secrets, e.g. an `Authorization`).
+    pub headers: Vec<(String, crate::notify::Secret)>,
+    /// Bound on one request.
+    pub timeout: Duration,
+}
+
+/// `alertmanager:` receiver settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertmanagerConfig {
+    /// Base URLs of every Alertmanager of the cluster (`http://am-1:9093`).
+    pub urls: Vec<String>,
+    /// Bound on one request.
+    pub timeout: Duration,
+    /// How often firing alerts are sent again (Alertmanager forgets alerts not re-sent).
+    pub resend_interval: Duration,
+}
+
+/// One route: which notifications go to which receivers.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// Every matcher must hold on the notification's labels (`alertname` and `severity`
+    /// included); none: matches everything.
+    pub matchers: Vec<LabelMatcher>,
+    /// Receiver names.
+    pub receivers: Vec<String>,
+    /// Go on to the next route after this one matched.
+    pub continue_: bool,
+}
+
+impl PartialEq for RouteConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.matchers == other.matchers
+            && self.receivers == other.receivers
+            && self.continue_ == other.continue_
+    }
+}
+
+/// A label matcher of a route.
+#[derive(Debug, Clone)]
+pub struct LabelMatcher {
+    /// Label name.
+    pub label: String,
+    /// Equality or a whole-value regex, possibly negated.
+    pub op: MatchOp,
+}
+
+impl PartialEq for LabelMatcher {
+    fn eq(&self, other: &Self) -> bool {
+        self.label == other.label && self.op == other.op
+    }
+}
+
+/// How a route matcher compares.
+#[derive(Debug, Clone)]
+pub enum MatchOp {
+    /// `label: value`.
+    Equal(String),
+    /// `label: value` under `match_re` (whole-value regex).
+    Regex(Regex),
+}
+
+impl PartialEq for MatchOp {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (MatchOp::Equal(a), MatchOp::Equal(b)) => a == b,
+            (MatchOp::Regex(a), MatchOp::Regex(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+impl LabelMatcher {
+    /// Whether the matcher holds on `labels` (an absent label is the empty string).
+    pub fn matches(&self, labels: &crate::rules::LabelSet) -> bool {
+        let value = labels.get(&self.label).map_or("", String::as_str);
+        match &self.op {
+            MatchOp::Equal(v) => value == v,
+            MatchOp::Regex(re) => re.is_match(value),
+        }
+    }
+}
+
+/// `notify.retry`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryConfig {
+    /// First delay.
+    pub initial: Duration,
+    /// Longest delay.
+    pub max: Duration,
+    /// Growth per attempt.
+    pub multiplier: f64,
+    /// Randomize each delay (full jitter between half and the whole delay).
+    pub jitter: bool,
+    /// A message not delivered this long after it was queued goes to the dead letters.
+    pub give_up_after: Duration,
+}
+
+/// `notify.circuit_breaker`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open the circuit.
+    pub failures: u32,
+    /// How long it stays open before one probe is let through.
+    pub open_for: Duration,
+}
+
+/// `notify.rate_limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Messages per receiver per `per`.
+    pub max: u32,
+    /// The window.
+    pub per: Duration,
+}
+
+impl NotifyConfig {
+    /// The defaults with the given repeat interval: alerts to the log, DESIGN's retry,
+    /// breaker and rate limit.
+    pub fn defaults(repeat_interval: Duration) -> Self {
+        NotifyConfig {
+            repeat_interval,
+            receivers: vec![ReceiverConfig {
+                name: "log".into(),
+                send_resolved: None,
+                kind: ReceiverKind::Log,
+            }],
+            route: vec![RouteConfig {
+                matchers: Vec::new(),
+                receivers: vec!["log".into()],
+                continue_: false,
+            }],
+            group_wait: Duration::from_secs(10),
+            send_resolved: true,
+            retry: RetryConfig {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+                multiplier: 2.0,
+                jitter: true,
+                give_up_after: Duration::from_secs(24 * 3600),
+            },
+            circuit_breaker: BreakerConfig {
+                failures: 5,
+                open_for: Duration::from_secs(300),
+            },
+            rate_limit: RateLimitConfig {
+                max: 30,
+                per: Duration::from_secs(3600),
+            },
+        }
+    }
 }
 
 /// `scalability:` section: every number of the score formula.

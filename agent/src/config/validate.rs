@@ -509,17 +509,16 @@ impl<'a> Checker<'a> {
     }
 
     fn notify(&mut self, raw: &RawNotify) -> NotifyConfig {
-        NotifyConfig {
-            repeat_interval: self
-                .duration(
-                    "notify.repeat_interval",
-                    raw.repeat_interval.as_ref(),
-                    DEFAULT_REPEAT_INTERVAL,
-                    MIN_REPEAT_INTERVAL,
-                    None,
-                )
-                .unwrap_or(DEFAULT_REPEAT_INTERVAL),
-        }
+        let repeat_interval = self
+            .duration(
+                "notify.repeat_interval",
+                raw.repeat_interval.as_ref(),
+                DEFAULT_REPEAT_INTERVAL,
+                MIN_REPEAT_INTERVAL,
+                None,
+            )
+            .unwrap_or(DEFAULT_REPEAT_INTERVAL);
+        NotifyConfig::defaults(repeat_interval)
     }
 
     /// A duration within `min..=max`: `default` when absent, `None` when invalid (reported).

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use std::hash::{Hash, Hasher};
 
@@ -27,7 +27,7 @@ use crate::store::{Millis, Store};
 pub const HISTORY_LIMIT: usize = 1000;
 
 /// Firing or resolved, as receivers see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// The alert is firing (new, escalated, de-escalated or a reminder).

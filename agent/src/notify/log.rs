@@ -1,0 +1,63 @@
+//! The `log` receiver: one structured log line per alert of a message (target
+//! `lookout::notify`; JSON with `--log-format json`). It cannot fail.
+
+use super::{BoxFuture, Message, Receiver, SendError};
+use crate::rules::engine::Status;
+
+/// Writes notifications to the agent's log.
+#[derive(Debug)]
+pub struct LogReceiver {
+    name: String,
+}
+
+impl LogReceiver {
+    /// A log receiver called `name`.
+    pub fn new(name: &str) -> Self {
+        LogReceiver {
+            name: name.to_string(),
+        }
+    }
+}
+
+/// Logs one message, a line per alert.
+pub fn log_message(receiver: &str, message: &Message) {
+    for a in &message.alerts {
+        let labels = serde_json::to_string(&a.labels).unwrap_or_default();
+        let value = a.value.map(|v| v.to_string()).unwrap_or_default();
+        let summary = a.annotations.get("summary").map_or("", String::as_str);
+        match a.status {
+            Status::Firing => tracing::warn!(
+                target: "lookout::notify",
+                receiver, alert = %a.alert, status = "firing", kind = ?a.kind,
+                severity = a.severity.as_str(), labels = %labels, value = %value,
+                summary = %summary, test = message.test, id = %message.id,
+                "notification"
+            ),
+            Status::Resolved => tracing::info!(
+                target: "lookout::notify",
+                receiver, alert = %a.alert, status = "resolved", kind = ?a.kind,
+                severity = a.severity.as_str(), labels = %labels, value = %value,
+                summary = %summary, test = message.test, id = %message.id,
+                "notification"
+            ),
+        }
+    }
+    if message.folded > 0 {
+        tracing::warn!(target: "lookout::notify", receiver, folded = message.folded, id = %message.id, "notifications folded by the rate limit");
+    }
+}
+
+impl Receiver for LogReceiver {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "log"
+    }
+
+    fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), SendError>> {
+        log_message(&self.name, message);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}

@@ -1,0 +1,235 @@
+//! Delivery: routing, grouping, the durable outbox, retries, and one file per receiver kind.
+//!
+//! Data flows one way: the rule engine's notifications are routed to receivers
+//! ([`route`]), grouped per receiver ([`group`]) into [`Message`]s, written to the
+//! [`outbox`] (fsynced) before any send, and delivered oldest first per receiver by the
+//! dispatcher, which applies the [`policy`] (backoff, circuit breaker, rate limit) and
+//! records each outcome. Receivers say whether a failure is worth retrying
+//! ([`SendError`]); nothing here decides *whether* to notify: that is the engine's job.
+
+pub mod alertmanager;
+pub mod group;
+pub mod log;
+pub mod route;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rules::LabelSet;
+use crate::rules::engine::Status;
+use crate::rules::model::Severity;
+use crate::rules::state::Kind;
+use crate::store::Millis;
+
+/// One alert inside a message, in the shape every receiver formats from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertPayload {
+    /// Alert name.
+    pub alert: String,
+    /// Firing or resolved.
+    pub status: Status,
+    /// Why this notification was sent (firing, escalated, repeat, ...).
+    pub kind: Kind,
+    /// Severity (for resolved: the one it had).
+    pub severity: Severity,
+    /// Instance labels, `host` included (receivers add `alertname` and `severity` where their
+    /// format expects them).
+    pub labels: LabelSet,
+    /// `summary`, `description`, and anything else worth showing.
+    pub annotations: BTreeMap<String, String>,
+    /// Value that decided the notification.
+    pub value: Option<f64>,
+    /// When the alert started firing (ms since the epoch).
+    pub starts_at: Millis,
+    /// When it resolved; `None` while firing.
+    pub ends_at: Option<Millis>,
+    /// Stable identity of the alert instance: hex of a hash of name and labels.
+    pub fingerprint: String,
+}
+
+/// One delivery to one receiver: a group of alerts (or a digest, or a fire drill).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Unique and stable across retries and restarts: the `Idempotency-Key`.
+    pub id: String,
+    /// Receiver name.
+    pub receiver: String,
+    /// Grouping key (the labels the group shares), as in Alertmanager's `groupKey`.
+    pub group_key: String,
+    /// When the message was created (ms since the epoch).
+    pub created_ms: Millis,
+    /// The alerts, in the order they were decided.
+    pub alerts: Vec<AlertPayload>,
+    /// Notifications folded into this message by the rate limit, not listed one by one.
+    pub folded: u32,
+    /// A fire drill (`lookout notify test`), not a real alert.
+    pub test: bool,
+}
+
+impl Message {
+    /// `firing` if any alert is firing, else `resolved` (Alertmanager's group status).
+    pub fn status(&self) -> Status {
+        if self.alerts.iter().any(|a| a.status == Status::Firing) {
+            Status::Firing
+        } else {
+            Status::Resolved
+        }
+    }
+
+    /// The worst severity among firing alerts, else among all.
+    pub fn severity(&self) -> Option<Severity> {
+        let firing = self
+            .alerts
+            .iter()
+            .filter(|a| a.status == Status::Firing)
+            .map(|a| a.severity)
+            .max();
+        firing.or_else(|| self.alerts.iter().map(|a| a.severity).max())
+    }
+
+    /// Labels every alert of the message shares (Alertmanager's `commonLabels`).
+    pub fn common_labels(&self) -> LabelSet {
+        common(self.alerts.iter().map(|a| &a.labels))
+    }
+
+    /// Annotations every alert of the message shares (`commonAnnotations`).
+    pub fn common_annotations(&self) -> BTreeMap<String, String> {
+        common(self.alerts.iter().map(|a| &a.annotations))
+    }
+}
+
+fn common<'a>(
+    mut maps: impl Iterator<Item = &'a BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    let Some(first) = maps.next() else {
+        return BTreeMap::new();
+    };
+    let mut out = first.clone();
+    for m in maps {
+        out.retain(|k, v| m.get(k) == Some(v));
+    }
+    out
+}
+
+/// Why a send failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// A timeout, a refused connection, a 5xx or 429: try again later.
+    #[error("{0} (will retry)")]
+    Retryable(String),
+    /// A 4xx other than 429, a rejected address, a bad configuration: retrying cannot help.
+    #[error("{0} (permanent)")]
+    Permanent(String),
+}
+
+/// A boxed, sendable future (`async fn` in a trait is not object-safe on this toolchain).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Something that delivers messages: an SMTP relay, a webhook, an Alertmanager cluster, the
+/// log. Implementations bound every network call with a timeout.
+pub trait Receiver: Send + Sync {
+    /// The receiver's configured name.
+    fn name(&self) -> &str;
+    /// `email`, `webhook`, `alertmanager` or `log`.
+    fn kind(&self) -> &'static str;
+    /// Delivers one message. Must be idempotent for the same `message.id` where the protocol
+    /// allows (webhooks send it as `Idempotency-Key`).
+    fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), SendError>>;
+}
+
+/// A secret read from a file or the environment: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Fingerprint of an alert instance: stable hex of (name, labels).
+pub fn fingerprint(alert: &str, labels: &LabelSet) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(alert.as_bytes());
+    for (k, v) in labels {
+        h.update([0]);
+        h.update(k.as_bytes());
+        h.update([1]);
+        h.update(v.as_bytes());
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+/// RFC 3339 UTC time of `ms` since the epoch, as Alertmanager's payloads carry it.
+pub fn rfc3339(ms: Millis) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if mo <= 2 { y + 1 } else { y };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_matches_known_instants() {
+        // (ms since epoch, expected) — instants checked against `date -u -d @...`
+        let rows = [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (1_700_000_000_123, "2023-11-14T22:13:20.123Z"),
+            (951_782_400_000, "2000-02-29T00:00:00.000Z"), // leap day of a century leap year
+            (4_102_444_799_999, "2099-12-31T23:59:59.999Z"),
+        ];
+        for (ms, expected) in rows {
+            assert_eq!(rfc3339(ms), expected, "{ms}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "<redacted>");
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_label_sensitive() {
+        let a = LabelSet::from([("host".to_string(), "web-1".to_string())]);
+        let b = LabelSet::from([("host".to_string(), "web-2".to_string())]);
+        assert_eq!(fingerprint("X", &a), fingerprint("X", &a));
+        assert_ne!(fingerprint("X", &a), fingerprint("X", &b));
+        assert_ne!(fingerprint("X", &a), fingerprint("Y", &a));
+        assert_eq!(fingerprint("X", &a).len(), 16);
+    }
+}
