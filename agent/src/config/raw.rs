@@ -119,6 +119,153 @@ pub struct RawRules {
 pub struct RawNotify {
     /// How often a still-firing alert is notified again; absent: `4h`.
     pub repeat_interval: Option<Text>,
+    /// Window in which notifications for one receiver are grouped into one message, from
+    /// `0s` to `10m`; absent: `10s`.
+    pub group_wait: Option<Text>,
+    /// Whether resolved notifications are sent; absent: `true`.
+    pub send_resolved: Option<bool>,
+    /// Backoff between delivery attempts; absent: every retry default.
+    pub retry: Option<RawRetry>,
+    /// Per-receiver circuit breaker; absent: its defaults.
+    pub circuit_breaker: Option<RawBreaker>,
+    /// Per-receiver rate limit; absent: its defaults.
+    pub rate_limit: Option<RawRateLimit>,
+    /// Where notifications can go; absent: one `log` receiver named `log`. A list given
+    /// must not be empty.
+    pub receivers: Option<Spanned<Vec<Spanned<RawReceiver>>>>,
+    /// Routes, first match wins; absent: one route to every receiver. A list given must
+    /// not be empty.
+    pub route: Option<Spanned<Vec<Spanned<RawRoute>>>>,
+}
+
+/// `notify.retry`: exponential backoff.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    /// First delay, at least `100ms`; absent: `1s`.
+    pub initial: Option<Text>,
+    /// Longest delay, at least `initial`; absent: `60s`.
+    pub max: Option<Text>,
+    /// Growth per attempt, at least 1; absent: 2.
+    pub multiplier: Option<Spanned<f64>>,
+    /// Randomize each delay; absent: `true`.
+    pub jitter: Option<bool>,
+    /// Age after which an undelivered message goes to the dead letters, at least `max`;
+    /// absent: `24h`.
+    pub give_up_after: Option<Text>,
+}
+
+/// `notify.circuit_breaker`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    /// Consecutive failures that open the circuit, at least 1; absent: 5.
+    pub failures: Option<Spanned<i64>>,
+    /// How long it stays open before one probe, at least `1s`; absent: `5m`.
+    pub open_for: Option<Text>,
+}
+
+/// `notify.rate_limit`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    /// Messages per receiver per window, at least 1; absent: 30.
+    pub max: Option<Spanned<i64>>,
+    /// The window, at least `1s`; absent: `1h`.
+    pub per: Option<Text>,
+}
+
+/// One item of `notify.receivers`: a name and exactly one kind key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReceiver {
+    /// Unique, non-empty name used by routes; absent: a problem.
+    pub name: Option<Text>,
+    /// Overrides `notify.send_resolved` for this receiver; absent: the section's value.
+    pub send_resolved: Option<bool>,
+    /// SMTP settings; absent: not an email receiver.
+    pub email: Option<Spanned<RawEmail>>,
+    /// Webhook settings; absent: not a webhook receiver.
+    pub webhook: Option<Spanned<RawWebhook>>,
+    /// Alertmanager settings; absent: not an Alertmanager receiver.
+    pub alertmanager: Option<Spanned<RawAlertmanager>>,
+    /// `log: {}`; absent (or `null`): not a log receiver.
+    pub log: Option<Spanned<RawLog>>,
+}
+
+/// `email:` receiver settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    /// Relay as `host:port` (`[::1]:25` for IPv6); absent: a problem.
+    pub smarthost: Option<Text>,
+    /// `starttls`, `implicit` or `none` (local relays only); absent: `starttls`.
+    pub tls: Option<Text>,
+    /// Login user; absent: no authentication.
+    pub username: Option<Text>,
+    /// Login password, only as a `${ENV_NAME}` reference; absent: see `password_file`.
+    pub password: Option<Text>,
+    /// File holding the login password (trailing newline trimmed), absolute or relative to
+    /// the configuration file's directory; absent: see `password`.
+    pub password_file: Option<Text>,
+    /// Sender mailbox; absent: a problem.
+    pub from: Option<Text>,
+    /// Recipient mailboxes; absent (or empty): a problem.
+    pub to: Option<Spanned<Vec<Text>>>,
+    /// Bound on connecting and sending one message, from `1s` to `5m`; absent: `30s`.
+    pub timeout: Option<Text>,
+}
+
+/// `webhook:` receiver settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    /// `http://` or `https://` URL; absent: a problem.
+    pub url: Option<Text>,
+    /// `alertmanager` (webhook v4 JSON) or `slack`; absent: `alertmanager`.
+    pub format: Option<Text>,
+    /// HMAC key, only as a `${ENV_NAME}` reference; absent: see `secret_file`.
+    pub secret: Option<Text>,
+    /// File holding the HMAC key (trailing newline trimmed), absolute or relative to the
+    /// configuration file's directory; absent with `secret`: requests are not signed.
+    pub secret_file: Option<Text>,
+    /// Extra request headers; values literal or with `${ENV_NAME}` references; absent: none.
+    pub headers: Option<std::collections::BTreeMap<String, Text>>,
+    /// Bound on one request, from `1s` to `5m`; absent: `10s`.
+    pub timeout: Option<Text>,
+}
+
+/// `alertmanager:` receiver settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlertmanager {
+    /// Base URLs of every Alertmanager of the cluster; absent (or empty): a problem.
+    pub urls: Option<Spanned<Vec<Text>>>,
+    /// Bound on one request, from `1s` to `5m`; absent: `10s`.
+    pub timeout: Option<Text>,
+    /// How often firing alerts are sent again, from `10s` to `5m`; absent: `1m`.
+    pub resend_interval: Option<Text>,
+}
+
+/// `log: {}`: no settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {}
+
+/// One item of `notify.route`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Labels that must equal these values; absent: no equality matcher.
+    #[serde(rename = "match")]
+    pub match_: Option<std::collections::BTreeMap<String, Text>>,
+    /// Labels whose whole value must match these regexes; absent: no regex matcher.
+    pub match_re: Option<std::collections::BTreeMap<String, Text>>,
+    /// Receiver names; absent (or empty): a problem.
+    pub receivers: Option<Spanned<Vec<Text>>>,
+    /// Go on to the next route after this one matched; absent: `false`.
+    #[serde(rename = "continue")]
+    pub continue_: Option<bool>,
 }
 
 /// `scalability:` section (DESIGN section 7).

@@ -17,14 +17,18 @@ use regex::Regex;
 use serde_saphyr::{Location, Spanned};
 
 use super::raw::{
-    RawAgent, RawCollect, RawConfig, RawGrades, RawHealth, RawHost, RawLoadTerm, RawNotify,
-    RawRules, RawScalability, RawTcp, Text,
+    RawAgent, RawAlertmanager, RawBreaker, RawCollect, RawConfig, RawEmail, RawGrades, RawHealth,
+    RawHost, RawLoadTerm, RawNotify, RawRateLimit, RawReceiver, RawRetry, RawRoute, RawRules,
+    RawScalability, RawTcp, RawWebhook, Text,
 };
 use super::yaml::Problem;
 use super::{
-    AgentConfig, CollectConfig, Config, Grades, HealthTerm, HostConfig, LoadTerm, NotifyConfig,
-    RulesConfig, ScalabilityConfig, Schedule, TcpConfig,
+    AgentConfig, AlertmanagerConfig, BreakerConfig, CollectConfig, Config, EmailConfig, Grades,
+    HealthTerm, HostConfig, LabelMatcher, LoadTerm, MatchOp, NotifyConfig, RateLimitConfig,
+    ReceiverConfig, ReceiverKind, RetryConfig, RouteConfig, RulesConfig, ScalabilityConfig,
+    Schedule, SmtpTls, TcpConfig, WebhookConfig, WebhookFormat,
 };
+use crate::notify::Secret;
 use crate::rules::expr;
 
 /// `agent.hostname` value that means "ask the kernel".
@@ -114,6 +118,31 @@ pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 3600);
 /// Shortest accepted `notify.repeat_interval`.
 pub const MIN_REPEAT_INTERVAL: Duration = Duration::from_secs(60);
+/// Longest accepted `notify.group_wait`.
+pub const MAX_GROUP_WAIT: Duration = Duration::from_secs(600);
+/// Shortest accepted `notify.retry.initial` and `notify.retry.max`.
+pub const MIN_RETRY_DELAY: Duration = Duration::from_millis(100);
+/// Longest accepted `notify.retry.initial`.
+pub const MAX_RETRY_INITIAL: Duration = Duration::from_secs(3600);
+/// Shortest accepted `notify.retry.give_up_after`.
+pub const MIN_GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+/// Shortest accepted receiver `timeout`.
+pub const MIN_RECEIVER_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest accepted receiver `timeout`.
+pub const MAX_RECEIVER_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default `email.timeout`.
+pub const DEFAULT_EMAIL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `webhook.timeout`.
+pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `alertmanager.timeout`.
+pub const DEFAULT_ALERTMANAGER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `alertmanager.resend_interval`.
+pub const DEFAULT_RESEND_INTERVAL: Duration = Duration::from_secs(60);
+/// Shortest accepted `alertmanager.resend_interval`.
+pub const MIN_RESEND_INTERVAL: Duration = Duration::from_secs(10);
+/// Longest accepted `alertmanager.resend_interval` (Alertmanager's default
+/// `resolve_timeout`: an alert not re-sent within it resolves on its own).
+pub const MAX_RESEND_INTERVAL: Duration = Duration::from_secs(300);
 
 /// The defaults of one scalability load term.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -406,6 +435,8 @@ struct Checker<'a> {
     file: &'a str,
     neutralized: &'a [String],
     problems: Vec<Problem>,
+    /// Where `${ENV_NAME}` references are resolved.
+    env: EnvLookup,
 }
 
 impl<'a> Checker<'a> {
@@ -414,6 +445,7 @@ impl<'a> Checker<'a> {
             file,
             neutralized,
             problems: Vec::new(),
+            env: process_env,
         }
     }
 
@@ -509,6 +541,7 @@ impl<'a> Checker<'a> {
     }
 
     fn notify(&mut self, raw: &RawNotify) -> NotifyConfig {
+        let defaults = NotifyConfig::defaults(DEFAULT_REPEAT_INTERVAL);
         let repeat_interval = self
             .duration(
                 "notify.repeat_interval",
@@ -518,7 +551,818 @@ impl<'a> Checker<'a> {
                 None,
             )
             .unwrap_or(DEFAULT_REPEAT_INTERVAL);
-        NotifyConfig::defaults(repeat_interval)
+        let group_wait = self
+            .duration(
+                "notify.group_wait",
+                raw.group_wait.as_ref(),
+                defaults.group_wait,
+                Duration::ZERO,
+                Some(MAX_GROUP_WAIT),
+            )
+            .unwrap_or(defaults.group_wait);
+        let retry = self.retry(
+            raw.retry.as_ref().unwrap_or(&RawRetry::default()),
+            defaults.retry,
+        );
+        let circuit_breaker = self.breaker(
+            raw.circuit_breaker
+                .as_ref()
+                .unwrap_or(&RawBreaker::default()),
+            defaults.circuit_breaker,
+        );
+        let rate_limit = self.rate_limit(
+            raw.rate_limit.as_ref().unwrap_or(&RawRateLimit::default()),
+            defaults.rate_limit,
+        );
+        let (receivers, known) = match &raw.receivers {
+            None => {
+                let names = defaults.receivers.iter().map(|r| r.name.clone()).collect();
+                (defaults.receivers, names)
+            }
+            Some(list) => self.receivers(list),
+        };
+        let route = match &raw.route {
+            None => vec![RouteConfig {
+                matchers: Vec::new(),
+                receivers: receivers.iter().map(|r| r.name.clone()).collect(),
+                continue_: false,
+            }],
+            Some(list) => self.routes(list, &known),
+        };
+        NotifyConfig {
+            repeat_interval,
+            receivers,
+            route,
+            group_wait,
+            send_resolved: raw.send_resolved.unwrap_or(defaults.send_resolved),
+            retry,
+            circuit_breaker,
+            rate_limit,
+        }
+    }
+
+    /// Whether structural recovery removed `prefix` or anything below it (keys or items).
+    fn removed_under(&self, prefix: &str) -> bool {
+        self.neutralized.iter().any(|n| {
+            n.strip_prefix(prefix)
+                .is_some_and(|r| r.is_empty() || r.starts_with('.') || r.starts_with('['))
+        })
+    }
+
+    fn retry(&mut self, raw: &RawRetry, defaults: RetryConfig) -> RetryConfig {
+        let initial_path = "notify.retry.initial";
+        let max_path = "notify.retry.max";
+        let give_up_path = "notify.retry.give_up_after";
+        let initial = self.duration(
+            initial_path,
+            raw.initial.as_ref(),
+            defaults.initial,
+            MIN_RETRY_DELAY,
+            Some(MAX_RETRY_INITIAL),
+        );
+        let max = self.duration(
+            max_path,
+            raw.max.as_ref(),
+            defaults.max,
+            MIN_RETRY_DELAY,
+            None,
+        );
+        let give_up_after = self.duration(
+            give_up_path,
+            raw.give_up_after.as_ref(),
+            defaults.give_up_after,
+            MIN_GIVE_UP_AFTER,
+            None,
+        );
+        self.not_shorter(
+            (initial_path, initial, raw.initial.as_ref()),
+            (max_path, max, raw.max.as_ref()),
+        );
+        self.not_shorter(
+            (max_path, max, raw.max.as_ref()),
+            (give_up_path, give_up_after, raw.give_up_after.as_ref()),
+        );
+        let multiplier = match &raw.multiplier {
+            None => defaults.multiplier,
+            Some(m) if m.value.is_finite() && m.value >= 1.0 => m.value,
+            Some(m) => {
+                self.report(
+                    "notify.retry.multiplier",
+                    Some(&m.referenced),
+                    format!(
+                        "must be a finite number of at least 1, got {}",
+                        number_text(m.value)
+                    ),
+                );
+                defaults.multiplier
+            }
+        };
+        RetryConfig {
+            initial: initial.unwrap_or(defaults.initial),
+            max: max.unwrap_or(defaults.max),
+            multiplier,
+            jitter: raw.jitter.unwrap_or(defaults.jitter),
+            give_up_after: give_up_after.unwrap_or(defaults.give_up_after),
+        }
+    }
+
+    /// Reports when the `long` duration is shorter than the `short` one (both valid and
+    /// neither removed). The problem goes to `long` when it was written, else to `short`.
+    fn not_shorter(
+        &mut self,
+        short: (&str, Option<Duration>, Option<&Text>),
+        long: (&str, Option<Duration>, Option<&Text>),
+    ) {
+        let ((short_path, short_value, short_text), (long_path, long_value, long_text)) =
+            (short, long);
+        let (Some(s), Some(l)) = (short_value, long_value) else {
+            return;
+        };
+        if l >= s || self.removed(short_path) || self.removed(long_path) {
+            return;
+        }
+        let (s, l) = (format_duration(s), format_duration(l));
+        if let Some(text) = long_text {
+            self.report(
+                long_path,
+                Some(&text.referenced),
+                format!("{l} is shorter than {short_path} ({s})"),
+            );
+        } else if let Some(text) = short_text {
+            self.report(
+                short_path,
+                Some(&text.referenced),
+                format!("{s} is longer than {long_path} ({l})"),
+            );
+        }
+    }
+
+    fn breaker(&mut self, raw: &RawBreaker, defaults: BreakerConfig) -> BreakerConfig {
+        BreakerConfig {
+            failures: self.count(
+                "notify.circuit_breaker.failures",
+                raw.failures.as_ref(),
+                defaults.failures,
+            ),
+            open_for: self
+                .duration(
+                    "notify.circuit_breaker.open_for",
+                    raw.open_for.as_ref(),
+                    defaults.open_for,
+                    MIN_INTERVAL,
+                    None,
+                )
+                .unwrap_or(defaults.open_for),
+        }
+    }
+
+    fn rate_limit(&mut self, raw: &RawRateLimit, defaults: RateLimitConfig) -> RateLimitConfig {
+        RateLimitConfig {
+            max: self.count("notify.rate_limit.max", raw.max.as_ref(), defaults.max),
+            per: self
+                .duration(
+                    "notify.rate_limit.per",
+                    raw.per.as_ref(),
+                    defaults.per,
+                    MIN_INTERVAL,
+                    None,
+                )
+                .unwrap_or(defaults.per),
+        }
+    }
+
+    /// A count of at least 1: `default` when absent or invalid (reported).
+    fn count(&mut self, path: &str, given: Option<&Spanned<i64>>, default: u32) -> u32 {
+        let Some(n) = given else {
+            return default;
+        };
+        match u32::try_from(n.value).ok().filter(|v| *v >= 1) {
+            Some(v) => v,
+            None => {
+                self.report(
+                    path,
+                    Some(&n.referenced),
+                    format!(
+                        "{} is out of range: must be between 1 and {}",
+                        n.value,
+                        u32::MAX
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    /// The receivers, and every name given (valid receivers or not), for route checks.
+    fn receivers(
+        &mut self,
+        list: &Spanned<Vec<Spanned<RawReceiver>>>,
+    ) -> (Vec<ReceiverConfig>, Vec<String>) {
+        if list.value.is_empty() && !self.removed_under("notify.receivers") {
+            self.report(
+                "notify.receivers",
+                Some(&list.referenced),
+                "must list at least one receiver (remove the key for the default `log` receiver)",
+            );
+        }
+        let mut receivers = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for (i, item) in list.value.iter().enumerate() {
+            let base = format!("notify.receivers[{i}]");
+            let raw = &item.value;
+            let name = match &raw.name {
+                None => {
+                    if !self.removed(&format!("{base}.name")) {
+                        self.report(&base, Some(&item.referenced), "`name` is required");
+                    }
+                    None
+                }
+                Some(name) if name.value.trim().is_empty() => {
+                    self.report(
+                        &format!("{base}.name"),
+                        Some(&name.referenced),
+                        "must not be empty",
+                    );
+                    None
+                }
+                Some(name) => match names.iter().position(|n| *n == name.value) {
+                    Some(first) => {
+                        self.report(
+                            &format!("{base}.name"),
+                            Some(&name.referenced),
+                            format!(
+                                "duplicate receiver name {:?} (already at notify.receivers[{first}])",
+                                name.value
+                            ),
+                        );
+                        None
+                    }
+                    None => Some(name.value.clone()),
+                },
+            };
+            // Keep indexes aligned with the list for duplicate messages.
+            names.push(name.clone().unwrap_or_default());
+            let label = name
+                .as_deref()
+                .map_or_else(|| format!("receiver {i}"), |n| format!("receiver {n:?}"));
+            let kinds: Vec<&str> = [
+                raw.email.as_ref().map(|_| "email"),
+                raw.webhook.as_ref().map(|_| "webhook"),
+                raw.alertmanager.as_ref().map(|_| "alertmanager"),
+                raw.log.as_ref().map(|_| "log"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let kind = match kinds.as_slice() {
+                [_] => {
+                    if let Some(email) = &raw.email {
+                        self.email(&format!("{base}.email"), email)
+                            .map(ReceiverKind::Email)
+                    } else if let Some(webhook) = &raw.webhook {
+                        self.webhook(&format!("{base}.webhook"), webhook)
+                            .map(ReceiverKind::Webhook)
+                    } else if let Some(am) = &raw.alertmanager {
+                        self.alertmanager(&format!("{base}.alertmanager"), am)
+                            .map(ReceiverKind::Alertmanager)
+                    } else {
+                        Some(ReceiverKind::Log)
+                    }
+                }
+                [] => {
+                    let kind_removed = ["email", "webhook", "alertmanager", "log"]
+                        .iter()
+                        .any(|k| self.removed_under(&format!("{base}.{k}")));
+                    if !kind_removed {
+                        self.report(
+                            &base,
+                            Some(&item.referenced),
+                            format!(
+                                "{label} has no kind: add exactly one of `email`, `webhook`, `alertmanager`, `log` (write `log: {{}}` for the log)"
+                            ),
+                        );
+                    }
+                    None
+                }
+                several => {
+                    self.report(
+                        &base,
+                        Some(&item.referenced),
+                        format!(
+                            "{label} has several kinds ({}): exactly one of `email`, `webhook`, `alertmanager`, `log` per receiver",
+                            several.join(", ")
+                        ),
+                    );
+                    None
+                }
+            };
+            if let (Some(name), Some(kind)) = (name, kind) {
+                receivers.push(ReceiverConfig {
+                    name,
+                    send_resolved: raw.send_resolved,
+                    kind,
+                });
+            }
+        }
+        names.retain(|n| !n.is_empty());
+        (receivers, names)
+    }
+
+    fn email(&mut self, base: &str, raw: &Spanned<RawEmail>) -> Option<EmailConfig> {
+        let at = &raw.referenced;
+        let raw = &raw.value;
+        let mut valid = true;
+        let smarthost = match &raw.smarthost {
+            None => {
+                if !self.removed(&format!("{base}.smarthost")) {
+                    self.report(base, Some(at), "`smarthost` is required (host:port)");
+                }
+                None
+            }
+            Some(text) => match parse_host_port(&text.value) {
+                Ok(pair) => Some(pair),
+                Err(why) => {
+                    self.report(&format!("{base}.smarthost"), Some(&text.referenced), why);
+                    None
+                }
+            },
+        };
+        let tls = match &raw.tls {
+            None => SmtpTls::StartTls,
+            Some(text) => match text.value.as_str() {
+                "starttls" => SmtpTls::StartTls,
+                "implicit" => SmtpTls::Implicit,
+                "none" => SmtpTls::None,
+                other => {
+                    self.report(
+                        &format!("{base}.tls"),
+                        Some(&text.referenced),
+                        format!("unknown TLS mode {other:?}: expected starttls, implicit or none"),
+                    );
+                    valid = false;
+                    SmtpTls::StartTls
+                }
+            },
+        };
+        let username = match &raw.username {
+            Some(text) if text.value.trim().is_empty() => {
+                self.report(
+                    &format!("{base}.username"),
+                    Some(&text.referenced),
+                    "must not be empty (remove the key for no authentication)",
+                );
+                valid = false;
+                None
+            }
+            other => other.as_ref().map(|t| t.value.clone()),
+        };
+        let password = self.secret(
+            base,
+            ("password", raw.password.as_ref()),
+            ("password_file", raw.password_file.as_ref()),
+        );
+        let password = match password {
+            SecretOutcome::Invalid => {
+                valid = false;
+                None
+            }
+            SecretOutcome::Absent => None,
+            SecretOutcome::Given(secret, given_at) => {
+                if raw.username.is_none() {
+                    self.report(&given_at.0, Some(given_at.1), "a password needs `username`");
+                    valid = false;
+                }
+                Some(secret)
+            }
+        };
+        if let Some(text) = &raw.username
+            && raw.password.is_none()
+            && raw.password_file.is_none()
+        {
+            self.report(
+                &format!("{base}.username"),
+                Some(&text.referenced),
+                "a username needs `password_file` or `password: ${ENV_NAME}`",
+            );
+            valid = false;
+        }
+        let from = match &raw.from {
+            None => {
+                if !self.removed(&format!("{base}.from")) {
+                    self.report(
+                        base,
+                        Some(at),
+                        "`from` is required (a mailbox such as lookout@example.com)",
+                    );
+                }
+                None
+            }
+            Some(text) => self.mailbox(&format!("{base}.from"), text),
+        };
+        let mut to = Vec::new();
+        match &raw.to {
+            None => {
+                if !self.removed(&format!("{base}.to")) {
+                    self.report(base, Some(at), "`to` is required (a list of mailboxes)");
+                }
+                valid = false;
+            }
+            Some(list) => {
+                if list.value.is_empty() && !self.removed_under(&format!("{base}.to")) {
+                    self.report(
+                        &format!("{base}.to"),
+                        Some(&list.referenced),
+                        "must list at least one recipient",
+                    );
+                    valid = false;
+                }
+                for (i, text) in list.value.iter().enumerate() {
+                    match self.mailbox(&format!("{base}.to[{i}]"), text) {
+                        Some(m) => to.push(m),
+                        None => valid = false,
+                    }
+                }
+            }
+        }
+        let timeout = self.duration(
+            &format!("{base}.timeout"),
+            raw.timeout.as_ref(),
+            DEFAULT_EMAIL_TIMEOUT,
+            MIN_RECEIVER_TIMEOUT,
+            Some(MAX_RECEIVER_TIMEOUT),
+        );
+        let ((host, port), from, timeout) = (smarthost?, from?, timeout?);
+        valid.then_some(EmailConfig {
+            host,
+            port,
+            tls,
+            username,
+            password,
+            from,
+            to,
+            timeout,
+        })
+    }
+
+    /// A mailbox (`a@b.c` or `Name <a@b.c>`) as written, if lettre parses it.
+    fn mailbox(&mut self, path: &str, text: &Text) -> Option<String> {
+        match text.value.parse::<lettre::message::Mailbox>() {
+            Ok(_) => Some(text.value.clone()),
+            Err(e) => {
+                self.report(
+                    path,
+                    Some(&text.referenced),
+                    format!("invalid mailbox {:?}: {e}", text.value),
+                );
+                None
+            }
+        }
+    }
+
+    fn webhook(&mut self, base: &str, raw: &Spanned<RawWebhook>) -> Option<WebhookConfig> {
+        let at = &raw.referenced;
+        let raw = &raw.value;
+        let mut valid = true;
+        let url = match &raw.url {
+            None => {
+                if !self.removed(&format!("{base}.url")) {
+                    self.report(base, Some(at), "`url` is required");
+                }
+                None
+            }
+            Some(text) => self.http_url(&format!("{base}.url"), text),
+        };
+        let format = match &raw.format {
+            None => WebhookFormat::Alertmanager,
+            Some(text) => match text.value.as_str() {
+                "alertmanager" => WebhookFormat::Alertmanager,
+                "slack" => WebhookFormat::Slack,
+                other => {
+                    self.report(
+                        &format!("{base}.format"),
+                        Some(&text.referenced),
+                        format!("unknown format {other:?}: expected alertmanager or slack"),
+                    );
+                    valid = false;
+                    WebhookFormat::Alertmanager
+                }
+            },
+        };
+        let secret = match self.secret(
+            base,
+            ("secret", raw.secret.as_ref()),
+            ("secret_file", raw.secret_file.as_ref()),
+        ) {
+            SecretOutcome::Invalid => {
+                valid = false;
+                None
+            }
+            SecretOutcome::Absent => None,
+            SecretOutcome::Given(secret, _) => Some(secret),
+        };
+        let mut headers = Vec::new();
+        for (name, value) in raw.headers.iter().flatten() {
+            let path = format!("{base}.headers.{name}");
+            let at = Some(&value.referenced);
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                self.report(&path, at, format!("invalid header name {name:?}"));
+                valid = false;
+                continue;
+            }
+            if RESERVED_HEADERS
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(name))
+            {
+                self.report(
+                    &path,
+                    at,
+                    format!("header {name:?} is set by lookout itself"),
+                );
+                valid = false;
+                continue;
+            }
+            match interpolate_env(&value.value, self.env) {
+                // The value may hold a secret: the message never shows it.
+                Ok(resolved) if reqwest::header::HeaderValue::from_str(&resolved).is_err() => {
+                    self.report(
+                        &path,
+                        at,
+                        "not a valid header value (control characters or non-ASCII bytes)",
+                    );
+                    valid = false;
+                }
+                Ok(resolved) => headers.push((name.clone(), Secret::new(resolved))),
+                Err(why) => {
+                    self.report(&path, at, why);
+                    valid = false;
+                }
+            }
+        }
+        let timeout = self.duration(
+            &format!("{base}.timeout"),
+            raw.timeout.as_ref(),
+            DEFAULT_WEBHOOK_TIMEOUT,
+            MIN_RECEIVER_TIMEOUT,
+            Some(MAX_RECEIVER_TIMEOUT),
+        );
+        let (url, timeout) = (url?, timeout?);
+        valid.then_some(WebhookConfig {
+            url,
+            format,
+            secret,
+            headers,
+            timeout,
+        })
+    }
+
+    fn alertmanager(
+        &mut self,
+        base: &str,
+        raw: &Spanned<RawAlertmanager>,
+    ) -> Option<AlertmanagerConfig> {
+        let at = &raw.referenced;
+        let raw = &raw.value;
+        let mut valid = true;
+        let mut urls: Vec<String> = Vec::new();
+        match &raw.urls {
+            None => {
+                if !self.removed(&format!("{base}.urls")) {
+                    self.report(
+                        base,
+                        Some(at),
+                        "`urls` is required (every Alertmanager of the cluster)",
+                    );
+                }
+                valid = false;
+            }
+            Some(list) => {
+                if list.value.is_empty() && !self.removed_under(&format!("{base}.urls")) {
+                    self.report(
+                        &format!("{base}.urls"),
+                        Some(&list.referenced),
+                        "must list at least one URL",
+                    );
+                    valid = false;
+                }
+                for (i, text) in list.value.iter().enumerate() {
+                    let path = format!("{base}.urls[{i}]");
+                    match self.http_url(&path, text) {
+                        Some(url) if urls.contains(&url) => {
+                            self.report(&path, Some(&text.referenced), "duplicate URL");
+                            valid = false;
+                        }
+                        Some(url) => urls.push(url),
+                        None => valid = false,
+                    }
+                }
+            }
+        }
+        let timeout = self.duration(
+            &format!("{base}.timeout"),
+            raw.timeout.as_ref(),
+            DEFAULT_ALERTMANAGER_TIMEOUT,
+            MIN_RECEIVER_TIMEOUT,
+            Some(MAX_RECEIVER_TIMEOUT),
+        );
+        let resend_interval = self.duration(
+            &format!("{base}.resend_interval"),
+            raw.resend_interval.as_ref(),
+            DEFAULT_RESEND_INTERVAL,
+            MIN_RESEND_INTERVAL,
+            Some(MAX_RESEND_INTERVAL),
+        );
+        let (timeout, resend_interval) = (timeout?, resend_interval?);
+        valid.then_some(AlertmanagerConfig {
+            urls,
+            timeout,
+            resend_interval,
+        })
+    }
+
+    /// An `http://` or `https://` URL with a host. Messages never repeat the URL: it may
+    /// carry credentials or a token.
+    fn http_url(&mut self, path: &str, text: &Text) -> Option<String> {
+        let why = match reqwest::Url::parse(&text.value) {
+            Err(e) => format!("invalid URL: {e}"),
+            Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+                format!("must be http or https, got {:?}", url.scheme())
+            }
+            Ok(url) if url.host_str().is_none_or(str::is_empty) => "URL has no host".into(),
+            Ok(_) => return Some(text.value.clone()),
+        };
+        self.report(path, Some(&text.referenced), why);
+        None
+    }
+
+    /// A secret given inline (`key: ${ENV_NAME}`) or in a file (`file_key: path`).
+    /// Problems name the variable or the file, never the value.
+    fn secret<'t>(
+        &mut self,
+        base: &str,
+        inline: (&str, Option<&'t Text>),
+        file: (&str, Option<&'t Text>),
+    ) -> SecretOutcome<'t> {
+        let ((inline_key, inline), (file_key, file)) = (inline, file);
+        match (inline, file) {
+            (None, None) => SecretOutcome::Absent,
+            (Some(_), Some(f)) => {
+                self.report(
+                    &format!("{base}.{file_key}"),
+                    Some(&f.referenced),
+                    format!("set either `{inline_key}` or `{file_key}`, not both"),
+                );
+                SecretOutcome::Invalid
+            }
+            (Some(text), None) => {
+                let path = format!("{base}.{inline_key}");
+                let outcome = match env_reference(&text.value) {
+                    None => Err(format!(
+                        "secrets are not written in the configuration: use `{inline_key}: ${{ENV_NAME}}` or `{file_key}`"
+                    )),
+                    Some(name) => env_value(name, self.env),
+                };
+                match outcome {
+                    Ok(value) => SecretOutcome::Given(Secret::new(value), (path, &text.referenced)),
+                    Err(why) => {
+                        self.report(&path, Some(&text.referenced), why);
+                        SecretOutcome::Invalid
+                    }
+                }
+            }
+            (None, Some(text)) => {
+                let path = format!("{base}.{file_key}");
+                if text.value.trim().is_empty() {
+                    self.report(&path, Some(&text.referenced), "must not be empty");
+                    return SecretOutcome::Invalid;
+                }
+                let resolved = self.relative_to_config(&text.value);
+                match read_secret_file(&resolved) {
+                    Ok(value) => SecretOutcome::Given(Secret::new(value), (path, &text.referenced)),
+                    Err(why) => {
+                        self.report(&path, Some(&text.referenced), why);
+                        SecretOutcome::Invalid
+                    }
+                }
+            }
+        }
+    }
+
+    /// `path` as written when absolute, else relative to the configuration file's directory.
+    fn relative_to_config(&self, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        if path.is_absolute() {
+            return path.to_path_buf();
+        }
+        match Path::new(self.file).parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.join(path),
+            _ => path.to_path_buf(),
+        }
+    }
+
+    fn routes(
+        &mut self,
+        list: &Spanned<Vec<Spanned<RawRoute>>>,
+        known: &[String],
+    ) -> Vec<RouteConfig> {
+        if list.value.is_empty() && !self.removed_under("notify.route") {
+            self.report(
+                "notify.route",
+                Some(&list.referenced),
+                "must list at least one route: notifications would go nowhere (remove the key to send everything to every receiver)",
+            );
+        }
+        // A receiver removed by structural recovery is not in `known`: names are not
+        // checked then, since the user did write it.
+        let names_complete = !self.removed_under("notify.receivers");
+        let mut routes = Vec::new();
+        for (i, item) in list.value.iter().enumerate() {
+            let base = format!("notify.route[{i}]");
+            let raw = &item.value;
+            let mut valid = true;
+            let mut matchers = Vec::new();
+            for (label, value) in raw.match_.iter().flatten() {
+                let path = format!("{base}.match.{label}");
+                if let Err(why) = check_label_name(label) {
+                    self.report(&path, Some(&value.referenced), why);
+                    valid = false;
+                    continue;
+                }
+                matchers.push(LabelMatcher {
+                    label: label.clone(),
+                    op: MatchOp::Equal(value.value.clone()),
+                });
+            }
+            for (label, value) in raw.match_re.iter().flatten() {
+                let path = format!("{base}.match_re.{label}");
+                let compiled =
+                    check_label_name(label).and_then(|()| compile_whole_name(&value.value));
+                match compiled {
+                    Ok(regex) => matchers.push(LabelMatcher {
+                        label: label.clone(),
+                        op: MatchOp::Regex(regex),
+                    }),
+                    Err(why) => {
+                        self.report(&path, Some(&value.referenced), why);
+                        valid = false;
+                    }
+                }
+            }
+            let mut receivers: Vec<String> = Vec::new();
+            match &raw.receivers {
+                None => {
+                    if !self.removed(&format!("{base}.receivers")) {
+                        self.report(
+                            &base,
+                            Some(&item.referenced),
+                            "`receivers` is required (the names of the receivers this route sends to)",
+                        );
+                    }
+                    valid = false;
+                }
+                Some(names) => {
+                    if names.value.is_empty() && !self.removed_under(&format!("{base}.receivers")) {
+                        self.report(
+                            &format!("{base}.receivers"),
+                            Some(&names.referenced),
+                            "must list at least one receiver",
+                        );
+                        valid = false;
+                    }
+                    for (j, name) in names.value.iter().enumerate() {
+                        let path = format!("{base}.receivers[{j}]");
+                        if receivers.contains(&name.value) {
+                            self.report(
+                                &path,
+                                Some(&name.referenced),
+                                format!("receiver {:?} is listed twice", name.value),
+                            );
+                            valid = false;
+                        } else if names_complete && !known.contains(&name.value) {
+                            self.report(
+                                &path,
+                                Some(&name.referenced),
+                                format!(
+                                    "unknown receiver {:?} (receivers: {})",
+                                    name.value,
+                                    known.join(", ")
+                                ),
+                            );
+                            valid = false;
+                        } else {
+                            receivers.push(name.value.clone());
+                        }
+                    }
+                }
+            }
+            if valid {
+                routes.push(RouteConfig {
+                    matchers,
+                    receivers,
+                    continue_: raw.continue_.unwrap_or(false),
+                });
+            }
+        }
+        routes
     }
 
     /// A duration within `min..=max`: `default` when absent, `None` when invalid (reported).
@@ -1053,6 +1897,171 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// How a secret key pair turned out.
+enum SecretOutcome<'t> {
+    /// Neither key given.
+    Absent,
+    /// Given but unusable (reported).
+    Invalid,
+    /// The value, with the key path and position it came from.
+    Given(Secret, (String, &'t Location)),
+}
+
+/// Looks up an environment variable (injected so tests need not change the environment).
+type EnvLookup = fn(&str) -> Result<String, std::env::VarError>;
+
+fn process_env(name: &str) -> Result<String, std::env::VarError> {
+    std::env::var(name)
+}
+
+/// Headers a webhook sets itself; a configured header may not replace them.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "idempotency-key",
+    "x-lookout-signature",
+];
+
+/// Largest secret file read, in bytes.
+pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
+
+/// Whether `name` is an environment variable name (`[A-Za-z_][A-Za-z0-9_]*`).
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The variable name of a value that is exactly one `${ENV_NAME}` reference.
+pub fn env_reference(text: &str) -> Option<&str> {
+    text.strip_prefix("${")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .filter(|name| is_env_name(name))
+}
+
+/// The value of an environment variable; problems name the variable, never a value.
+fn env_value(name: &str, env: EnvLookup) -> Result<String, String> {
+    match env(name) {
+        Ok(value) if value.is_empty() => Err(format!("environment variable {name} is empty")),
+        Ok(value) => Ok(value),
+        Err(std::env::VarError::NotPresent) => {
+            Err(format!("environment variable {name} is not set"))
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(format!("environment variable {name} is not valid UTF-8"))
+        }
+    }
+}
+
+/// Replaces every `${ENV_NAME}` in `text` with the variable's value. Every `${` must open
+/// a well-formed reference; a `$` not followed by `{` is literal.
+pub fn interpolate_env(text: &str, env: EnvLookup) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let (before, after) = rest.split_at(start);
+        out.push_str(before);
+        let inner = after.get(2..).unwrap_or_default();
+        let Some(end) = inner.find('}') else {
+            return Err("`${` without a closing `}`".into());
+        };
+        let name = inner.get(..end).unwrap_or_default();
+        if !is_env_name(name) {
+            return Err(format!(
+                "invalid environment variable reference {:?}: expected ${{ENV_NAME}}",
+                format!("${{{name}}}")
+            ));
+        }
+        out.push_str(&env_value(name, env)?);
+        rest = inner.get(end + 1..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Reads a secret file: at most [`MAX_SECRET_BYTES`], trailing line breaks trimmed, not
+/// empty. Problems name the file, never its content.
+pub fn read_secret_file(path: &Path) -> Result<String, String> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("cannot read {shown}: not a regular file"));
+    }
+    if meta.len() > MAX_SECRET_BYTES {
+        return Err(format!(
+            "{shown} is {} bytes; a secret file holds at most {MAX_SECRET_BYTES}",
+            meta.len()
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => format!("{shown} is not valid UTF-8"),
+        _ => format!("cannot read {shown}: {e}"),
+    })?;
+    let value = text.trim_end_matches(['\n', '\r']);
+    if value.is_empty() {
+        return Err(format!("{shown} is empty"));
+    }
+    Ok(value.to_string())
+}
+
+/// Parses `host:port` (`[::1]:25` for an IPv6 address); the port is required.
+pub fn parse_host_port(text: &str) -> Result<(String, u16), String> {
+    let invalid = |why: &str| {
+        format!(
+            "invalid smarthost {text:?}: {why} (expected host:port such as smtp.example.com:587)"
+        )
+    };
+    if text.contains("://") {
+        return Err(invalid(
+            "not a host name or address (write host:port, no scheme)",
+        ));
+    }
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| invalid("`[` without `]`"))?;
+        let port = after
+            .strip_prefix(':')
+            .ok_or_else(|| invalid("missing port"))?;
+        (host, port)
+    } else {
+        let (host, port) = text
+            .rsplit_once(':')
+            .ok_or_else(|| invalid("missing port"))?;
+        if host.contains(':') {
+            return Err(invalid("write an IPv6 address in brackets, as [::1]:25"));
+        }
+        (host, port)
+    };
+    if host.is_empty() {
+        return Err(invalid("missing host"));
+    }
+    if host
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "/@?#".contains(c))
+    {
+        return Err(invalid("not a host name or address"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p != 0 => Ok((host.to_string(), p)),
+        _ => Err(invalid("port must be 1-65535")),
+    }
+}
+
+/// Why `name` cannot be a label name (`[a-zA-Z_][a-zA-Z0-9_]*`), if it cannot.
+fn check_label_name(name: &str) -> Result<(), String> {
+    if is_env_name(name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid label name {name:?}: letters, digits and `_`, not starting with a digit"
+        ))
+    }
+}
+
 /// A checked number, with where it was written.
 #[derive(Debug, Clone, Copy)]
 struct Number<'r> {
@@ -1483,6 +2492,298 @@ mod tests {
                         .any(|l| l.starts_with(&format!("t.yaml:{want}"))),
                     "{yaml}: want {want:?} in {lines:?}"
                 );
+            }
+        }
+    }
+
+    fn fake_env(name: &str) -> Result<String, std::env::VarError> {
+        match name {
+            "SMTP_PASSWORD" => Ok("s3cret-from-env".into()),
+            "HOOK_TOKEN" => Ok("tok".into()),
+            "EMPTY" => Ok(String::new()),
+            _ => Err(std::env::VarError::NotPresent),
+        }
+    }
+
+    /// Validates `yaml` with [`fake_env`] as the environment.
+    fn check_with_fake_env(yaml: &str) -> (Option<Config>, Vec<String>) {
+        let raw: Option<RawConfig> = serde_saphyr::from_str(yaml).expect("parses");
+        let mut checker = Checker::new("t.yaml", &[]);
+        checker.env = fake_env;
+        let (config, problems) = checker.config(&raw.unwrap_or_default());
+        (config, problems.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn builtin_notify_is_the_documented_default() {
+        assert_eq!(
+            builtin().notify,
+            NotifyConfig::defaults(DEFAULT_REPEAT_INTERVAL)
+        );
+        // default.yaml writes every notify key out.
+        let raw: Option<RawConfig> =
+            serde_saphyr::from_str(super::super::DEFAULT_CONFIG_YAML).expect("parses");
+        let notify = raw.and_then(|r| r.notify).expect("notify");
+        let retry = notify.retry.expect("retry");
+        let breaker = notify.circuit_breaker.expect("circuit_breaker");
+        let rate = notify.rate_limit.expect("rate_limit");
+        assert!(
+            notify.group_wait.is_some()
+                && notify.send_resolved.is_some()
+                && notify.receivers.is_some()
+                && notify.route.is_some()
+        );
+        assert!(
+            retry.initial.is_some()
+                && retry.max.is_some()
+                && retry.multiplier.is_some()
+                && retry.jitter.is_some()
+                && retry.give_up_after.is_some()
+        );
+        assert!(breaker.failures.is_some() && breaker.open_for.is_some());
+        assert!(rate.max.is_some() && rate.per.is_some());
+    }
+
+    #[test]
+    fn full_notify_fixture() {
+        let n = fixture("notify.yaml").notify;
+        assert_eq!(n.repeat_interval, Duration::from_secs(7200));
+        assert_eq!(n.group_wait, Duration::from_secs(30));
+        assert!(!n.send_resolved);
+        assert_eq!(
+            n.retry,
+            RetryConfig {
+                initial: Duration::from_secs(2),
+                max: Duration::from_secs(120),
+                multiplier: 1.5,
+                jitter: false,
+                give_up_after: Duration::from_secs(12 * 3600),
+            }
+        );
+        assert_eq!(n.circuit_breaker.failures, 3);
+        assert_eq!(n.circuit_breaker.open_for, Duration::from_secs(60));
+        assert_eq!(n.rate_limit.max, 10);
+        assert_eq!(n.rate_limit.per, Duration::from_secs(1800));
+        let names: Vec<&str> = n.receivers.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["oncall", "chat", "am", "relay", "log"]);
+        let Some(ReceiverKind::Email(email)) = n.receivers.first().map(|r| &r.kind) else {
+            panic!("oncall is an email receiver");
+        };
+        assert_eq!(
+            n.receivers.first().and_then(|r| r.send_resolved),
+            Some(true)
+        );
+        assert_eq!((email.host.as_str(), email.port), ("smtp.example.com", 587));
+        assert_eq!(email.tls, SmtpTls::StartTls);
+        assert_eq!(email.username.as_deref(), Some("alerts"));
+        // The file's trailing newline is trimmed.
+        assert_eq!(
+            email.password.as_ref().map(Secret::expose),
+            Some("smtp-pass-fixture")
+        );
+        assert_eq!(email.to.len(), 2);
+        assert_eq!(email.timeout, Duration::from_secs(20));
+        let Some(ReceiverKind::Webhook(hook)) = n.receivers.get(1).map(|r| &r.kind) else {
+            panic!("chat is a webhook");
+        };
+        assert_eq!(hook.format, WebhookFormat::Slack);
+        assert_eq!(
+            hook.secret.as_ref().map(Secret::expose),
+            Some("hook-secret-fixture")
+        );
+        assert_eq!(hook.headers, [("X-Team".to_string(), Secret::new("infra"))]);
+        let Some(ReceiverKind::Alertmanager(am)) = n.receivers.get(2).map(|r| &r.kind) else {
+            panic!("am is an alertmanager receiver");
+        };
+        assert_eq!(am.urls.len(), 2);
+        assert_eq!(am.resend_interval, Duration::from_secs(30));
+        let Some(ReceiverKind::Email(relay)) = n.receivers.get(3).map(|r| &r.kind) else {
+            panic!("relay is an email receiver");
+        };
+        assert_eq!(
+            (relay.host.as_str(), relay.port, relay.tls),
+            ("::1", 25, SmtpTls::None)
+        );
+        assert_eq!(relay.timeout, DEFAULT_EMAIL_TIMEOUT);
+        assert_eq!(n.route.len(), 3);
+        let first = n.route.first().expect("route 0");
+        assert!(first.continue_);
+        assert_eq!(first.receivers, ["oncall", "chat"]);
+        let second = n.route.get(1).expect("route 1");
+        assert_eq!(second.matchers.len(), 2);
+        let labels = crate::rules::LabelSet::from([
+            ("alertname".to_string(), "HostCpuHigh".to_string()),
+            ("team".to_string(), "infra".to_string()),
+        ]);
+        assert!(second.matchers.iter().all(|m| m.matches(&labels)));
+        let partial =
+            crate::rules::LabelSet::from([("alertname".to_string(), "XHostCpuHigh".to_string())]);
+        assert!(!second.matchers.iter().all(|m| m.matches(&partial)));
+    }
+
+    #[test]
+    fn receivers_without_route_get_one_route_to_all() {
+        let yaml = "notify:\n  receivers:\n    - {name: a, log: {}}\n    - {name: b, alertmanager: {urls: ['http://am:9093']}}\n";
+        let config = crate::config::load_str(yaml, "t.yaml").expect("valid");
+        assert_eq!(
+            config.notify.route,
+            [RouteConfig {
+                matchers: Vec::new(),
+                receivers: vec!["a".into(), "b".into()],
+                continue_: false,
+            }]
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_env_and_never_show() {
+        let email = |password: &str| {
+            format!(
+                "notify:\n  receivers:\n    - name: m\n      email: {{smarthost: 'h:25', username: u, password: '{password}', from: a@b.c, to: [d@e.f]}}\n"
+            )
+        };
+        // a ${ENV} reference is resolved
+        let (config, problems) = check_with_fake_env(&email("${SMTP_PASSWORD}"));
+        assert!(problems.is_empty(), "{problems:?}");
+        let notify = config.expect("config").notify;
+        let Some(ReceiverKind::Email(cfg)) = notify.receivers.first().map(|r| &r.kind) else {
+            panic!("email receiver");
+        };
+        assert_eq!(
+            cfg.password.as_ref().map(Secret::expose),
+            Some("s3cret-from-env")
+        );
+        // (password as written, expected problem) — none may contain the value
+        let rows: &[(&str, &str)] = &[
+            // a literal password is refused without being repeated
+            (
+                "hunter2",
+                "email.password: secrets are not written in the configuration",
+            ),
+            // an unset variable is named
+            (
+                "${NOPE}",
+                "email.password: environment variable NOPE is not set",
+            ),
+            // an empty one too
+            (
+                "${EMPTY}",
+                "email.password: environment variable EMPTY is empty",
+            ),
+            // a reference with text around it is not a whole reference
+            (
+                "x${SMTP_PASSWORD}",
+                "secrets are not written in the configuration",
+            ),
+        ];
+        for (password, expected) in rows {
+            let (_, problems) = check_with_fake_env(&email(password));
+            assert_eq!(problems.len(), 1, "{password}: {problems:?}");
+            let line = problems.first().expect("one problem");
+            assert!(line.contains(expected), "{line}");
+            assert!(
+                !line.contains("hunter2") && !line.contains("s3cret"),
+                "{line}"
+            );
+        }
+        // headers interpolate references anywhere in the value
+        let yaml = "notify:\n  receivers:\n    - name: w\n      webhook: {url: 'https://h/x', headers: {Authorization: 'Bearer ${HOOK_TOKEN}'}}\n";
+        let (config, problems) = check_with_fake_env(yaml);
+        assert!(problems.is_empty(), "{problems:?}");
+        let notify = config.expect("config").notify;
+        let Some(ReceiverKind::Webhook(hook)) = notify.receivers.first().map(|r| &r.kind) else {
+            panic!("webhook receiver");
+        };
+        assert_eq!(
+            hook.headers,
+            [("Authorization".to_string(), Secret::new("Bearer tok"))]
+        );
+    }
+
+    #[test]
+    fn secret_files_are_read_trimmed_and_checked() {
+        let dir = std::env::temp_dir().join(format!("lookout-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let good = dir.join("good");
+        std::fs::write(&good, "pa55\r\n").expect("write");
+        let empty = dir.join("empty");
+        std::fs::write(&empty, "\n").expect("write");
+        assert_eq!(read_secret_file(&good), Ok("pa55".to_string()));
+        let err = read_secret_file(&empty).expect_err("empty");
+        assert!(err.ends_with("empty") && err.contains("/empty"), "{err}");
+        let err = read_secret_file(&dir.join("missing")).expect_err("missing");
+        assert!(
+            err.starts_with("cannot read ") && err.contains("missing"),
+            "{err}"
+        );
+        let err = read_secret_file(&dir).expect_err("a directory");
+        assert!(err.contains("not a regular file"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn env_interpolation() {
+        // (text, expected)
+        let rows: &[(&str, Result<&str, &str>)] = &[
+            // no reference
+            ("plain", Ok("plain")),
+            // a lone dollar is literal
+            ("$5", Ok("$5")),
+            // one reference inside text
+            ("Bearer ${HOOK_TOKEN}", Ok("Bearer tok")),
+            // two references
+            ("${HOOK_TOKEN}:${HOOK_TOKEN}", Ok("tok:tok")),
+            // unset
+            ("${NOPE}", Err("environment variable NOPE is not set")),
+            // unclosed
+            ("${HOOK_TOKEN", Err("without a closing")),
+            // not a name
+            (
+                "${1X}",
+                Err("invalid environment variable reference \"${1X}\""),
+            ),
+        ];
+        for (text, expected) in rows {
+            match (interpolate_env(text, fake_env), expected) {
+                (Ok(got), Ok(want)) => assert_eq!(got, *want, "{text}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "{text}: {got}"),
+                (got, _) => panic!("{text}: {got:?}"),
+            }
+        }
+        assert_eq!(env_reference("${A_1}"), Some("A_1"));
+        assert_eq!(env_reference("${}"), None);
+        assert_eq!(env_reference("$A"), None);
+    }
+
+    #[test]
+    fn smarthosts() {
+        // (text, expected host and port, or a message part)
+        type Expected = Result<(&'static str, u16), &'static str>;
+        let rows: &[(&str, Expected)] = &[
+            // name and port
+            ("smtp.example.com:587", Ok(("smtp.example.com", 587))),
+            // IPv4
+            ("127.0.0.1:25", Ok(("127.0.0.1", 25))),
+            // IPv6 in brackets
+            ("[::1]:2525", Ok(("::1", 2525))),
+            // the port is required
+            ("smtp.example.com", Err("missing port")),
+            // port zero
+            ("h:0", Err("port must be 1-65535")),
+            // port too large
+            ("h:70000", Err("port must be 1-65535")),
+            // bare IPv6
+            ("::1:25", Err("in brackets")),
+            // no host
+            (":25", Err("missing host")),
+            // a URL is not a host
+            ("smtp://h:25", Err("not a host name")),
+        ];
+        for (text, expected) in rows {
+            match (parse_host_port(text), expected) {
+                (Ok((h, p)), Ok((wh, wp))) => assert_eq!((h.as_str(), p), (*wh, *wp), "{text}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "{text}: {got}"),
+                (got, _) => panic!("{text}: {got:?}"),
             }
         }
     }

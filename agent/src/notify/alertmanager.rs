@@ -1,0 +1,386 @@
+//! Alertmanager receiver: hands alerts to an Alertmanager cluster through its API, as
+//! Prometheus does, so Alertmanager's own routing, silences and inhibition apply.
+//!
+//! Flow: [`AlertmanagerReceiver::send`] renders the message once as a JSON array of
+//! *postable alerts* ([`postable_alerts`]) and POSTs it to `<url>/api/v2/alerts` of **every**
+//! configured URL at the same time: Alertmanager HA expects each client to talk to every
+//! member (members gossip only notification state, and deduplicate among themselves).
+//!
+//! Outcome across the cluster:
+//!
+//! | members                                   | result                                   |
+//! |-------------------------------------------|------------------------------------------|
+//! | all accepted (2xx)                        | `Ok`                                     |
+//! | every one failed permanently (4xx)        | `Permanent`                              |
+//! | any other failure                         | `Retryable`, naming each failed member   |
+//!
+//! A retry resends to all members, which is harmless: Alertmanager merges an alert it already
+//! has. Per-member classification is the webhook's (5xx/429/408/timeouts/connection errors
+//! retry, other 4xx permanent); errors name members by `scheme://host:port` only.
+//!
+//! Expiry: Alertmanager resolves an alert by itself at its `endsAt`. A firing alert is sent
+//! with `endsAt = now + 4 × resend_interval` (what Prometheus does with its resend delay), and
+//! the dispatcher re-sends firing alerts every [`AlertmanagerReceiver::resend_interval`]; so
+//! the alerts of an agent that crashed or lost its network expire after a few missed re-sends
+//! instead of firing forever. A resolved alert carries its real `endsAt`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Value, json};
+
+use super::webhook::{http_client, origin, parse_url, post, wire_labels};
+use super::{BoxFuture, Message, Receiver, SendError, rfc3339};
+use crate::config::AlertmanagerConfig;
+use crate::rules::engine::Status;
+use crate::store::Millis;
+
+/// API path appended to each configured base URL.
+pub const ALERTS_PATH: &str = "api/v2/alerts";
+
+/// How many `resend_interval`s a firing alert stays valid without being re-sent.
+pub const EXPIRY_RESENDS: i64 = 4;
+
+/// Delivers messages to every member of an Alertmanager cluster.
+pub struct AlertmanagerReceiver {
+    name: String,
+    /// `<base>/api/v2/alerts` of each member.
+    urls: Vec<reqwest::Url>,
+    resend_interval: Duration,
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for AlertmanagerReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Origins only: a base URL may carry credentials.
+        let members: Vec<String> = self.urls.iter().map(origin).collect();
+        f.debug_struct("AlertmanagerReceiver")
+            .field("name", &self.name)
+            .field("members", &members)
+            .field("resend_interval", &self.resend_interval)
+            .finish()
+    }
+}
+
+impl AlertmanagerReceiver {
+    /// Builds the receiver and one HTTP client bounded by `cfg.timeout`. Fails on an empty URL
+    /// list, a URL that is not `http(s)://`, or a client that cannot be built.
+    pub fn new(name: &str, cfg: &AlertmanagerConfig) -> Result<Self, String> {
+        if cfg.urls.is_empty() {
+            return Err(format!("alertmanager `{name}`: no URL"));
+        }
+        let mut urls = Vec::with_capacity(cfg.urls.len());
+        for (i, raw) in cfg.urls.iter().enumerate() {
+            let base =
+                parse_url(raw).map_err(|e| format!("alertmanager `{name}` URL #{}: {e}", i + 1))?;
+            urls.push(alerts_url(base));
+        }
+        let client = http_client(cfg.timeout).map_err(|e| format!("alertmanager `{name}`: {e}"))?;
+        Ok(AlertmanagerReceiver {
+            name: name.to_string(),
+            urls,
+            resend_interval: cfg.resend_interval,
+            client,
+        })
+    }
+
+    /// How often the dispatcher must re-send firing alerts (Alertmanager expires alerts that are
+    /// not re-sent; see the module docs).
+    pub fn resend_interval(&self) -> Duration {
+        self.resend_interval
+    }
+
+    async fn deliver(&self, message: &Message) -> Result<(), SendError> {
+        let body = serde_json::to_vec(&postable_alerts(message, now_ms(), self.resend_interval))
+            .map_err(|e| SendError::Permanent(format!("encoding the body: {e}")))?;
+        let mut headers = HeaderMap::new();
+        if let Ok(id) = HeaderValue::from_str(&message.id) {
+            headers.insert(HeaderName::from_static("idempotency-key"), id);
+        }
+        // Every member at once, each bounded by the client timeout.
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, url) in self.urls.iter().enumerate() {
+            let (client, url, headers, body) = (
+                self.client.clone(),
+                url.clone(),
+                headers.clone(),
+                body.clone(),
+            );
+            tasks.spawn(async move { (i, post(&client, url, headers, body).await) });
+        }
+        let mut failures: Vec<(usize, SendError)> = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((_, Ok(()))) => {}
+                Ok((i, Err(e))) => failures.push((i, e)),
+                // A panicked or cancelled task: treat like a transient failure of some member.
+                Err(e) => failures.push((
+                    usize::MAX,
+                    SendError::Retryable(format!("send task failed: {e}")),
+                )),
+            }
+        }
+        failures.sort_by_key(|(i, _)| *i);
+        summarize(&self.urls, &failures)
+    }
+}
+
+/// Folds per-member failures into one outcome (the table in the module docs).
+fn summarize(urls: &[reqwest::Url], failures: &[(usize, SendError)]) -> Result<(), SendError> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let text = failures
+        .iter()
+        .map(|(i, e)| {
+            let member = urls.get(*i).map_or_else(|| "?".to_string(), origin);
+            let reason = match e {
+                SendError::Retryable(t) | SendError::Permanent(t) => t,
+            };
+            format!("{member}: {reason}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let all_permanent = failures.len() == urls.len()
+        && failures
+            .iter()
+            .all(|(_, e)| matches!(e, SendError::Permanent(_)));
+    if all_permanent {
+        Err(SendError::Permanent(text))
+    } else {
+        Err(SendError::Retryable(format!(
+            "{} of {} Alertmanagers failed: {text}",
+            failures.len(),
+            urls.len()
+        )))
+    }
+}
+
+impl Receiver for AlertmanagerReceiver {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "alertmanager"
+    }
+
+    fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(self.deliver(message))
+    }
+}
+
+/// `<base>/api/v2/alerts`, keeping any path prefix of the base (`http://h/am/` -> `/am/api/...`).
+fn alerts_url(mut base: reqwest::Url) -> reqwest::Url {
+    let path = format!("{}/{ALERTS_PATH}", base.path().trim_end_matches('/'));
+    base.set_path(&path);
+    base
+}
+
+fn now_ms() -> Millis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+        Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+    })
+}
+
+/// The JSON array of postable alerts for `message` at `now_ms`: labels (instance labels,
+/// `alertname`, `severity`, and `lookout_test` for a fire drill), annotations, `startsAt`, and
+/// `endsAt` (the real end when resolved; `now + 4 × resend_interval` while firing).
+/// `generatorURL` is omitted.
+pub fn postable_alerts(message: &Message, now_ms: Millis, resend_interval: Duration) -> Value {
+    let resend = Millis::try_from(resend_interval.as_millis()).unwrap_or(Millis::MAX);
+    let expiry = now_ms.saturating_add(resend.saturating_mul(EXPIRY_RESENDS));
+    let alerts: Vec<Value> = message
+        .alerts
+        .iter()
+        .map(|a| {
+            let ends = match a.status {
+                Status::Firing => expiry,
+                Status::Resolved => a.ends_at.unwrap_or(now_ms),
+            };
+            json!({
+                "labels": wire_labels(a, message.test),
+                "annotations": a.annotations,
+                "startsAt": rfc3339(a.starts_at),
+                "endsAt": rfc3339(ends),
+            })
+        })
+        .collect();
+    Value::Array(alerts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::webhook::tests::{alert, message, provider};
+    use crate::rules::model::Severity;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn config(urls: Vec<String>) -> AlertmanagerConfig {
+        AlertmanagerConfig {
+            urls,
+            timeout: Duration::from_secs(5),
+            resend_interval: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn postable_alert_shape() {
+        let m = message(
+            vec![
+                alert("HostCpuHigh", "web-1", Status::Firing, Severity::Critical),
+                alert("HostCpuHigh", "web-2", Status::Resolved, Severity::Warning),
+            ],
+            false,
+        );
+        let now = 1_700_000_700_000;
+        let v = postable_alerts(&m, now, Duration::from_secs(60));
+        let a = &v[0];
+        assert_eq!(
+            a["labels"],
+            json!({"alertname": "HostCpuHigh", "cpu": "total", "host": "web-1", "severity": "critical"})
+        );
+        assert_eq!(a["annotations"]["summary"], "HostCpuHigh on web-1");
+        assert_eq!(a["startsAt"], "2023-11-14T22:13:20.123Z");
+        // Firing: expires 4 resend intervals (4 min) after now unless re-sent.
+        assert_eq!(a["endsAt"], rfc3339(now + 240_000));
+        assert!(a.get("generatorURL").is_none());
+        // Resolved: its real end.
+        assert_eq!(v[1]["endsAt"], "2023-11-14T22:23:20.000Z");
+        let t = postable_alerts(
+            &message(
+                vec![alert("X", "a", Status::Firing, Severity::Warning)],
+                true,
+            ),
+            now,
+            Duration::ZERO,
+        );
+        assert_eq!(t[0]["labels"]["lookout_test"], "true");
+    }
+
+    #[test]
+    fn alerts_url_keeps_prefixes() {
+        // (configured base, POST target)
+        let rows = [
+            ("http://am:9093", "http://am:9093/api/v2/alerts"), // bare host
+            ("http://am:9093/", "http://am:9093/api/v2/alerts"), // trailing slash
+            (
+                "https://x/alertmanager/",
+                "https://x/alertmanager/api/v2/alerts",
+            ), // behind a path prefix
+        ];
+        for (base, expected) in rows {
+            assert_eq!(
+                alerts_url(reqwest::Url::parse(base).unwrap()).as_str(),
+                expected,
+                "{base}"
+            );
+        }
+    }
+
+    #[test]
+    fn cluster_outcome() {
+        let urls: Vec<reqwest::Url> = ["http://a:1", "http://b:2"]
+            .iter()
+            .map(|u| reqwest::Url::parse(u).unwrap())
+            .collect();
+        let p = || SendError::Permanent("HTTP 400".into());
+        let r = || SendError::Retryable("HTTP 503".into());
+        // All accepted.
+        assert_eq!(summarize(&urls, &[]), Ok(()));
+        // Every member rejected the payload: permanent.
+        assert!(matches!(
+            summarize(&urls, &[(0, p()), (1, p())]),
+            Err(SendError::Permanent(_))
+        ));
+        // One member down: retry (the retry goes to both; Alertmanager merges).
+        let one = summarize(&urls, &[(1, r())]);
+        assert!(
+            matches!(&one, Err(SendError::Retryable(t)) if t.contains("http://b:2") && !t.contains("http://a:1")),
+            "{one:?}"
+        );
+        // One rejected, one accepted: still retryable, not silently ok.
+        assert!(matches!(
+            summarize(&urls, &[(0, p())]),
+            Err(SendError::Retryable(_))
+        ));
+        // One rejected, one down: retry.
+        assert!(matches!(
+            summarize(&urls, &[(0, p()), (1, r())]),
+            Err(SendError::Retryable(_))
+        ));
+    }
+
+    /// A fake member answering `status` to every request, counting requests.
+    async fn member(status: u16) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    // Read until the JSON array closes: enough for these small bodies.
+                    while !buf.ends_with(b"]") {
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf);
+                    assert!(head.starts_with("POST /api/v2/alerts HTTP/1.1"), "{head}");
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    let _ = sock.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        (format!("http://{addr}"), hits)
+    }
+
+    #[tokio::test]
+    async fn sends_to_every_member() {
+        provider();
+        let m = message(
+            vec![alert("X", "a", Status::Firing, Severity::Warning)],
+            false,
+        );
+        let (ok1, hits1) = member(200).await;
+        let (ok2, hits2) = member(200).await;
+        let (down, _) = member(503).await;
+        let (bad, _) = member(400).await;
+        let r = AlertmanagerReceiver::new("am", &config(vec![ok1.clone(), ok2.clone()])).unwrap();
+        assert_eq!(r.kind(), "alertmanager");
+        assert_eq!(r.resend_interval(), Duration::from_secs(60));
+        r.send(&m).await.unwrap();
+        assert_eq!(hits1.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(hits2.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        let r = AlertmanagerReceiver::new("am", &config(vec![ok1.clone(), down.clone()])).unwrap();
+        let got = r.send(&m).await;
+        assert!(
+            matches!(&got, Err(SendError::Retryable(t)) if t.contains(&down) && t.contains("503")),
+            "{got:?}"
+        );
+        assert_eq!(hits1.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+        let r = AlertmanagerReceiver::new("am", &config(vec![bad.clone()])).unwrap();
+        assert!(matches!(r.send(&m).await, Err(SendError::Permanent(_))));
+    }
+
+    #[test]
+    fn rejects_bad_config() {
+        provider();
+        assert!(AlertmanagerReceiver::new("am", &config(vec![])).is_err());
+        assert!(AlertmanagerReceiver::new("am", &config(vec!["am:9093".into()])).is_err());
+        let r = AlertmanagerReceiver::new("am", &config(vec!["http://user:pw@am:9093".into()]))
+            .unwrap();
+        assert!(!format!("{r:?}").contains("pw"));
+    }
+}

@@ -1,0 +1,961 @@
+//! HTTP(S) webhook receiver: formats a [`Message`] as Alertmanager webhook v4 JSON (or Slack
+//! incoming-webhook JSON) and POSTs it, signed when a secret is configured.
+//!
+//! Flow: [`WebhookReceiver::send`] renders the body once ([`alertmanager_v4`] or [`slack`]),
+//! signs those exact bytes (`X-Lookout-Signature: sha256=<hex HMAC-SHA256>`), POSTs them with the
+//! message id as `Idempotency-Key`, and turns the outcome into a [`SendError`] the dispatcher
+//! can act on (STYLE habit 7):
+//!
+//! | outcome                                   | result                   |
+//! |-------------------------------------------|--------------------------|
+//! | 2xx                                       | `Ok`                     |
+//! | 5xx, 429, 408                             | `Retryable`              |
+//! | timeout, refused/reset connection, DNS    | `Retryable`              |
+//! | other 4xx, 3xx that was not followed      | `Permanent`              |
+//! | invalid URL, header or secret             | `Permanent`              |
+//!
+//! Redirects: only 307/308 to the same scheme, host and port are followed (at most
+//! [`MAX_REDIRECTS`]): they keep the method and the body, and extra headers (which may carry
+//! credentials) never go to another host. 301/302/303 would turn the POST into a body-less GET,
+//! so they are not followed and count as permanent.
+//!
+//! Nothing here logs or returns header values, the secret, or the URL (Slack-style webhook URLs
+//! carry a token in their path): errors name the status, the failure kind and at most
+//! [`EXCERPT_CHARS`] characters of the response body.
+//!
+//! The HTTP helpers (`http_client`, `post`) are shared with the Alertmanager receiver.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use super::{AlertPayload, BoxFuture, Message, Receiver, SendError, rfc3339};
+use crate::config::{WebhookConfig, WebhookFormat};
+use crate::rules::LabelSet;
+use crate::rules::engine::Status;
+use crate::rules::model::Severity;
+
+/// Most redirects (307/308, same origin) followed for one delivery.
+pub const MAX_REDIRECTS: usize = 3;
+
+/// Most characters of a response body quoted in an error.
+pub const EXCERPT_CHARS: usize = 200;
+
+/// Alertmanager's `endsAt` for an alert that has not ended (Go's zero `time.Time`).
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Label added to every alert of a fire drill (`lookout notify test`).
+pub const TEST_LABEL: &str = "lookout_test";
+
+/// Header carrying the HMAC-SHA256 of the body.
+pub const SIGNATURE_HEADER: &str = "x-lookout-signature";
+
+/// `User-Agent` of every delivery.
+pub const USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
+
+/// Delivers messages to one webhook URL.
+pub struct WebhookReceiver {
+    name: String,
+    url: reqwest::Url,
+    format: WebhookFormat,
+    secret: Option<super::Secret>,
+    /// Configured extra headers, validated once, values marked sensitive.
+    headers: HeaderMap,
+    client: reqwest::Client,
+}
+
+impl WebhookReceiver {
+    /// Builds the receiver and its HTTP client (bounded by `cfg.timeout`). Fails on a URL that
+    /// is not `http(s)://`, an invalid extra header, or a client that cannot be built.
+    pub fn new(name: &str, cfg: &WebhookConfig) -> Result<Self, String> {
+        let url = parse_url(&cfg.url).map_err(|e| format!("webhook `{name}`: {e}"))?;
+        let mut headers = HeaderMap::new();
+        for (key, value) in &cfg.headers {
+            let header = HeaderName::from_bytes(key.as_bytes())
+                .map_err(|_| format!("webhook `{name}`: invalid header name `{key}`"))?;
+            // The value is a secret (often an Authorization): never echo it.
+            let mut value = HeaderValue::from_str(value.expose())
+                .map_err(|_| format!("webhook `{name}`: invalid value for header `{key}`"))?;
+            value.set_sensitive(true);
+            headers.append(header, value);
+        }
+        if let Some(secret) = &cfg.secret {
+            signature(secret.expose().as_bytes(), b"")
+                .map_err(|e| format!("webhook `{name}`: {e}"))?;
+        }
+        let client = http_client(cfg.timeout).map_err(|e| format!("webhook `{name}`: {e}"))?;
+        Ok(WebhookReceiver {
+            name: name.to_string(),
+            url,
+            format: cfg.format,
+            secret: cfg.secret.clone(),
+            headers,
+            client,
+        })
+    }
+
+    /// The exact body bytes sent for `message`.
+    pub fn body(&self, message: &Message) -> Result<Vec<u8>, SendError> {
+        let value = match self.format {
+            WebhookFormat::Alertmanager => alertmanager_v4(message),
+            WebhookFormat::Slack => slack(message),
+        };
+        serde_json::to_vec(&value)
+            .map_err(|e| SendError::Permanent(format!("encoding the body: {e}")))
+    }
+
+    async fn deliver(&self, message: &Message) -> Result<(), SendError> {
+        let body = self.body(message)?;
+        // Extra headers first, so they cannot replace the protocol headers set after them.
+        let mut headers = self.headers.clone();
+        let idempotency = HeaderValue::from_str(&message.id)
+            .map_err(|_| SendError::Permanent("message id is not a valid header value".into()))?;
+        headers.insert(HeaderName::from_static("idempotency-key"), idempotency);
+        if let Some(secret) = &self.secret {
+            let sig = signature(secret.expose().as_bytes(), &body).map_err(SendError::Permanent)?;
+            let value = HeaderValue::from_str(&format!("sha256={sig}")).map_err(|_| {
+                SendError::Permanent("signature is not a valid header value".into())
+            })?;
+            headers.insert(HeaderName::from_static(SIGNATURE_HEADER), value);
+        }
+        post(&self.client, self.url.clone(), headers, body).await
+    }
+}
+
+impl std::fmt::Debug for WebhookReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL path may be a token and header values are secrets: show neither.
+        f.debug_struct("WebhookReceiver")
+            .field("name", &self.name)
+            .field("origin", &origin(&self.url))
+            .field("format", &self.format)
+            .field("signed", &self.secret.is_some())
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Receiver for WebhookReceiver {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(self.deliver(message))
+    }
+}
+
+/// `sha256=` value of `X-Lookout-Signature`: lowercase hex HMAC-SHA256 of `body` under `key`.
+pub fn signature(key: &[u8], body: &[u8]) -> Result<String, String> {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key).map_err(|_| "invalid HMAC key".to_string())?;
+    mac.update(body);
+    Ok(hex::encode(mac.finalize().into_bytes()))
+}
+
+/// `firing` or `resolved`, as Alertmanager spells them.
+fn status_str(status: Status) -> &'static str {
+    match status {
+        Status::Firing => "firing",
+        Status::Resolved => "resolved",
+    }
+}
+
+/// The labels an alert carries on the wire: its instance labels plus `alertname`, `severity`
+/// and, for a fire drill, `lookout_test="true"`.
+pub fn wire_labels(alert: &AlertPayload, test: bool) -> LabelSet {
+    let mut labels = alert.labels.clone();
+    labels.insert("alertname".into(), alert.alert.clone());
+    labels.insert("severity".into(), alert.severity.as_str().into());
+    if test {
+        labels.insert(TEST_LABEL.into(), "true".into());
+    }
+    labels
+}
+
+fn common(maps: &[BTreeMap<String, String>]) -> BTreeMap<String, String> {
+    let mut iter = maps.iter();
+    let Some(first) = iter.next() else {
+        return BTreeMap::new();
+    };
+    let mut out = first.clone();
+    for m in iter {
+        out.retain(|k, v| m.get(k) == Some(v));
+    }
+    out
+}
+
+/// Alertmanager webhook v4 JSON for `message`, so receivers written for Alertmanager accept it
+/// unchanged.
+///
+/// Choices where lookout has no exact equivalent:
+/// - `groupLabels`: the common labels restricted to `alertname` (empty when the alerts have
+///   different names); the group's own key is in `groupKey`.
+/// - `truncatedAlerts`: the notifications the rate limit folded into this message
+///   ([`Message::folded`], 0 normally): like Alertmanager's truncated alerts, they are
+///   counted but not listed.
+/// - `externalURL` and `generatorURL`: empty strings (the agent has no public UI URL).
+/// - `endsAt` while firing: `0001-01-01T00:00:00Z`, as Alertmanager sends.
+pub fn alertmanager_v4(message: &Message) -> Value {
+    let labels: Vec<LabelSet> = message
+        .alerts
+        .iter()
+        .map(|a| wire_labels(a, message.test))
+        .collect();
+    let annotations: Vec<BTreeMap<String, String>> = message
+        .alerts
+        .iter()
+        .map(|a| a.annotations.clone())
+        .collect();
+    let common_labels = common(&labels);
+    let group_labels: LabelSet = common_labels
+        .iter()
+        .filter(|(k, _)| k.as_str() == "alertname")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let alerts: Vec<Value> = message
+        .alerts
+        .iter()
+        .zip(&labels)
+        .map(|(a, l)| {
+            json!({
+                "status": status_str(a.status),
+                "labels": l,
+                "annotations": a.annotations,
+                "startsAt": rfc3339(a.starts_at),
+                "endsAt": a.ends_at.map_or_else(|| ZERO_TIME.to_string(), rfc3339),
+                "generatorURL": "",
+                "fingerprint": a.fingerprint,
+            })
+        })
+        .collect();
+    json!({
+        "version": "4",
+        "groupKey": message.group_key,
+        "truncatedAlerts": message.folded,
+        "status": status_str(message.status()),
+        "receiver": message.receiver,
+        "groupLabels": group_labels,
+        "commonLabels": common_labels,
+        "commonAnnotations": common(&annotations),
+        "externalURL": "",
+        "alerts": alerts,
+    })
+}
+
+/// Slack attachment colour: red for critical, yellow for warning, green once resolved.
+fn slack_color(message: &Message) -> &'static str {
+    match (message.status(), message.severity()) {
+        (Status::Resolved, _) => "#2eb886",
+        (Status::Firing, Some(Severity::Critical)) => "#d00000",
+        (Status::Firing, _) => "#f2c744",
+    }
+}
+
+/// Title shared by the Slack text and attachment: `[FIRING:2] HostCpuHigh on web-1` (the name
+/// and host only when every alert shares them; `[TEST]` first for a fire drill).
+pub fn title(message: &Message) -> String {
+    let status = message.status();
+    let count = message.alerts.iter().filter(|a| a.status == status).count();
+    let common = message.common_labels();
+    let first_name = message.alerts.first().map(|a| a.alert.as_str());
+    let same_name = message
+        .alerts
+        .iter()
+        .all(|a| Some(a.alert.as_str()) == first_name);
+    let mut out = String::new();
+    if message.test {
+        out.push_str("[TEST] ");
+    }
+    out.push_str(&format!("[{}:{count}]", status_str(status).to_uppercase()));
+    match first_name {
+        Some(name) if same_name => {
+            out.push(' ');
+            out.push_str(name);
+        }
+        _ => out.push_str(&format!(" {} alerts", message.alerts.len())),
+    }
+    if let Some(host) = common.get("host") {
+        out.push_str(" on ");
+        out.push_str(host);
+    }
+    out
+}
+
+/// Slack incoming-webhook JSON: a coloured attachment titled like the email subject, one line
+/// per alert (`summary`, else `description`, else the value).
+pub fn slack(message: &Message) -> Value {
+    let title = title(message);
+    let mut lines: Vec<String> = message
+        .alerts
+        .iter()
+        .map(|a| {
+            let host = a
+                .labels
+                .get("host")
+                .map(|h| format!(" on {h}"))
+                .unwrap_or_default();
+            let detail = a
+                .annotations
+                .get("summary")
+                .or_else(|| a.annotations.get("description"))
+                .cloned()
+                .or_else(|| a.value.map(|v| format!("value {v}")))
+                .unwrap_or_default();
+            let state = match a.status {
+                Status::Firing => a.severity.as_str(),
+                Status::Resolved => "resolved",
+            };
+            format!("• [{state}] {}{host}: {detail}", a.alert)
+        })
+        .collect();
+    if message.folded > 0 {
+        lines.push(format!(
+            "(+{} more notifications folded by the rate limit)",
+            message.folded
+        ));
+    }
+    json!({
+        "text": title,
+        "attachments": [{
+            "color": slack_color(message),
+            "title": title,
+            "text": lines.join("\n"),
+        }],
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP helpers shared with the Alertmanager receiver.
+
+/// Parses an `http(s)://` URL.
+pub(crate) fn parse_url(url: &str) -> Result<reqwest::Url, String> {
+    // The URL itself may hold a token: name only what is wrong with it.
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+    match parsed.scheme() {
+        "http" | "https" => Ok(parsed),
+        other => Err(format!("URL scheme must be http or https, not `{other}`")),
+    }
+}
+
+/// `scheme://host:port` of a URL: safe to name in errors (no path, query or credentials).
+pub(crate) fn origin(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or("?");
+    match url.port_or_known_default() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    }
+}
+
+/// One HTTP client for a receiver: total timeout `timeout`, redirects limited to 307/308 on the
+/// same origin (see the module docs).
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    // reqwest panics at build time without a process-wide rustls provider; `main` installs
+    // ring first thing, this only covers callers that did not (tests, tools).
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .last()
+            .is_some_and(|prev| origin(prev) == origin(attempt.url()));
+        let keeps_body = matches!(attempt.status().as_u16(), 307 | 308);
+        if same_origin && keeps_body && attempt.previous().len() <= MAX_REDIRECTS {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    });
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(policy)
+        .user_agent(USER_AGENT)
+        .build()
+        .map_err(|e| format!("building the HTTP client: {}", describe(&e)))
+}
+
+/// What a response status means for the delivery (STYLE habit 7).
+pub(crate) fn classify_status(status: u16) -> Result<(), Retry> {
+    match status {
+        200..=299 => Ok(()),
+        // Server trouble, rate limiting, and the server giving up waiting for us: try again.
+        500..=599 | 429 | 408 => Err(Retry::Yes),
+        // Other 4xx: the request itself is wrong; a 3xx here was not followed (see module docs).
+        _ => Err(Retry::No),
+    }
+}
+
+/// Whether a failure is worth retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    Yes,
+    No,
+}
+
+/// POSTs `body` as JSON with `headers` and classifies the outcome. Errors never contain the
+/// URL or header values.
+pub(crate) async fn post(
+    client: &reqwest::Client,
+    url: reqwest::Url,
+    mut headers: HeaderMap,
+    body: Vec<u8>,
+) -> Result<(), SendError> {
+    headers.insert(
+        reqwest::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let response = match client.post(url).headers(headers).body(body).send().await {
+        Ok(r) => r,
+        Err(e) => return Err(transport_error(&e)),
+    };
+    let status = response.status();
+    match classify_status(status.as_u16()) {
+        Ok(()) => Ok(()),
+        Err(retry) => {
+            let excerpt = excerpt(response).await;
+            let text = if excerpt.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                format!("HTTP {status}: {excerpt}")
+            };
+            Err(match retry {
+                Retry::Yes => SendError::Retryable(text),
+                Retry::No => SendError::Permanent(text),
+            })
+        }
+    }
+}
+
+/// A failure before any response: timeouts and connection trouble retry, a request that
+/// cannot even be built does not.
+fn transport_error(e: &reqwest::Error) -> SendError {
+    let text = describe(e);
+    if e.is_builder() {
+        SendError::Permanent(text)
+    } else {
+        // Connect errors, resets, DNS, broken bodies: the network may be better next time.
+        SendError::Retryable(text)
+    }
+}
+
+/// The error and its causes, without the URL.
+fn describe(e: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut current: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = current {
+        let s = err.to_string();
+        if !parts.iter().any(|p: &String| p.contains(&s)) {
+            parts.push(s);
+        }
+        current = err.source();
+    }
+    // The top-level reqwest message names the URL: drop it, keep the kind.
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_builder() {
+        "invalid request"
+    } else {
+        "request failed"
+    };
+    let causes: Vec<&str> = parts.iter().skip(1).map(String::as_str).collect();
+    if causes.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {}", causes.join(": "))
+    }
+}
+
+/// At most [`EXCERPT_CHARS`] characters of the response body, whitespace collapsed.
+async fn excerpt(mut response: reqwest::Response) -> String {
+    let mut raw = Vec::new();
+    // Read only as much as we quote (4 bytes per char at worst); the client timeout bounds it.
+    while raw.len() < EXCERPT_CHARS * 4 {
+        match response.chunk().await {
+            Ok(Some(chunk)) => raw.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&raw);
+    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    collapsed.chars().take(EXCERPT_CHARS).collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::notify::Secret;
+    use crate::rules::state::Kind;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    pub(crate) fn provider() {
+        // Ignore the error: another test may have installed it first.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+
+    pub(crate) fn alert(
+        name: &str,
+        host: &str,
+        status: Status,
+        severity: Severity,
+    ) -> AlertPayload {
+        let labels = LabelSet::from([
+            ("host".to_string(), host.to_string()),
+            ("cpu".to_string(), "total".to_string()),
+        ]);
+        AlertPayload {
+            alert: name.into(),
+            status,
+            kind: if status == Status::Firing {
+                Kind::Firing
+            } else {
+                Kind::Resolved
+            },
+            severity,
+            fingerprint: crate::notify::fingerprint(name, &labels),
+            labels,
+            annotations: BTreeMap::from([("summary".to_string(), format!("{name} on {host}"))]),
+            value: Some(97.5),
+            starts_at: 1_700_000_000_123,
+            ends_at: (status == Status::Resolved).then_some(1_700_000_600_000),
+        }
+    }
+
+    pub(crate) fn message(alerts: Vec<AlertPayload>, test: bool) -> Message {
+        Message {
+            id: "msg-0001".into(),
+            receiver: "hooks".into(),
+            group_key: "{}:{alertname=\"HostCpuHigh\"}".into(),
+            created_ms: 1_700_000_000_500,
+            alerts,
+            folded: 0,
+            test,
+        }
+    }
+
+    fn config(url: &str, secret: Option<&str>, timeout: Duration) -> WebhookConfig {
+        WebhookConfig {
+            url: url.into(),
+            format: WebhookFormat::Alertmanager,
+            secret: secret.map(Secret::new),
+            headers: vec![("X-Api-Key".into(), Secret::new("key-123"))],
+            timeout,
+        }
+    }
+
+    fn receiver(url: &str, secret: Option<&str>) -> WebhookReceiver {
+        provider();
+        WebhookReceiver::new("hooks", &config(url, secret, Duration::from_secs(5))).unwrap()
+    }
+
+    #[test]
+    fn firing_payload_is_alertmanager_v4() {
+        let m = message(
+            vec![
+                alert("HostCpuHigh", "web-1", Status::Firing, Severity::Critical),
+                alert("HostCpuHigh", "web-1", Status::Resolved, Severity::Warning),
+            ],
+            false,
+        );
+        let v: Value =
+            serde_json::from_slice(&receiver("http://127.0.0.1:1/", None).body(&m).unwrap())
+                .unwrap();
+        assert_eq!(v["version"], "4");
+        assert_eq!(v["groupKey"], m.group_key);
+        assert_eq!(v["truncatedAlerts"], 0);
+        assert_eq!(v["status"], "firing");
+        assert_eq!(v["receiver"], "hooks");
+        assert_eq!(v["externalURL"], "");
+        assert_eq!(v["groupLabels"], json!({"alertname": "HostCpuHigh"}));
+        // Severity differs between the two alerts, so it is not common.
+        assert_eq!(
+            v["commonLabels"],
+            json!({"alertname": "HostCpuHigh", "cpu": "total", "host": "web-1"})
+        );
+        assert_eq!(
+            v["commonAnnotations"],
+            json!({"summary": "HostCpuHigh on web-1"})
+        );
+        let a = &v["alerts"][0];
+        assert_eq!(a["status"], "firing");
+        assert_eq!(
+            a["labels"],
+            json!({"alertname": "HostCpuHigh", "cpu": "total", "host": "web-1", "severity": "critical"})
+        );
+        assert_eq!(a["startsAt"], "2023-11-14T22:13:20.123Z");
+        assert_eq!(a["endsAt"], ZERO_TIME);
+        assert_eq!(a["generatorURL"], "");
+        assert_eq!(a["fingerprint"], m.alerts[0].fingerprint);
+        assert_eq!(v["alerts"][1]["status"], "resolved");
+        assert_eq!(v["alerts"][1]["endsAt"], "2023-11-14T22:23:20.000Z");
+    }
+
+    #[test]
+    fn resolved_and_test_payloads() {
+        let m = message(
+            vec![alert(
+                "DiskFull",
+                "db-1",
+                Status::Resolved,
+                Severity::Warning,
+            )],
+            false,
+        );
+        let v = alertmanager_v4(&m);
+        assert_eq!(v["status"], "resolved");
+        assert_eq!(v["alerts"][0]["endsAt"], "2023-11-14T22:23:20.000Z");
+        assert_eq!(v["commonLabels"]["severity"], "warning");
+        assert!(v["alerts"][0]["labels"].get(TEST_LABEL).is_none());
+
+        let t = message(
+            vec![alert("DiskFull", "db-1", Status::Firing, Severity::Warning)],
+            true,
+        );
+        let v = alertmanager_v4(&t);
+        assert_eq!(v["alerts"][0]["labels"][TEST_LABEL], "true");
+        assert_eq!(v["commonLabels"][TEST_LABEL], "true");
+
+        let mixed = message(
+            vec![
+                alert("DiskFull", "db-1", Status::Firing, Severity::Warning),
+                alert("HostCpuHigh", "db-1", Status::Firing, Severity::Warning),
+            ],
+            false,
+        );
+        // Different names: no group label.
+        assert_eq!(alertmanager_v4(&mixed)["groupLabels"], json!({}));
+    }
+
+    #[test]
+    fn slack_payload() {
+        let m = message(
+            vec![
+                alert("HostCpuHigh", "web-1", Status::Firing, Severity::Critical),
+                alert("HostCpuHigh", "web-1", Status::Firing, Severity::Warning),
+            ],
+            false,
+        );
+        let v = slack(&m);
+        assert_eq!(
+            v["attachments"][0]["title"],
+            "[FIRING:2] HostCpuHigh on web-1"
+        );
+        assert_eq!(v["attachments"][0]["color"], "#d00000");
+        assert_eq!(v["text"], "[FIRING:2] HostCpuHigh on web-1");
+        let text = v["attachments"][0]["text"].as_str().unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(
+            text.starts_with("• [critical] HostCpuHigh on web-1: HostCpuHigh on web-1"),
+            "{text}"
+        );
+
+        let warn = message(
+            vec![alert("X", "a", Status::Firing, Severity::Warning)],
+            true,
+        );
+        assert_eq!(slack(&warn)["attachments"][0]["color"], "#f2c744");
+        assert_eq!(slack(&warn)["text"], "[TEST] [FIRING:1] X on a");
+        let ok = message(
+            vec![alert("X", "a", Status::Resolved, Severity::Critical)],
+            false,
+        );
+        assert_eq!(slack(&ok)["attachments"][0]["color"], "#2eb886");
+        assert_eq!(slack(&ok)["text"], "[RESOLVED:1] X on a");
+    }
+
+    #[test]
+    fn signature_matches_an_independent_hmac() {
+        let key = b"s3cret";
+        let body = br#"{"version":"4"}"#;
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+        mac.update(body);
+        let expected = hex::encode(mac.finalize().into_bytes());
+        assert_eq!(signature(key, body).unwrap(), expected);
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?").unwrap(),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn status_classification() {
+        use Retry::{No, Yes};
+        let rows: [(u16, Result<(), Retry>); 12] = [
+            (200, Ok(())),   // plain success
+            (202, Ok(())),   // accepted for later processing is still delivered
+            (204, Ok(())),   // no content
+            (500, Err(Yes)), // server bug: may pass next time
+            (502, Err(Yes)), // proxy in front of the receiver is down
+            (503, Err(Yes)), // overloaded or restarting
+            (429, Err(Yes)), // rate limited: back off and retry
+            (408, Err(Yes)), // server timed out waiting for the request
+            (400, Err(No)),  // our payload is rejected: resending the same bytes cannot help
+            (401, Err(No)),  // bad credentials: needs a config change
+            (404, Err(No)),  // wrong URL
+            (302, Err(No)),  // redirect not followed (would drop the POST body)
+        ];
+        for (status, expected) in rows {
+            assert_eq!(classify_status(status), expected, "{status}");
+        }
+    }
+
+    /// One captured request: head (request line + headers) and body.
+    #[derive(Debug)]
+    struct Captured {
+        head: String,
+        body: Vec<u8>,
+    }
+
+    /// Serves `response` to every connection on a fresh loopback port, capturing requests.
+    async fn serve(response: String) -> (String, tokio::sync::mpsc::UnboundedReceiver<Captured>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let response = response.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let Some(captured) = read_request(&mut sock).await else {
+                        return;
+                    };
+                    let _ = tx.send(captured);
+                    let _ = sock.write_all(response.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        (format!("http://{addr}/hook"), rx)
+    }
+
+    async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Captured> {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().to_string())
+                    })
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < end + 4 + len {
+                    let n = sock.read(&mut chunk).await.ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                return Some(Captured {
+                    head,
+                    body: buf[end + 4..end + 4 + len].to_vec(),
+                });
+            }
+            let n = sock.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn response(status: u16, extra: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    #[tokio::test]
+    async fn sends_headers_and_a_verifiable_signature() {
+        let (url, mut rx) = serve(response(200, "", "ok")).await;
+        let r = receiver(&url, Some("s3cret"));
+        let m = message(
+            vec![alert(
+                "HostCpuHigh",
+                "web-1",
+                Status::Firing,
+                Severity::Critical,
+            )],
+            false,
+        );
+        r.send(&m).await.unwrap();
+        let c = rx.recv().await.unwrap();
+        assert!(c.head.starts_with("POST /hook HTTP/1.1"), "{}", c.head);
+        assert_eq!(header(&c.head, "content-type"), Some("application/json"));
+        assert_eq!(header(&c.head, "idempotency-key"), Some("msg-0001"));
+        assert_eq!(header(&c.head, "user-agent"), Some(USER_AGENT));
+        assert_eq!(header(&c.head, "x-api-key"), Some("key-123"));
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
+        mac.update(&c.body);
+        let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        assert_eq!(
+            header(&c.head, "x-lookout-signature"),
+            Some(expected.as_str())
+        );
+        assert_eq!(c.body, r.body(&m).unwrap());
+        // No secret: no signature header.
+        let unsigned = receiver(&url, None);
+        unsigned.send(&m).await.unwrap();
+        let c = rx.recv().await.unwrap();
+        assert_eq!(header(&c.head, "x-lookout-signature"), None);
+    }
+
+    #[tokio::test]
+    async fn classifies_live_responses() {
+        let m = message(
+            vec![alert("X", "a", Status::Firing, Severity::Warning)],
+            false,
+        );
+        let long = "e".repeat(1000);
+        // (status, extra headers, body, expected retryable?; None = Ok)
+        let rows: Vec<(u16, &str, &str, Option<bool>)> = vec![
+            (200, "", "ok", None),                                       // delivered
+            (204, "", "", None),                                         // delivered, no body
+            (500, "", "boom", Some(true)),                               // server error: retry
+            (503, "", &long, Some(true)), // overloaded: retry, excerpt capped
+            (429, "Retry-After: 1\r\n", "slow down", Some(true)), // rate limited: retry
+            (408, "", "", Some(true)),    // request timeout: retry
+            (400, "", "bad payload", Some(false)), // rejected payload: permanent
+            (403, "", "forbidden", Some(false)), // auth: permanent
+            (302, "Location: http://127.0.0.2:9/\r\n", "", Some(false)), // redirect elsewhere: not followed
+            (301, "Location: /other\r\n", "", Some(false)), // 301 would drop the body: not followed
+        ];
+        for (status, extra, body, expected) in rows {
+            let (url, _rx) = serve(response(status, extra, body)).await;
+            let got = receiver(&url, None).send(&m).await;
+            match (expected, &got) {
+                (None, Ok(())) => {}
+                (Some(true), Err(SendError::Retryable(text)))
+                | (Some(false), Err(SendError::Permanent(text))) => {
+                    assert!(text.contains(&status.to_string()), "{status}: {text}");
+                    assert!(
+                        text.chars().count() <= EXCERPT_CHARS + 40,
+                        "{status}: {text}"
+                    );
+                    assert!(!text.contains("127.0.0.1"), "URL leaked: {text}");
+                }
+                _ => panic!("{status}: expected {expected:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn follows_same_origin_307() {
+        // First request is redirected to /final on the same server, which accepts it.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let Some(c) = read_request(&mut sock).await else {
+                        return;
+                    };
+                    let reply = if c.head.starts_with("POST /final") && !c.body.is_empty() {
+                        response(200, "", "")
+                    } else {
+                        response(307, "Location: /final\r\n", "")
+                    };
+                    let _ = sock.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        let m = message(
+            vec![alert("X", "a", Status::Firing, Severity::Warning)],
+            false,
+        );
+        receiver(&format!("http://{addr}/hook"), None)
+            .send(&m)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn timeout_is_retryable() {
+        // Accepts connections and never answers.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = listener.accept().await {
+                held.push(sock);
+            }
+        });
+        provider();
+        let r = WebhookReceiver::new(
+            "hooks",
+            &config(&format!("http://{addr}/"), None, Duration::from_millis(200)),
+        )
+        .unwrap();
+        let m = message(
+            vec![alert("X", "a", Status::Firing, Severity::Warning)],
+            false,
+        );
+        let started = std::time::Instant::now();
+        let got = r.send(&m).await;
+        assert!(
+            matches!(&got, Err(SendError::Retryable(t)) if t.starts_with("timeout")),
+            "{got:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_retryable() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let r = receiver(&format!("http://127.0.0.1:{port}/"), None);
+        let m = message(
+            vec![alert("X", "a", Status::Firing, Severity::Warning)],
+            false,
+        );
+        let got = r.send(&m).await;
+        assert!(matches!(&got, Err(SendError::Retryable(_))), "{got:?}");
+    }
+
+    #[test]
+    fn rejects_bad_config_without_echoing_secrets() {
+        provider();
+        let mut cfg = config("ftp://x/", None, Duration::from_secs(1));
+        assert!(
+            WebhookReceiver::new("h", &cfg)
+                .unwrap_err()
+                .contains("scheme")
+        );
+        cfg.url = "http://x/".into();
+        cfg.headers = vec![("X-Token".into(), Secret::new("bad\nvalue"))];
+        let err = WebhookReceiver::new("h", &cfg).unwrap_err();
+        assert!(err.contains("X-Token") && !err.contains("bad"), "{err}");
+        cfg.headers = vec![("X-Token".into(), Secret::new("hunter2"))];
+        let r = WebhookReceiver::new("h", &cfg).unwrap();
+        assert!(!format!("{r:?}").contains("hunter2"));
+        assert_eq!(r.kind(), "webhook");
+        assert_eq!(r.name(), "h");
+    }
+}
