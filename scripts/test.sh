@@ -11,12 +11,16 @@ peers=(
   "prometheus-node-exporter prometheus-node-exporter"
   "df coreutils"
   "kill procps"
+  "prometheus-alertmanager prometheus-alertmanager"
 )
 missing=()
 for entry in "${peers[@]}"; do
   read -r program package <<<"$entry"
   command -v "$program" >/dev/null 2>&1 || missing+=("$package")
 done
+# The SMTP test peer is a Python module: Debian's python3 must import it (another python3
+# first on PATH, such as pyenv's, does not see Debian's packages; the tests use /usr/bin/python3).
+/usr/bin/python3 -c "import aiosmtpd" >/dev/null 2>&1 || missing+=("python3-aiosmtpd")
 if ((${#missing[@]})); then
   echo "installing test peers: ${missing[*]}"
   sudo=""

@@ -17,8 +17,11 @@ use tokio::sync::{mpsc, watch};
 
 use crate::collect::scheduler::{self, RunStatus};
 use crate::collect::{self};
+use crate::config::NotifyConfig;
 use crate::config::{self, Config};
-use crate::rules::engine::{Engine, Notification, Status};
+use crate::notify::dispatch::{self, Dispatcher};
+use crate::notify::outbox::{self, Outbox};
+use crate::rules::engine::Engine;
 use crate::rules::model::Rule;
 use crate::rules::persist::StateFile;
 use crate::rules::score::Score;
@@ -38,6 +41,7 @@ pub struct State {
     reload: mpsc::Sender<ReloadRequest>,
     engine: Mutex<Engine>,
     score: Mutex<Option<Score>>,
+    delivery: Mutex<Option<(Dispatcher, NotifyConfig)>>,
 }
 
 /// A reload asked for over HTTP, answered with the outcome.
@@ -55,6 +59,7 @@ impl State {
             reload,
             engine: Mutex::new(engine),
             score: Mutex::new(None),
+            delivery: Mutex::new(None),
         }
     }
 
@@ -120,6 +125,18 @@ impl State {
 
     fn set_score(&self, score: Score) {
         *self.score.lock().unwrap_or_else(|e| e.into_inner()) = Some(score);
+    }
+
+    /// The running dispatcher and the notify configuration it runs on.
+    pub fn delivery(&self) -> Option<(Dispatcher, NotifyConfig)> {
+        self.delivery
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_delivery(&self, delivery: Option<(Dispatcher, NotifyConfig)>) {
+        *self.delivery.lock().unwrap_or_else(|e| e.into_inner()) = delivery;
     }
 
     /// Forgets collector `name` (a reload removed it): its series become absent and it no
@@ -302,8 +319,19 @@ async fn run_rules(
         state
             .store_mut()
             .apply(crate::rules::metrics::OWNER, samples, now);
-        for n in &notifications {
-            log_notification(n);
+        match state.delivery() {
+            Some((dispatcher, _)) => {
+                dispatcher.notify(&notifications).await;
+                let delivery_samples = dispatcher.samples(now);
+                state
+                    .store_mut()
+                    .apply(DELIVERY_OWNER, delivery_samples, now);
+            }
+            None => {
+                for n in &notifications {
+                    tracing::error!(alert = %n.alert, "delivery is not running; notification not queued");
+                }
+            }
         }
         if let Some(snapshot) = snapshot {
             let file = file.clone();
@@ -325,23 +353,56 @@ async fn run_rules(
     }
 }
 
-/// The `log` receiver: one structured line per notification.
-fn log_notification(n: &Notification) {
-    let labels = serde_json::to_string(&n.labels).unwrap_or_default();
-    let value = n.value.map(|v| v.to_string()).unwrap_or_default();
-    match n.status {
-        Status::Firing => tracing::warn!(
-            target: "lookout::notify",
-            alert = %n.alert, status = "firing", kind = ?n.kind, severity = n.severity.as_str(),
-            labels = %labels, value = %value, summary = %n.summary,
-            "notification"
-        ),
-        Status::Resolved => tracing::info!(
-            target: "lookout::notify",
-            alert = %n.alert, status = "resolved", kind = ?n.kind, severity = n.severity.as_str(),
-            labels = %labels, value = %value, summary = %n.summary,
-            "notification"
-        ),
+/// The store owner of delivery metrics.
+const DELIVERY_OWNER: &str = "notify";
+
+/// Delivery tasks of one configuration generation.
+struct DeliveryTasks {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl DeliveryTasks {
+    /// Starts delivery for `config`; messages of receivers it no longer has become dead
+    /// letters (never silently dropped).
+    async fn start(
+        config: &Config,
+        state: &Arc<State>,
+        outbox: &Arc<Outbox>,
+    ) -> anyhow::Result<DeliveryTasks> {
+        let names: Vec<String> = config
+            .notify
+            .receivers
+            .iter()
+            .map(|r| r.name.clone())
+            .collect();
+        let ob = outbox.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), outbox::OutboxError> {
+            let now = scheduler::wall_millis();
+            for gone in ob
+                .receivers_with_pending()?
+                .into_iter()
+                .filter(|r| !names.contains(r))
+            {
+                ob.forget_receiver(&gone, now)?;
+            }
+            Ok(())
+        })
+        .await
+        .context("outbox task")??;
+        let (stop, stopped) = watch::channel(false);
+        let (dispatcher, tasks) = dispatch::start(&config.notify, outbox.clone(), stopped)?;
+        state.set_delivery(Some((dispatcher, config.notify.clone())));
+        Ok(DeliveryTasks { stop, tasks })
+    }
+
+    /// Stops delivery: open groups are queued in the outbox, in-flight sends finish.
+    async fn stop(self, state: &State) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        state.set_delivery(None);
     }
 }
 
@@ -394,6 +455,14 @@ pub async fn run(
         restored = restored.len(),
         "rules loaded"
     );
+    let outbox = {
+        let path = data_dir.join(outbox::FILE_NAME);
+        Arc::new(
+            tokio::task::spawn_blocking(move || Outbox::open(&path))
+                .await
+                .context("outbox task")??,
+        )
+    };
     let engine = Engine::new(rules, restored);
     let state = Arc::new(State::new(config.agent.hostname.clone(), reload_tx, engine));
     state.set_api_token_file(config.agent.api_token_file.clone());
@@ -413,7 +482,8 @@ pub async fn run(
     let (server_stop, server_stopped) = watch::channel(false);
     let server = tokio::spawn(crate::api::serve(listener, state.clone(), server_stopped));
     let mut collectors = start_collectors(&config, &state);
-    let mut rules_task = RulesTask::start(&config, &state, state_file.clone());
+    let mut delivery = Some(DeliveryTasks::start(&config, &state, &outbox).await?);
+    let mut rules_task = Some(RulesTask::start(&config, &state, state_file.clone()));
     let restart_only = (config.agent.listen, config.agent.data_dir.clone());
 
     let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -427,7 +497,20 @@ pub async fn run(
         };
         let outcome = match reload(requested.as_deref(), &restart_only) {
             Ok((new, rules)) => {
-                rules_task.stop().await;
+                if let Some(task) = rules_task.take() {
+                    task.stop().await;
+                }
+                if let Some(d) = delivery.take() {
+                    d.stop(&state).await;
+                }
+                match DeliveryTasks::start(&new, &state, &outbox).await {
+                    Ok(d) => delivery = Some(d),
+                    Err(e) => {
+                        // Receivers were validated with the config; this is an outbox failure.
+                        tracing::error!(error = %format!("{e:#}"), "cannot restart delivery; stopping");
+                        break;
+                    }
+                }
                 state.engine().replace_rules(rules);
                 let old = collectors.stop().await;
                 state.set_hostname(new.agent.hostname.clone());
@@ -436,7 +519,7 @@ pub async fn run(
                 for name in old.iter().filter(|n| !collectors.names.contains(n)) {
                     state.retire(name);
                 }
-                rules_task = RulesTask::start(&new, &state, state_file.clone());
+                rules_task = Some(RulesTask::start(&new, &state, state_file.clone()));
                 Ok(())
             }
             Err(problems) => Err(problems),
@@ -446,7 +529,12 @@ pub async fn run(
         }
     }
     tracing::info!("stopping");
-    rules_task.stop().await;
+    if let Some(task) = rules_task.take() {
+        task.stop().await;
+    }
+    if let Some(d) = delivery.take() {
+        d.stop(&state).await;
+    }
     collectors.stop().await;
     let snapshot = state.engine().snapshot();
     if let Err(e) = state_file.save(&snapshot) {

@@ -63,6 +63,12 @@ pub enum Command {
         #[command(subcommand)]
         command: TestCommand,
     },
+    /// Notification helpers.
+    Notify {
+        /// Which helper.
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
     /// Rule helpers.
     Rules {
         /// Which helper.
@@ -91,6 +97,20 @@ pub enum TestCommand {
         /// Test files (YAML).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+    },
+}
+
+/// `lookout notify ...`
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Fire drill: send a test alert through the real receivers and report each result.
+    Test {
+        /// Configuration file.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Only this receiver.
+        #[arg(long, value_name = "NAME")]
+        receiver: Option<String>,
     },
 }
 
@@ -146,6 +166,9 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Test {
             command: TestCommand::Rules { files },
         } => test_rules(&files),
+        Command::Notify {
+            command: NotifyCommand::Test { config, receiver },
+        } => notify_test(config, receiver.as_deref()),
         Command::Rules {
             command:
                 RulesCommand::Export {
@@ -232,6 +255,45 @@ fn test_rules(files: &[PathBuf]) -> ExitCode {
     } else {
         code
     }
+}
+
+fn notify_test(path: Option<PathBuf>, receiver: Option<&str>) -> ExitCode {
+    let (config, _) = match config_or_exit(path, 2) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return fatal(&format!("cannot start the runtime: {e}")),
+    };
+    let results = match rt.block_on(crate::notify::dispatch::fire_drill(
+        &config.notify,
+        &config.agent.hostname,
+        receiver,
+    )) {
+        Ok(r) => r,
+        Err(e) => return fatal(&e),
+    };
+    let mut text = String::new();
+    for r in &results {
+        match &r.error {
+            None => text.push_str(&format!(
+                "ok      {} ({}) in {:.2}s\n",
+                r.receiver, r.kind, r.seconds
+            )),
+            Some(e) => text.push_str(&format!(
+                "FAILED  {} ({}) in {:.2}s: {e}\n",
+                r.receiver, r.kind, r.seconds
+            )),
+        }
+    }
+    let failed = results.iter().filter(|r| !r.ok).count();
+    text.push_str(&format!(
+        "{} passed, {failed} failed\n",
+        results.len() - failed
+    ));
+    let code = print_stdout(&text);
+    if failed > 0 { ExitCode::from(1) } else { code }
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {

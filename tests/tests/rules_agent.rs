@@ -36,7 +36,7 @@ fn an_alert_fires_persists_across_a_restart_and_resolves() {
     std::fs::write(
         &config,
         format!(
-            "agent:\n  hostname: test-host\n  listen: 127.0.0.1:{port}\n  data_dir: {}\ncollect:\n  host:\n    interval: 1s\n    timeout: 1s\nrules:\n  files: [rules.yaml]\n  evaluation_interval: 1s\n",
+            "agent:\n  hostname: test-host\n  listen: 127.0.0.1:{port}\n  data_dir: {}\ncollect:\n  host:\n    interval: 1s\n    timeout: 1s\nrules:\n  files: [rules.yaml]\n  evaluation_interval: 1s\nnotify:\n  group_wait: 0s\n",
             dir.path().join("data").display()
         ),
     )

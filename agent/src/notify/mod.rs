@@ -8,8 +8,12 @@
 //! ([`SendError`]); nothing here decides *whether* to notify: that is the engine's job.
 
 pub mod alertmanager;
+pub mod dispatch;
+pub mod email;
 pub mod group;
 pub mod log;
+pub mod outbox;
+pub mod policy;
 pub mod route;
 pub mod webhook;
 
