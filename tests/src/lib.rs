@@ -53,6 +53,51 @@ pub fn require(program: &str, debian_package: &str) -> PathBuf {
     })
 }
 
+/// A peer process killed on drop.
+#[derive(Debug)]
+pub struct Peer(pub Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `tests/support/http_receiver.py` on `port`, recording to `out` (see its doc for
+/// `mode`), and waits until it accepts connections.
+pub fn http_receiver(port: u16, out: &Path, mode: &str, secret: Option<&str>) -> Peer {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/http_receiver.py");
+    let mut cmd = Command::new(require("python3", "python3"));
+    cmd.arg(script).arg(port.to_string()).arg(out).arg(mode);
+    if let Some(s) = secret {
+        cmd.arg(s);
+    }
+    let peer = Peer(
+        cmd.stdout(Stdio::null())
+            .spawn()
+            .expect("start the HTTP receiver"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the HTTP receiver did not start on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    peer
+}
+
+/// The requests an [`http_receiver`] recorded so far.
+pub fn received(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("receiver record"))
+        .collect()
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -156,6 +201,17 @@ impl Agent {
             "agent exited with {status:?}:\n{}",
             self.log()
         );
+        self.start_again();
+    }
+
+    /// Kills the agent with SIGKILL (no chance to save or drain anything).
+    pub fn crash(&mut self) {
+        self.child.kill().expect("kill -9");
+        let _ = self.child.wait();
+    }
+
+    /// Starts the agent again after [`Agent::crash`] or an exit.
+    pub fn start_again(&mut self) {
         self.child = Agent::spawn(&self.config_path, self.dir.path());
         self.wait_ready(Duration::from_secs(30));
     }
