@@ -8,6 +8,20 @@
 //!   it waits for the message's next attempt time, for the circuit breaker and for the rate
 //!   limit, sends with the receiver's own timeout, and records the outcome: delivered,
 //!   retry after a backoff, or dead (a permanent error, or `give_up_after` passed).
+//! - **Rate-limit overflow folds into one digest** (DESIGN section 3): when the receiver's
+//!   rate limit is reached, the worker folds the receiver's waiting messages into the oldest
+//!   one never attempted ([`Outbox::fold_pending`]: alerts appended in order, `folded`
+//!   counting the messages merged in, counted as
+//!   `lookout_notifications_total{result="folded"}`), then waits for the free slot: one
+//!   digest goes out instead of a burst, nothing is dropped.
+//! - **Alertmanager re-sends** (DESIGN section 9): Alertmanager resolves an alert by itself
+//!   at its `endsAt` unless the client posts it again, as Prometheus does. The rule loop calls
+//!   [`Dispatcher::refresh`] with every firing instance ([`refresh_payloads`]) at the first
+//!   evaluation once [`refresh_interval`] (the shortest `resend_interval` of the alertmanager
+//!   receivers) has passed since the last re-send, and at its first evaluation;
+//!   each is routed like a notification but only to alertmanager receivers
+//!   ([`refresh_targets`]), through the same intake, grouping and outbox, so a re-send
+//!   stays behind whatever was queued before it for that receiver (never ahead of a resolve).
 //! - Messages still in the outbox when the agent stops (or is killed) are delivered after the
 //!   next start; every message carries a stable id that webhooks send as `Idempotency-Key`.
 
@@ -28,7 +42,9 @@ use crate::catalogue::{
 use crate::collect::Sample;
 use crate::collect::scheduler::wall_millis;
 use crate::config::{NotifyConfig, ReceiverConfig, ReceiverKind};
-use crate::rules::engine::{Notification, Status};
+use crate::rules::LabelSet;
+use crate::rules::engine::{ActiveAlert, Notification, Status};
+use crate::rules::state::{Kind, Phase};
 use crate::store::Millis;
 
 /// Builds the receivers of a configuration.
@@ -78,6 +94,77 @@ pub fn payload(n: &Notification) -> AlertPayload {
     }
 }
 
+/// The receivers a re-send of a firing alert goes to: those its routing labels (`labels`
+/// with `alertname` and `severity`, see [`routing_labels`]) are routed to, restricted to
+/// alertmanager receivers, in route order. Other kinds are notified again by the engine's
+/// `repeat_interval` only.
+pub fn refresh_targets(config: &NotifyConfig, labels: &LabelSet) -> Vec<String> {
+    receivers_for(&config.route, labels)
+        .into_iter()
+        .filter(|name| {
+            config
+                .receivers
+                .iter()
+                .any(|r| r.name == *name && matches!(r.kind, ReceiverKind::Alertmanager(_)))
+        })
+        .map(String::from)
+        .collect()
+}
+
+/// How often firing alerts must be re-sent: the shortest `resend_interval` of the
+/// configuration's alertmanager receivers; `None` without any.
+pub fn refresh_interval(config: &NotifyConfig) -> Option<Duration> {
+    config
+        .receivers
+        .iter()
+        .filter_map(|r| match &r.kind {
+            ReceiverKind::Alertmanager(am) => Some(am.resend_interval),
+            _ => None,
+        })
+        .min()
+}
+
+/// The re-sends of the firing instances among `active` (the engine's
+/// [`active`](crate::rules::engine::Engine::active) list; pending ones are skipped): status
+/// firing, kind [`Kind::Repeat`], starting when the instance started firing, with its current
+/// severity and last value.
+///
+/// Annotations are left empty here: the intake fills in those of the alert's last firing
+/// notification it handled (Alertmanager replaces an alert's annotations with each post), so
+/// they are empty only for alerts not notified since delivery started.
+pub fn refresh_payloads(active: &[ActiveAlert]) -> Vec<AlertPayload> {
+    active
+        .iter()
+        .filter(|a| a.state == Phase::Firing)
+        .filter_map(|a| {
+            let (severity, starts_at) = (a.severity?, a.firing_since?);
+            Some(AlertPayload {
+                alert: a.alert.clone(),
+                status: Status::Firing,
+                kind: Kind::Repeat,
+                severity,
+                labels: a.labels.clone(),
+                annotations: BTreeMap::new(),
+                value: a.value,
+                starts_at,
+                ends_at: None,
+                fingerprint: fingerprint(&a.alert, &a.labels),
+            })
+        })
+        .collect()
+}
+
+/// How an alert handed to the intake is routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// A notification: the routes decide.
+    Route,
+    /// A fire drill: every receiver, bypassing routes.
+    Test,
+    /// A re-send of a firing alert: the routes, alertmanager receivers only.
+    Refresh,
+}
+
 /// Delivery counters and circuit states, for `/metrics`.
 #[derive(Debug, Default)]
 struct Counters {
@@ -89,7 +176,7 @@ struct Counters {
 /// metrics.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
-    intake: mpsc::Sender<Vec<(AlertPayload, bool)>>,
+    intake: mpsc::Sender<Vec<(AlertPayload, Via)>>,
     outbox: Arc<Outbox>,
     counters: Arc<Mutex<Counters>>,
 }
@@ -112,15 +199,33 @@ impl Dispatcher {
         if notifications.is_empty() {
             return;
         }
-        let batch = notifications.iter().map(|n| (payload(n), false)).collect();
+        let batch = notifications
+            .iter()
+            .map(|n| (payload(n), Via::Route))
+            .collect();
         if self.intake.send(batch).await.is_err() {
             tracing::error!("delivery is stopped; notifications not queued");
         }
     }
 
+    /// Re-sends `firing` alerts (built by [`refresh_payloads`]) to the alertmanager receivers
+    /// their routes lead to ([`refresh_targets`]), so Alertmanager does not expire them. They
+    /// take the same path as notifications (intake, grouping, outbox), queued behind every
+    /// message handed over before: a re-send never overtakes a resolve already queued.
+    /// Alerts routed to no alertmanager receiver are skipped (not counted as unrouted).
+    pub async fn refresh(&self, firing: Vec<AlertPayload>) {
+        if firing.is_empty() {
+            return;
+        }
+        let batch = firing.into_iter().map(|a| (a, Via::Refresh)).collect();
+        if self.intake.send(batch).await.is_err() {
+            tracing::error!("delivery is stopped; alert re-sends not queued");
+        }
+    }
+
     /// Queues a fire-drill alert for every receiver (`test: true`), bypassing routes.
     pub async fn test_alert(&self, alert: AlertPayload) {
-        let _ = self.intake.send(vec![(alert, true)]).await;
+        let _ = self.intake.send(vec![(alert, Via::Test)]).await;
     }
 
     /// The outbox, for the API.
@@ -170,8 +275,12 @@ impl Dispatcher {
 }
 
 fn count(counters: &Mutex<Counters>, receiver: &str, result: &'static str) {
+    count_n(counters, receiver, result, 1);
+}
+
+fn count_n(counters: &Mutex<Counters>, receiver: &str, result: &'static str, n: u64) {
     let mut c = counters.lock().unwrap_or_else(|e| e.into_inner());
-    *c.results.entry((receiver.to_string(), result)).or_default() += 1;
+    *c.results.entry((receiver.to_string(), result)).or_default() += n;
 }
 
 /// Runs blocking outbox work off the async workers.
@@ -231,7 +340,7 @@ async fn intake(
     outbox: Arc<Outbox>,
     counters: Arc<Mutex<Counters>>,
     wakes: BTreeMap<String, Arc<Notify>>,
-    mut rx: mpsc::Receiver<Vec<(AlertPayload, bool)>>,
+    mut rx: mpsc::Receiver<Vec<(AlertPayload, Via)>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let instance = format!("{:016x}", fastrand::u64(..));
@@ -247,6 +356,9 @@ async fn intake(
             )
         })
         .collect();
+    // Annotations of the last firing notification per fingerprint, for re-sends (which the
+    // rule loop builds without them). Emptied on resolve, pruned to the firing set on refresh.
+    let mut annotations: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     loop {
         let now = wall_millis();
         let sleep = grouper.next_due().map_or(Duration::from_secs(3600), |due| {
@@ -256,14 +368,35 @@ async fn intake(
             batch = rx.recv() => match batch {
                 Some(batch) => {
                     let now = wall_millis();
-                    for (alert, test) in batch {
-                        let targets: Vec<String> = if test {
-                            config.receivers.iter().map(|r| r.name.clone()).collect()
-                        } else {
-                            let labels = routing_labels(&alert.alert, alert.severity.as_str(), &alert.labels);
-                            receivers_for(&config.route, &labels).into_iter().map(String::from).collect()
+                    let refreshed: std::collections::BTreeSet<&str> = batch
+                        .iter()
+                        .filter(|(_, via)| *via == Via::Refresh)
+                        .map(|(a, _)| a.fingerprint.as_str())
+                        .collect();
+                    if !refreshed.is_empty() {
+                        // A refresh lists every firing instance: forget the others.
+                        annotations.retain(|fp, _| refreshed.contains(fp.as_str()));
+                    }
+                    for (mut alert, via) in batch {
+                        let labels = routing_labels(&alert.alert, alert.severity.as_str(), &alert.labels);
+                        let targets: Vec<String> = match via {
+                            Via::Test => config.receivers.iter().map(|r| r.name.clone()).collect(),
+                            Via::Route => {
+                                if alert.status == Status::Resolved {
+                                    annotations.remove(&alert.fingerprint);
+                                } else {
+                                    annotations.insert(alert.fingerprint.clone(), alert.annotations.clone());
+                                }
+                                receivers_for(&config.route, &labels).into_iter().map(String::from).collect()
+                            }
+                            Via::Refresh => {
+                                if alert.annotations.is_empty() && let Some(known) = annotations.get(&alert.fingerprint) {
+                                    alert.annotations = known.clone();
+                                }
+                                refresh_targets(&config, &labels)
+                            }
                         };
-                        if targets.is_empty() {
+                        if targets.is_empty() && via != Via::Refresh {
                             count(&counters, "", "unrouted");
                             tracing::warn!(alert = %alert.alert, "no route matches this notification");
                         }
@@ -271,7 +404,7 @@ async fn intake(
                             if alert.status == Status::Resolved && !send_resolved.get(r.as_str()).copied().unwrap_or(true) {
                                 continue;
                             }
-                            grouper.add(&r, alert.clone(), test, now);
+                            grouper.add(&r, alert.clone(), via == Via::Test, now);
                         }
                     }
                     false
@@ -336,6 +469,7 @@ async fn worker(
             None => None,
         };
         let now = wall_millis();
+        let mut rate_limited = false;
         let wait_until = match &next {
             None => None,
             Some(p) if p.next_attempt_ms > now => Some(p.next_attempt_ms),
@@ -343,9 +477,32 @@ async fn worker(
                 BreakerState::Open { until } => Some(until),
                 _ => Some(now + 1000),
             },
-            Some(_) if !limit.try_acquire(now) => Some(limit.next_free_ms(now)),
+            Some(_) if !limit.try_acquire(now) => {
+                rate_limited = true;
+                Some(limit.next_free_ms(now))
+            }
             Some(_) => Some(now),
         };
+        if rate_limited {
+            // Overflow: what waits for the free slot goes out as one digest, not a burst.
+            let ob = outbox.clone();
+            let n = name.clone();
+            match blocking(move || ob.fold_pending(&n)).await {
+                Some(Ok(Some(merged))) => {
+                    count_n(
+                        &counters,
+                        &name,
+                        "folded",
+                        u64::try_from(merged).unwrap_or(u64::MAX),
+                    );
+                    tracing::info!(receiver = %name, merged, "rate limit reached; waiting messages folded into one digest");
+                }
+                Some(Ok(None)) | None => {}
+                Some(Err(e)) => {
+                    tracing::error!(receiver = %name, error = %e, "cannot fold the rate-limited backlog")
+                }
+            }
+        }
         {
             let mut c = counters.lock().unwrap_or_else(|e| e.into_inner());
             c.circuits.insert(name.clone(), breaker.state());
@@ -510,4 +667,312 @@ pub async fn fire_drill(
         }
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::super::outbox::Pending;
+    use super::*;
+    use crate::config::{AlertmanagerConfig, LabelMatcher, MatchOp, RouteConfig};
+    use crate::rules::model::Severity;
+
+    fn am(name: &str, resend: u64) -> ReceiverConfig {
+        ReceiverConfig {
+            name: name.into(),
+            send_resolved: None,
+            kind: ReceiverKind::Alertmanager(AlertmanagerConfig {
+                // Nothing listens on port 1: sends fail and are retried, messages stay queued.
+                urls: vec!["http://127.0.0.1:1".into()],
+                timeout: Duration::from_secs(1),
+                resend_interval: Duration::from_secs(resend),
+            }),
+        }
+    }
+
+    fn log(name: &str) -> ReceiverConfig {
+        ReceiverConfig {
+            name: name.into(),
+            send_resolved: None,
+            kind: ReceiverKind::Log,
+        }
+    }
+
+    fn route(team: Option<&str>, receivers: &[&str], continue_: bool) -> RouteConfig {
+        RouteConfig {
+            matchers: team
+                .map(|t| LabelMatcher {
+                    label: "team".into(),
+                    op: MatchOp::Equal(t.into()),
+                })
+                .into_iter()
+                .collect(),
+            receivers: receivers.iter().map(|r| (*r).to_string()).collect(),
+            continue_,
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> LabelSet {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn refresh_goes_to_routed_alertmanager_receivers_only() {
+        let mut config = NotifyConfig::defaults(Duration::from_secs(3600));
+        config.receivers = vec![log("log"), am("am-db", 30), am("am-all", 60)];
+        config.route = vec![
+            route(Some("db"), &["log", "am-db"], true),
+            route(None, &["log", "am-all"], false),
+        ];
+        // (team label, expected re-send targets)
+        let rows: [(Option<&str>, &[&str]); 2] = [
+            (Some("db"), &["am-db", "am-all"]), // continue: both, the log receiver left out
+            (Some("web"), &["am-all"]),
+        ];
+        for (team, expected) in rows {
+            let mut l = labels(&[("host", "h")]);
+            if let Some(t) = team {
+                l.insert("team".into(), t.into());
+            }
+            let l = routing_labels("A", "warning", &l);
+            assert_eq!(refresh_targets(&config, &l), expected, "{team:?}");
+        }
+        // Routed to a log receiver only: no re-send.
+        config.route = vec![route(None, &["log"], false)];
+        assert!(refresh_targets(&config, &labels(&[])).is_empty());
+
+        assert_eq!(refresh_interval(&config), Some(Duration::from_secs(30)));
+        config.receivers = vec![log("log")];
+        assert_eq!(refresh_interval(&config), None);
+    }
+
+    #[test]
+    fn refresh_payloads_are_the_firing_instances() {
+        let active = |alert: &str, state, severity, firing_since| ActiveAlert {
+            alert: alert.into(),
+            labels: labels(&[("host", "h"), ("mount", "/")]),
+            state,
+            severity,
+            active_since: Some(1_000),
+            firing_since,
+            value: Some(0.93),
+            last_notified: None,
+        };
+        let list = [
+            active(
+                "Firing",
+                Phase::Firing,
+                Some(Severity::Critical),
+                Some(2_000),
+            ),
+            active("Pending", Phase::Pending, Some(Severity::Warning), None),
+        ];
+        let got = refresh_payloads(&list);
+        assert_eq!(got.len(), 1);
+        let p = &got[0];
+        assert_eq!(
+            (p.alert.as_str(), p.status, p.kind),
+            ("Firing", Status::Firing, Kind::Repeat)
+        );
+        assert_eq!(
+            (p.severity, p.starts_at, p.ends_at, p.value),
+            (Severity::Critical, 2_000, None, Some(0.93))
+        );
+        assert!(p.annotations.is_empty());
+        // The same identity as the notifications of that instance, so Alertmanager merges.
+        assert_eq!(p.fingerprint, fingerprint("Firing", &list[0].labels));
+    }
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "lookout-dispatch-{name}-{}-{:016x}",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn notification(alert: &str, status: Status) -> Notification {
+        Notification {
+            alert: alert.into(),
+            labels: labels(&[("host", "h")]),
+            status,
+            kind: if status == Status::Firing {
+                Kind::Firing
+            } else {
+                Kind::Resolved
+            },
+            severity: Severity::Warning,
+            previous: None,
+            value: Some(1.0),
+            threshold: Some(0.5),
+            summary: format!("{alert} summary"),
+            description: String::new(),
+            starts_at: 1_000,
+            at: 2_000,
+        }
+    }
+
+    /// Polls `f` until it is true, for up to 10 s.
+    async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+        for _ in 0..200 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for: {what}");
+    }
+
+    fn folded_total(d: &Dispatcher, receiver: &str) -> u64 {
+        let c = d.counters.lock().unwrap();
+        c.results
+            .get(&(receiver.to_string(), "folded"))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rate_limited_backlog_goes_out_as_one_digest() {
+        let dir = TempDir::new("fold");
+        let outbox = Arc::new(Outbox::open(&dir.0.join(super::super::outbox::FILE_NAME)).unwrap());
+        let mut config = NotifyConfig::defaults(Duration::from_secs(3600));
+        config.group_wait = Duration::ZERO;
+        config.rate_limit.max = 1;
+        let (stop_tx, stop) = watch::channel(false);
+        let (d, tasks) = start(&config, outbox.clone(), stop).unwrap();
+
+        d.notify(&[notification("A", Status::Firing)]).await;
+        eventually("the first message is delivered", || {
+            outbox.stats(0).unwrap().pending == 0
+        })
+        .await;
+        for name in ["B", "C", "D"] {
+            d.notify(&[notification(name, Status::Firing)]).await;
+        }
+        eventually("the backlog is folded into one digest", || {
+            let pending = outbox.pending().unwrap();
+            pending.len() == 1 && pending[0].message.alerts.len() == 3
+        })
+        .await;
+        let digest = outbox.next_for("log").unwrap().unwrap();
+        let names: Vec<&str> = digest
+            .message
+            .alerts
+            .iter()
+            .map(|a| a.alert.as_str())
+            .collect();
+        assert_eq!(names, ["B", "C", "D"]);
+        assert_eq!(digest.message.folded, 2);
+        assert_eq!(folded_total(&d, "log"), 2);
+
+        let _ = stop_tx.send(true);
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refresh_queues_behind_earlier_messages_with_known_annotations() {
+        let dir = TempDir::new("refresh");
+        let outbox = Arc::new(Outbox::open(&dir.0.join(super::super::outbox::FILE_NAME)).unwrap());
+        let mut config = NotifyConfig::defaults(Duration::from_secs(3600));
+        config.group_wait = Duration::ZERO;
+        config.receivers = vec![log("log"), am("am", 60)];
+        config.route = vec![route(None, &["log", "am"], false)];
+        let (stop_tx, stop) = watch::channel(false);
+        let (d, tasks) = start(&config, outbox.clone(), stop).unwrap();
+
+        d.notify(&[notification("A", Status::Firing)]).await;
+        let active = ActiveAlert {
+            alert: "A".into(),
+            labels: labels(&[("host", "h")]),
+            state: Phase::Firing,
+            severity: Some(Severity::Warning),
+            active_since: Some(1_000),
+            firing_since: Some(1_000),
+            value: Some(1.5),
+            last_notified: Some(2_000),
+        };
+        d.refresh(refresh_payloads(&[active])).await;
+        eventually(
+            "both messages queued for the unreachable Alertmanager",
+            || {
+                outbox
+                    .pending()
+                    .unwrap()
+                    .iter()
+                    .filter(|p| p.message.receiver == "am")
+                    .count()
+                    == 2
+            },
+        )
+        .await;
+        let am: Vec<Pending> = outbox
+            .pending()
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.message.receiver == "am")
+            .collect();
+        assert_eq!(
+            am[0].message.alerts[0].kind,
+            Kind::Firing,
+            "the notification first"
+        );
+        let resent = &am[1].message.alerts[0];
+        assert_eq!((resent.kind, resent.value), (Kind::Repeat, Some(1.5)));
+        assert_eq!(
+            resent.annotations.get("summary").map(String::as_str),
+            Some("A summary")
+        );
+        // The log receiver got the notification only.
+        eventually("the log receiver delivered", || {
+            d.counters
+                .lock()
+                .unwrap()
+                .results
+                .get(&("log".to_string(), "delivered"))
+                .copied()
+                == Some(1)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            outbox
+                .pending()
+                .unwrap()
+                .iter()
+                .all(|p| p.message.receiver == "am")
+        );
+        assert_eq!(
+            d.counters
+                .lock()
+                .unwrap()
+                .results
+                .get(&("log".to_string(), "delivered"))
+                .copied(),
+            Some(1)
+        );
+
+        let _ = stop_tx.send(true);
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
 }

@@ -35,8 +35,9 @@
 //! in `pending_by_receiver`: strict per-receiver FIFO. Message ids (the `Idempotency-Key`) are
 //! unique: enqueueing an id that is pending or a dead letter is a no-op. Dead letters are
 //! bounded to the newest [`MAX_DEAD`]; older ones are dropped with a warning. Nothing pending
-//! is ever dropped silently: a message leaves `pending` only through [`Outbox::record`] or
-//! [`Outbox::forget_receiver`], both of which say where it went.
+//! is ever dropped silently: a message leaves `pending` only through [`Outbox::record`],
+//! [`Outbox::forget_receiver`] (both of which say where it went), or [`Outbox::fold_pending`],
+//! which merges it into an older pending message of the same receiver (a rate-limit digest).
 //!
 //! All methods are synchronous and fsync on every write: async callers use `spawn_blocking`.
 //! Times are passed in (`now`), never read from the system clock here.
@@ -492,6 +493,68 @@ impl Outbox {
             );
         }
         Ok(moved)
+    }
+
+    /// Folds the waiting messages of `receiver` into one digest, in one durable commit (the
+    /// dispatcher calls it when the receiver's rate limit is reached: DESIGN section 3,
+    /// "overflow folds into one digest, never dropped silently").
+    ///
+    /// The candidates are the receiver's pending messages that were never attempted
+    /// (`attempts == 0`) and are not fire drills (`test`), in queue order. With two or more,
+    /// every candidate after the first is merged into the first (the *digest*), which keeps its
+    /// id, sequence number (its place in the queue), attempts, times and group key:
+    /// - the merged messages' alerts are appended to the digest's, in queue order;
+    /// - `folded` counts the messages merged in: the digest's `folded` grows by one per merged
+    ///   message plus that message's own `folded` (so folding digests keeps the total);
+    /// - the merged messages leave `pending` (they are part of the digest now: neither
+    ///   delivered nor dead letters) and their ids are forgotten.
+    ///
+    /// A message already attempted is never changed, so a receiver deduplicating on
+    /// `Idempotency-Key` cannot drop the alerts folded in; fire drills never mix with real
+    /// alerts. Returns how many messages were merged, or `None` when there was nothing to fold
+    /// (fewer than two candidates).
+    pub fn fold_pending(&self, receiver: &str) -> Result<Option<usize>, OutboxError> {
+        self.write("fold", |txn| {
+            let mut pending = txn.open_table(PENDING)?;
+            let mut by_id = txn.open_table(PENDING_BY_ID)?;
+            let seqs: Vec<u64> = {
+                let by_receiver = txn.open_table(PENDING_BY_RECEIVER)?;
+                let mut seqs = Vec::new();
+                for entry in by_receiver.range((receiver, 0u64)..=(receiver, u64::MAX))? {
+                    seqs.push(entry?.0.value().1);
+                }
+                seqs
+            };
+            let mut digest: Option<(u64, Pending)> = None;
+            let mut merged = 0usize;
+            for seq in seqs {
+                let record = load_pending(&pending, seq)?;
+                if record.message.test || record.attempts > 0 {
+                    continue;
+                }
+                match &mut digest {
+                    None => digest = Some((seq, record)),
+                    Some((_, into)) => {
+                        remove_pending(txn, &mut pending, &mut by_id, &record.message, seq)?;
+                        let message = record.message;
+                        into.message.folded = into
+                            .message
+                            .folded
+                            .saturating_add(message.folded)
+                            .saturating_add(1);
+                        into.message.alerts.extend(message.alerts);
+                        merged += 1;
+                    }
+                }
+            }
+            match digest {
+                Some((seq, into)) if merged > 0 => {
+                    pending.insert(seq, encode(&into, &into.message.id)?.as_slice())?;
+                    Ok(Some(merged))
+                }
+                _ => Ok(None),
+            }
+        })
     }
 
     /// Runs `f` in a write transaction and commits it durably; on error nothing is written.
@@ -1014,6 +1077,122 @@ mod tests {
                 ("a2", 0, REASON_RECEIVER_GONE, T0 + 2), // newest first
                 ("a1", 1, REASON_RECEIVER_GONE, T0 + 2), // keeps its attempt count
             ]
+        );
+    }
+
+    /// A message for `receiver` whose alerts are named `alerts`.
+    fn msg_alerts(id: &str, receiver: &str, alerts: &[&str]) -> Message {
+        let mut m = msg(id, receiver);
+        m.alerts = alerts
+            .iter()
+            .map(|name| super::super::AlertPayload {
+                alert: (*name).to_string(),
+                status: crate::rules::engine::Status::Firing,
+                kind: crate::rules::state::Kind::Firing,
+                severity: crate::rules::model::Severity::Warning,
+                labels: Default::default(),
+                annotations: Default::default(),
+                value: None,
+                starts_at: T0,
+                ends_at: None,
+                fingerprint: (*name).to_string(),
+            })
+            .collect();
+        m
+    }
+
+    fn alert_names(p: &Pending) -> Vec<&str> {
+        p.message.alerts.iter().map(|a| a.alert.as_str()).collect()
+    }
+
+    #[test]
+    fn fold_pending_merges_a_receivers_backlog_into_its_oldest_message() {
+        let dir = TempDir::new("fold");
+        {
+            let ob = Outbox::open(&dir.file()).unwrap();
+            // Nothing, then one message: nothing to fold, nothing changes.
+            assert_eq!(ob.fold_pending("hook").unwrap(), None);
+            ob.enqueue(&[msg_alerts("h1", "hook", &["A"])], T0).unwrap();
+            assert_eq!(ob.fold_pending("hook").unwrap(), None);
+            assert_eq!(ob.next_for("hook").unwrap().unwrap().message.folded, 0);
+
+            let mut earlier_digest = msg_alerts("h3", "hook", &["C"]);
+            earlier_digest.folded = 2;
+            let mut drill = msg_alerts("t1", "hook", &["Drill"]);
+            drill.test = true;
+            ob.enqueue(
+                &[
+                    msg_alerts("h2", "hook", &["B1", "B2"]),
+                    msg_alerts("m1", "mail", &["X"]),
+                    earlier_digest,
+                    drill,
+                    msg_alerts("m2", "mail", &["Y"]),
+                    msg_alerts("h4", "hook", &["D"]),
+                ],
+                T0 + 10,
+            )
+            .unwrap();
+            assert_eq!(ob.fold_pending("hook").unwrap(), Some(3));
+
+            let pending = ob.pending().unwrap();
+            assert_eq!(ids(&pending), ["h1", "m1", "t1", "m2"]);
+            let digest = ob.next_for("hook").unwrap().unwrap();
+            assert_eq!(digest.message.id, "h1", "the oldest message's id is kept");
+            assert_eq!(alert_names(&digest), ["A", "B1", "B2", "C", "D"]);
+            assert_eq!(
+                digest.message.folded, 5,
+                "3 messages, one carrying 2 already"
+            );
+            assert_eq!(
+                (digest.attempts, digest.next_attempt_ms, digest.enqueued_ms),
+                (0, T0, T0)
+            );
+            // Other receivers are untouched; nothing went to the dead letters.
+            assert_eq!(ob.next_for("mail").unwrap().unwrap().message.id, "m1");
+            assert_eq!(alert_names(&pending[3]), ["Y"]);
+            assert!(ob.dead(10).unwrap().is_empty());
+            // Merged ids are forgotten: delivering one is ignored.
+            ob.record("h2", Outcome::Delivered, T0 + 20).unwrap();
+            assert_eq!(ob.stats(T0 + 20).unwrap().pending, 4);
+        }
+        // Durable: the digest and its place in the queue survive a reopen.
+        let ob = Outbox::open(&dir.file()).unwrap();
+        assert_eq!(ids(&ob.pending().unwrap()), ["h1", "m1", "t1", "m2"]);
+        let digest = ob.next_for("hook").unwrap().unwrap();
+        assert_eq!(alert_names(&digest), ["A", "B1", "B2", "C", "D"]);
+        assert_eq!(digest.message.folded, 5);
+        // Only the drill is left besides the digest: nothing more to fold.
+        assert_eq!(ob.fold_pending("hook").unwrap(), None);
+    }
+
+    #[test]
+    fn fold_pending_never_changes_a_message_already_attempted() {
+        let dir = TempDir::new("fold-attempted");
+        let ob = Outbox::open(&dir.file()).unwrap();
+        ob.enqueue(
+            &[
+                msg_alerts("h1", "hook", &["A"]),
+                msg_alerts("h2", "hook", &["B"]),
+                msg_alerts("h3", "hook", &["C"]),
+            ],
+            T0,
+        )
+        .unwrap();
+        let retry = Outcome::Retry {
+            next_attempt_ms: T0 + 1_000,
+            error: "timeout".into(),
+        };
+        ob.record("h1", retry, T0 + 1).unwrap();
+        assert_eq!(ob.fold_pending("hook").unwrap(), Some(1));
+        let pending = ob.pending().unwrap();
+        assert_eq!(ids(&pending), ["h1", "h2"]);
+        assert_eq!(
+            (alert_names(&pending[0]), pending[0].message.folded),
+            (vec!["A"], 0)
+        );
+        assert_eq!(
+            (alert_names(&pending[1]), pending[1].message.folded),
+            (vec!["B", "C"], 1)
         );
     }
 
