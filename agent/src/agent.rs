@@ -293,6 +293,9 @@ async fn run_rules(
         .unwrap_or(config.rules.evaluation_interval);
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // When firing alerts were last re-sent to the alertmanager receivers (DESIGN section 9);
+    // `None`: not yet, so the first evaluation re-sends what a restart restored.
+    let mut last_refresh: Option<crate::store::Millis> = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -320,8 +323,19 @@ async fn run_rules(
             .store_mut()
             .apply(crate::rules::metrics::OWNER, samples, now);
         match state.delivery() {
-            Some((dispatcher, _)) => {
+            Some((dispatcher, notify)) => {
                 dispatcher.notify(&notifications).await;
+                // Alertmanager expires alerts not posted again: re-send every firing instance
+                // at the first evaluation once `resend_interval` has passed since the last
+                // re-send (queued behind the notifications above; nothing firing: no message).
+                if let Some(every) = dispatch::refresh_interval(&notify) {
+                    let every = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+                    if last_refresh.is_none_or(|t| now.saturating_sub(t) >= every) {
+                        last_refresh = Some(now);
+                        let firing = dispatch::refresh_payloads(&state.engine().active());
+                        dispatcher.refresh(firing).await;
+                    }
+                }
                 let delivery_samples = dispatcher.samples(now);
                 state
                     .store_mut()
@@ -479,10 +493,11 @@ pub async fn run(
         "lookout started"
     );
 
+    // Delivery first: by the time the API answers, the outbox and dispatcher are up.
+    let mut delivery = Some(DeliveryTasks::start(&config, &state, &outbox).await?);
     let (server_stop, server_stopped) = watch::channel(false);
     let server = tokio::spawn(crate::api::serve(listener, state.clone(), server_stopped));
     let mut collectors = start_collectors(&config, &state);
-    let mut delivery = Some(DeliveryTasks::start(&config, &state, &outbox).await?);
     let mut rules_task = Some(RulesTask::start(&config, &state, state_file.clone()));
     let restart_only = (config.agent.listen, config.agent.data_dir.clone());
 

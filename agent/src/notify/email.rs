@@ -295,7 +295,7 @@ fn rows(alert: &AlertPayload) -> Vec<(&'static str, String)> {
 
 fn folded_note(folded: u32) -> String {
     format!(
-        "{folded} more notification(s) were folded into this message by the rate limit; see the agent's API for the full list."
+        "This is a digest: the rate limit folded {folded} more message(s) into it; every alert they carried is listed here."
     )
 }
 
@@ -528,7 +528,7 @@ mod tests {
             "Value:       0.95",
             "Since:       2023-11-14T22:13:20.000Z",
             "Labels:      host=web-1",
-            "2 more notification(s) were folded",
+            "the rate limit folded 2 more message(s) into it",
             "message m-42",
         ] {
             assert!(text.contains(want), "{want:?} in:\n{text}");

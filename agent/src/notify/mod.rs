@@ -68,7 +68,8 @@ pub struct Message {
     pub created_ms: Millis,
     /// The alerts, in the order they were decided.
     pub alerts: Vec<AlertPayload>,
-    /// Notifications folded into this message by the rate limit, not listed one by one.
+    /// Messages the rate limit folded into this one (a digest); their alerts are listed in
+    /// `alerts`, so nothing is left out.
     pub folded: u32,
     /// A fire drill (`lookout notify test`), not a real alert.
     pub test: bool,

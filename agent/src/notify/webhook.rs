@@ -199,9 +199,9 @@ fn common(maps: &[BTreeMap<String, String>]) -> BTreeMap<String, String> {
 /// Choices where lookout has no exact equivalent:
 /// - `groupLabels`: the common labels restricted to `alertname` (empty when the alerts have
 ///   different names); the group's own key is in `groupKey`.
-/// - `truncatedAlerts`: the notifications the rate limit folded into this message
-///   ([`Message::folded`], 0 normally): like Alertmanager's truncated alerts, they are
-///   counted but not listed.
+/// - `truncatedAlerts`: always 0. A rate-limit digest lists every alert it folded in, so
+///   none is left out (Alertmanager's meaning of the field); the digest says how many
+///   messages it merged in its `lookoutFolded` field.
 /// - `externalURL` and `generatorURL`: empty strings (the agent has no public UI URL).
 /// - `endsAt` while firing: `0001-01-01T00:00:00Z`, as Alertmanager sends.
 pub fn alertmanager_v4(message: &Message) -> Value {
@@ -240,7 +240,8 @@ pub fn alertmanager_v4(message: &Message) -> Value {
     json!({
         "version": "4",
         "groupKey": message.group_key,
-        "truncatedAlerts": message.folded,
+        "truncatedAlerts": 0,
+        "lookoutFolded": message.folded,
         "status": status_str(message.status()),
         "receiver": message.receiver,
         "groupLabels": group_labels,
@@ -319,7 +320,7 @@ pub fn slack(message: &Message) -> Value {
         .collect();
     if message.folded > 0 {
         lines.push(format!(
-            "(+{} more notifications folded by the rate limit)",
+            "(digest: {} more messages folded in by the rate limit, all listed above)",
             message.folded
         ));
     }
