@@ -65,6 +65,15 @@ fn a_notification_queued_during_an_outage_survives_kill_9_and_arrives_once() {
     );
     assert!(agent.log().contains("will retry"), "{}", agent.log());
 
+    // The queue shows on /metrics too.
+    let pending = agent.wait_for(Duration::from_secs(5), |m| {
+        lookout_tests::find(m, "lookout_outbox_pending", &[])
+            .map(|s| s.value)
+            .filter(|v| *v >= 1.0)
+    });
+    assert_eq!(pending, 1.0);
+    assert!(metric(&agent, "lookout_outbox_oldest_age_seconds", &[]).is_some_and(|age| age > 0.0));
+
     // Killed while the notification is queued; the receiver comes back; the agent restarts.
     agent.crash();
     let _receiver = http_receiver(hook_port, &out, "ok", Some("s3cret"));
@@ -219,4 +228,108 @@ fn parse_rfc3339(s: &str) -> f64 {
         .trim()
         .parse()
         .unwrap()
+}
+
+#[test]
+fn the_fire_drill_reports_each_receiver_from_the_cli_and_the_api() {
+    let dir = TempDir::new("drill");
+    let out = dir.path().join("received.jsonl");
+    let hook_port = free_port();
+    let dead_port = free_port(); // nothing listens here
+    let _receiver = http_receiver(hook_port, &out, "ok", None);
+    let config = dir.path().join("lookout.yaml");
+    let port = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "agent:\n  hostname: drill-host\n  listen: 127.0.0.1:{port}\n  data_dir: {}\n\
+             notify:\n  receivers:\n    - name: hook\n      webhook: {{url: \"http://127.0.0.1:{hook_port}/hook\", timeout: 2s}}\n\
+             \x20   - name: down\n      webhook: {{url: \"http://127.0.0.1:{dead_port}/hook\", timeout: 2s}}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+
+    // CLI: every receiver, one failing.
+    let cli = lookout_tests::lookout()
+        .args(["notify", "test", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&cli.stdout);
+    assert_eq!(cli.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("ok      hook (webhook)"), "{stdout}");
+    assert!(
+        stdout.contains("FAILED  down (webhook)") && stdout.contains("connection"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 passed, 1 failed"), "{stdout}");
+    let drill = &received(&out)[0];
+    let body: serde_json::Value = serde_json::from_str(drill["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["alerts"][0]["labels"]["alertname"], "LookoutFireDrill");
+    assert_eq!(body["alerts"][0]["labels"]["lookout_test"], "true");
+    assert_eq!(body["alerts"][0]["labels"]["host"], "drill-host");
+
+    // CLI: one receiver only; an unknown one is a usage error.
+    let only = lookout_tests::lookout()
+        .args(["notify", "test", "--receiver", "hook", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        only.status.success(),
+        "{}",
+        String::from_utf8_lossy(&only.stdout)
+    );
+    let unknown = lookout_tests::lookout()
+        .args(["notify", "test", "--receiver", "nope", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("hook, down"));
+
+    // API: the same drill through a running agent.
+    let agent = Agent::start_with_config(&config, port, dir);
+    let (status, answer) =
+        lookout_tests::http(agent.addr, "POST", "/api/v1/test-alert", &[], "").unwrap();
+    assert_eq!(status, 502, "{answer}");
+    let doc: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert!(
+        results
+            .iter()
+            .any(|r| r["receiver"] == "hook" && r["ok"] == true),
+        "{doc}"
+    );
+    assert!(
+        results
+            .iter()
+            .any(|r| r["receiver"] == "down" && r["ok"] == false),
+        "{doc}"
+    );
+    let (status, _) = lookout_tests::http(
+        agent.addr,
+        "POST",
+        "/api/v1/test-alert?receiver=hook",
+        &[],
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let (status, _) = lookout_tests::http(
+        agent.addr,
+        "POST",
+        "/api/v1/test-alert?receiver=nope",
+        &[],
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 404);
+    assert_eq!(
+        received(&out).len(),
+        4,
+        "two CLI drills and two API drills reached the hook"
+    );
 }
