@@ -429,12 +429,22 @@ struct Collectors {
 
 fn start_collectors(config: &Config, state: &Arc<State>) -> Collectors {
     let (stop, stopped) = watch::channel(false);
-    let collectors = collect::build_all(config);
-    let names = collectors.iter().map(|c| c.name().to_string()).collect();
-    let tasks = collectors
+    let blocking = collect::build_all(config);
+    let network = collect::build_async(config);
+    let names = blocking
+        .iter()
+        .map(|c| c.name().to_string())
+        .chain(network.iter().map(|c| c.name().to_string()))
+        .collect();
+    let mut tasks: Vec<_> = blocking
         .into_iter()
         .map(|c| tokio::spawn(scheduler::run_collector(c, state.clone(), stopped.clone())))
         .collect();
+    tasks.extend(
+        network
+            .into_iter()
+            .map(|c| tokio::spawn(scheduler::run_async_collector(c, state.clone(), stopped.clone()))),
+    );
     Collectors { names, stop, tasks }
 }
 

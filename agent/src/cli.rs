@@ -331,19 +331,38 @@ fn snapshot(path: Option<PathBuf>, json: bool, window: Duration) -> ExitCode {
         Err(code) => return code,
     };
     let mut collectors = collect::build_all(&config);
+    let mut network = collect::build_async(&config);
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fatal(&format!("cannot start the runtime: {e}")),
+    };
+    // One pass over every collector; network ones under their own timeout.
+    let mut pass = |now: Instant| -> Vec<(String, Result<Vec<crate::collect::Sample>, String>)> {
+        let mut out: Vec<_> = collectors
+            .iter_mut()
+            .map(|c| (c.name().to_string(), c.collect(now).map_err(|e| e.to_string())))
+            .collect();
+        for c in &mut network {
+            let timeout = c.schedule().timeout;
+            let result = rt.block_on(async {
+                match tokio::time::timeout(timeout, c.collect(now)).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!("timed out after {timeout:?}")),
+                }
+            });
+            out.push((c.name().to_string(), result));
+        }
+        out
+    };
+    // The first pass primes counters; its errors show again in the second pass.
+    let _ = pass(Instant::now());
+    std::thread::sleep(window);
     let mut store = Store::default();
     let mut errors = Vec::new();
-    let first = Instant::now();
-    for c in &mut collectors {
-        // The first pass primes counters; its errors show again in the second pass.
-        let _ = c.collect(first);
-    }
-    std::thread::sleep(window);
-    let second = Instant::now();
-    for c in &mut collectors {
-        match c.collect(second) {
-            Ok(samples) => store.apply(c.name(), samples, wall_millis()),
-            Err(e) => errors.push((c.name().to_string(), e.to_string())),
+    for (name, result) in pass(Instant::now()) {
+        match result {
+            Ok(samples) => store.apply(&name, samples, wall_millis()),
+            Err(e) => errors.push((name, e)),
         }
     }
     let text = if json {

@@ -112,6 +112,52 @@ pub trait Collector: Send + 'static {
     fn collect(&mut self, now: Instant) -> Result<Vec<Sample>, CollectError>;
 }
 
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// A collector that talks to the network (Redis, HTTP probes): `collect` is async and runs
+/// on the runtime, under the same schedule, timeout and bookkeeping as [`Collector`]s.
+pub trait AsyncCollector: Send + 'static {
+    /// Stable name, used as the `collector` label (`redis:cache`, `probe:api`).
+    fn name(&self) -> &str;
+    /// How often it runs and how long one run may take.
+    fn schedule(&self) -> Schedule;
+    /// Takes one sample set; every network call inside is bounded by a timeout.
+    fn collect<'a>(&'a mut self, now: Instant) -> BoxFuture<'a, Result<Vec<Sample>, CollectError>>;
+}
+
+/// A collector of either kind, as the scheduler runs it.
+pub enum Job {
+    /// Reads files: runs on the blocking pool.
+    Blocking(Box<dyn Collector>),
+    /// Talks to the network: runs on the runtime.
+    Async(Box<dyn AsyncCollector>),
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Blocking(c) => write!(f, "Blocking({})", c.name()),
+            Job::Async(c) => write!(f, "Async({})", c.name()),
+        }
+    }
+}
+
+impl Job {
+    /// The collector's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Job::Blocking(c) => c.name(),
+            Job::Async(c) => c.name(),
+        }
+    }
+}
+
+/// The network collectors of a configuration (Redis, probes), in a fixed order.
+pub fn build_async(_config: &Config) -> Vec<Box<dyn AsyncCollector>> {
+    Vec::new()
+}
+
 /// Builds every enabled collector from the configuration, in a fixed order.
 ///
 /// This is the explicit registry: a new collector adds one line here.

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use super::{CollectError, Collector, Sample};
+use super::{AsyncCollector, CollectError, Collector, Sample};
 use crate::agent::State;
 use crate::catalogue::{COLLECTOR_DURATION_SECONDS, COLLECTOR_UP};
 use crate::config::Schedule;
@@ -106,6 +106,35 @@ fn record(state: &State, name: &str, result: Result<Vec<Sample>, String>, took: 
         s.last_run_ms = at;
         s.last_error = error;
     });
+}
+
+/// Runs a network collector until `shutdown` turns true. Unlike a blocking run, a run that
+/// exceeds its timeout is dropped (its future cancelled), so the next tick starts afresh.
+pub async fn run_async_collector(
+    mut collector: Box<dyn AsyncCollector>,
+    state: Arc<State>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let name = collector.name().to_string();
+    let Schedule { interval, timeout } = collector.schedule();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    state.update_status(&name, |_| {});
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        let started = Instant::now();
+        let result = match tokio::time::timeout(timeout, collector.collect(started)).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("timed out after {timeout:?}")),
+        };
+        record(&state, &name, result, started.elapsed());
+    }
 }
 
 /// Runs `collector` until `shutdown` turns true.
