@@ -333,3 +333,61 @@ fn the_fire_drill_reports_each_receiver_from_the_cli_and_the_api() {
         "two CLI drills and two API drills reached the hook"
     );
 }
+
+#[test]
+fn send_resolved_false_keeps_resolves_from_one_receiver_only() {
+    let dir = TempDir::new("resolved");
+    let (all_out, firing_out) = (
+        dir.path().join("all.jsonl"),
+        dir.path().join("firing.jsonl"),
+    );
+    let (all_port, firing_port) = (free_port(), free_port());
+    let _all = http_receiver(all_port, &all_out, "ok", None);
+    let _firing = http_receiver(firing_port, &firing_out, "ok", None);
+    std::fs::write(dir.path().join("rules.yaml"), RULES).unwrap();
+    let port = free_port();
+    let config = dir.path().join("lookout.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "agent:\n  listen: 127.0.0.1:{port}\n  data_dir: {}\n\
+             collect:\n  host:\n    interval: 1s\n    timeout: 1s\n  tcp:\n    enabled: false\n\
+             rules:\n  files: [rules.yaml]\n  evaluation_interval: 1s\n\
+             notify:\n  group_wait: 0s\n  receivers:\n\
+             \x20   - name: all\n      webhook: {{url: \"http://127.0.0.1:{all_port}/\"}}\n\
+             \x20   - name: firing-only\n      send_resolved: false\n      webhook: {{url: \"http://127.0.0.1:{firing_port}/\"}}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start_with_config(&config, port, dir);
+    wait_until(
+        "both receivers got the firing alert",
+        Duration::from_secs(10),
+        || received(&all_out).len() == 1 && received(&firing_out).len() == 1,
+    );
+    // Make the condition false: the alert resolves.
+    std::fs::write(
+        agent.dir.path().join("rules.yaml"),
+        RULES.replace(">= 0", "< -1"),
+    )
+    .unwrap();
+    let (status, body) = lookout_tests::http(agent.addr, "POST", "/-/reload", &[], "").unwrap();
+    assert_eq!(status, 200, "{body}");
+    wait_until("the resolve reached `all`", Duration::from_secs(10), || {
+        received(&all_out).len() == 2
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let status_of = |r: &serde_json::Value| {
+        let body: serde_json::Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+        body["status"].as_str().unwrap().to_string()
+    };
+    let all: Vec<String> = received(&all_out).iter().map(status_of).collect();
+    let firing: Vec<String> = received(&firing_out).iter().map(status_of).collect();
+    assert_eq!(all, ["firing", "resolved"]);
+    assert_eq!(
+        firing,
+        ["firing"],
+        "send_resolved: false must not get the resolve"
+    );
+}
