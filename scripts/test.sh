@@ -12,6 +12,7 @@ peers=(
   "df coreutils"
   "kill procps"
   "prometheus-alertmanager prometheus-alertmanager"
+  "redis-server redis-server"
 )
 missing=()
 for entry in "${peers[@]}"; do

@@ -440,11 +440,13 @@ fn start_collectors(config: &Config, state: &Arc<State>) -> Collectors {
         .into_iter()
         .map(|c| tokio::spawn(scheduler::run_collector(c, state.clone(), stopped.clone())))
         .collect();
-    tasks.extend(
-        network
-            .into_iter()
-            .map(|c| tokio::spawn(scheduler::run_async_collector(c, state.clone(), stopped.clone()))),
-    );
+    tasks.extend(network.into_iter().map(|c| {
+        tokio::spawn(scheduler::run_async_collector(
+            c,
+            state.clone(),
+            stopped.clone(),
+        ))
+    }));
     Collectors { names, stop, tasks }
 }
 

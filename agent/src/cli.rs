@@ -332,7 +332,10 @@ fn snapshot(path: Option<PathBuf>, json: bool, window: Duration) -> ExitCode {
     };
     let mut collectors = collect::build_all(&config);
     let mut network = collect::build_async(&config);
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fatal(&format!("cannot start the runtime: {e}")),
     };
@@ -340,7 +343,12 @@ fn snapshot(path: Option<PathBuf>, json: bool, window: Duration) -> ExitCode {
     let mut pass = |now: Instant| -> Vec<(String, Result<Vec<crate::collect::Sample>, String>)> {
         let mut out: Vec<_> = collectors
             .iter_mut()
-            .map(|c| (c.name().to_string(), c.collect(now).map_err(|e| e.to_string())))
+            .map(|c| {
+                (
+                    c.name().to_string(),
+                    c.collect(now).map_err(|e| e.to_string()),
+                )
+            })
             .collect();
         for c in &mut network {
             let timeout = c.schedule().timeout;

@@ -17,6 +17,7 @@ pub mod memory;
 pub mod network;
 pub mod process;
 pub mod procfs;
+pub mod redis;
 pub mod scheduler;
 pub mod system;
 pub mod tcp;
@@ -154,8 +155,13 @@ impl Job {
 }
 
 /// The network collectors of a configuration (Redis, probes), in a fixed order.
-pub fn build_async(_config: &Config) -> Vec<Box<dyn AsyncCollector>> {
-    Vec::new()
+pub fn build_async(config: &Config) -> Vec<Box<dyn AsyncCollector>> {
+    config
+        .collect
+        .redis
+        .iter()
+        .map(|t| Box::new(redis::RedisCollector::new(t.clone())) as Box<dyn AsyncCollector>)
+        .collect()
 }
 
 /// Builds every enabled collector from the configuration, in a fixed order.

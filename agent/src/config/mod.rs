@@ -65,6 +65,8 @@ pub struct CollectConfig {
     pub host: HostConfig,
     /// `collect.tcp`.
     pub tcp: TcpConfig,
+    /// `collect.redis`: one entry per Redis/Valkey server watched (none by default).
+    pub redis: Vec<RedisTarget>,
 }
 
 /// When a collector runs and how long a run may take.
@@ -102,6 +104,64 @@ pub struct TcpConfig {
     pub schedule: Schedule,
     /// Local ports whose server-side connections are counted per state.
     pub ports: Vec<u16>,
+}
+
+/// One `collect.redis` entry: a Redis or Valkey server to watch.
+///
+/// `Debug` shows the URL with its password replaced ([`RedisTarget::redacted_url`]) and
+/// never the password read from `password_file`.
+#[derive(Clone)]
+pub struct RedisTarget {
+    /// Unique name, the value of the `target` label.
+    pub name: String,
+    /// `redis://`, `rediss://`, `valkey://` or `valkeys://` URL, possibly with
+    /// `user:password@`. Never log it as is: use [`RedisTarget::redacted_url`].
+    pub url: String,
+    /// Password read from `password_file`, used when the URL carries none.
+    pub password: Option<crate::notify::Secret>,
+    /// Interval between checks; the timeout bounds every command of a check.
+    pub schedule: Schedule,
+    /// Lists whose `LLEN` is exported as `lookout_redis_queue_length{queue}`.
+    pub queues: Vec<String>,
+    /// Fewer hits + misses than this in an interval: no hit ratio for it.
+    pub min_lookups: u64,
+}
+
+impl RedisTarget {
+    /// The URL with any password replaced by `***`, for logs and problems.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTarget")
+            .field("name", &self.name)
+            .field("url", &self.redacted_url())
+            .field("password", &self.password)
+            .field("schedule", &self.schedule)
+            .field("queues", &self.queues)
+            .field("min_lookups", &self.min_lookups)
+            .finish()
+    }
+}
+
+/// `url` with the password of its `user:password@` part replaced by `***`; unchanged when
+/// it has none.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+        None => url.to_string(),
+    }
 }
 
 /// `rules:` section.

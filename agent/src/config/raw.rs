@@ -58,6 +58,8 @@ pub struct RawCollect {
     pub host: Option<RawHost>,
     /// `collect.tcp`; absent: TCP collector enabled with its defaults.
     pub tcp: Option<RawTcp>,
+    /// `collect.redis`; absent: no Redis/Valkey server is watched.
+    pub redis: Option<Vec<Spanned<RawRedis>>>,
 }
 
 /// `collect.host` section.
@@ -96,6 +98,28 @@ pub struct RawTcp {
     /// Local ports counted per connection state; absent: none. Read as `i64` so that
     /// `0` and `70000` reach validation and are reported with their position.
     pub ports: Option<Vec<Spanned<i64>>>,
+}
+
+/// One `collect.redis` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// Unique name, the `target` label; absent: a problem.
+    pub name: Option<Text>,
+    /// `redis://`, `rediss://`, `valkey://` or `valkeys://` URL with an optional
+    /// `user:password@`; absent: a problem.
+    pub url: Option<Text>,
+    /// File holding the password (trailing newline trimmed), absolute or relative to the
+    /// configuration file's directory; absent: the URL's password, if any.
+    pub password_file: Option<Text>,
+    /// Time between checks; absent: `10s`.
+    pub interval: Option<Text>,
+    /// Bound of every command; absent: the smaller of `5s` and the interval.
+    pub timeout: Option<Text>,
+    /// Lists whose length is exported; absent: none.
+    pub queues: Option<Vec<Text>>,
+    /// Fewer lookups (hits + misses) in an interval: no hit ratio; absent: `10`.
+    pub min_lookups: Option<Spanned<i64>>,
 }
 
 /// `rules:` section.

@@ -18,15 +18,15 @@ use serde_saphyr::{Location, Spanned};
 
 use super::raw::{
     RawAgent, RawAlertmanager, RawBreaker, RawCollect, RawConfig, RawEmail, RawGrades, RawHealth,
-    RawHost, RawLoadTerm, RawNotify, RawRateLimit, RawReceiver, RawRetry, RawRoute, RawRules,
-    RawScalability, RawTcp, RawWebhook, Text,
+    RawHost, RawLoadTerm, RawNotify, RawRateLimit, RawReceiver, RawRedis, RawRetry, RawRoute,
+    RawRules, RawScalability, RawTcp, RawWebhook, Text,
 };
 use super::yaml::Problem;
 use super::{
     AgentConfig, AlertmanagerConfig, BreakerConfig, CollectConfig, Config, EmailConfig, Grades,
     HealthTerm, HostConfig, LabelMatcher, LoadTerm, MatchOp, NotifyConfig, RateLimitConfig,
-    ReceiverConfig, ReceiverKind, RetryConfig, RouteConfig, RulesConfig, ScalabilityConfig,
-    Schedule, SmtpTls, TcpConfig, WebhookConfig, WebhookFormat,
+    ReceiverConfig, ReceiverKind, RedisTarget, RetryConfig, RouteConfig, RulesConfig,
+    ScalabilityConfig, Schedule, SmtpTls, TcpConfig, WebhookConfig, WebhookFormat,
 };
 use crate::notify::Secret;
 use crate::rules::expr;
@@ -109,6 +109,9 @@ pub const DEFAULT_EXCLUDE_DISKS: &[&str] = &[
 
 /// Default `collect.host.exclude_interfaces`: none (`lo` is reported).
 pub const DEFAULT_EXCLUDE_INTERFACES: &[&str] = &[];
+
+/// Default `collect.redis[].min_lookups`.
+pub const DEFAULT_MIN_LOOKUPS: u64 = 10;
 
 /// Default `rules.evaluation_interval`.
 pub const DEFAULT_EVALUATION_INTERVAL: Duration = Duration::from_secs(10);
@@ -468,6 +471,7 @@ impl<'a> Checker<'a> {
         let collect = raw.collect.as_ref().unwrap_or(&no_collect);
         let host = self.host(collect.host.as_ref().unwrap_or(&RawHost::default()));
         let tcp = self.tcp(collect.tcp.as_ref().unwrap_or(&RawTcp::default()));
+        let redis = self.redis(collect.redis.as_deref().unwrap_or_default());
         let rules = self.rules(raw.rules.as_ref().unwrap_or(&RawRules::default()));
         let scalability = self.scalability(
             raw.scalability
@@ -477,7 +481,7 @@ impl<'a> Checker<'a> {
         let notify = self.notify(raw.notify.as_ref().unwrap_or(&RawNotify::default()));
         let config = scalability.map(|scalability| Config {
             agent,
-            collect: CollectConfig { host, tcp },
+            collect: CollectConfig { host, tcp, redis },
             rules,
             scalability,
             notify,
@@ -1755,6 +1759,143 @@ impl<'a> Checker<'a> {
         }
     }
 
+    fn redis(&mut self, list: &[Spanned<RawRedis>]) -> Vec<RedisTarget> {
+        let mut targets = Vec::new();
+        // Name of each entry (empty when invalid), aligned with the list for duplicates.
+        let mut names: Vec<String> = Vec::new();
+        for (i, item) in list.iter().enumerate() {
+            let base = format!("collect.redis[{i}]");
+            let raw = &item.value;
+            let mut valid = true;
+            let name = match &raw.name {
+                None => {
+                    if !self.removed(&format!("{base}.name")) {
+                        self.report(&base, Some(&item.referenced), "`name` is required");
+                    }
+                    None
+                }
+                Some(name) => {
+                    let path = format!("{base}.name");
+                    if let Err(why) = check_label_value(&name.value) {
+                        self.report(&path, Some(&name.referenced), why);
+                        None
+                    } else if name.value.trim().is_empty() {
+                        self.report(&path, Some(&name.referenced), "must not be empty");
+                        None
+                    } else if let Some(first) = names.iter().position(|n| *n == name.value) {
+                        self.report(
+                            &path,
+                            Some(&name.referenced),
+                            format!(
+                                "duplicate Redis target name {:?} (already at collect.redis[{first}])",
+                                name.value
+                            ),
+                        );
+                        None
+                    } else {
+                        Some(name.value.clone())
+                    }
+                }
+            };
+            names.push(name.clone().unwrap_or_default());
+            let url = match &raw.url {
+                None => {
+                    if !self.removed(&format!("{base}.url")) {
+                        self.report(
+                            &base,
+                            Some(&item.referenced),
+                            "`url` is required (redis://host:port)",
+                        );
+                    }
+                    None
+                }
+                Some(text) => match check_redis_url(&text.value) {
+                    Ok(()) => Some(text.value.clone()),
+                    Err(why) => {
+                        self.report(&format!("{base}.url"), Some(&text.referenced), why);
+                        None
+                    }
+                },
+            };
+            let password = match &raw.password_file {
+                None => None,
+                Some(text) => {
+                    let path = format!("{base}.password_file");
+                    if url.as_deref().is_some_and(url_has_password) {
+                        self.report(
+                            &path,
+                            Some(&text.referenced),
+                            "the URL already carries a password: set it in one place only",
+                        );
+                        valid = false;
+                        None
+                    } else {
+                        match self.secret(&base, ("password", None), ("password_file", Some(text)))
+                        {
+                            SecretOutcome::Given(secret, _) => Some(secret),
+                            SecretOutcome::Absent => None,
+                            SecretOutcome::Invalid => {
+                                valid = false;
+                                None
+                            }
+                        }
+                    }
+                }
+            };
+            let schedule = self.schedule(&base, raw.interval.as_ref(), raw.timeout.as_ref());
+            let mut queues: Vec<String> = Vec::new();
+            for (q, text) in raw.queues.iter().flatten().enumerate() {
+                let path = format!("{base}.queues[{q}]");
+                if text.value.is_empty() {
+                    self.report(&path, Some(&text.referenced), "must not be empty");
+                } else if let Err(why) = check_label_value(&text.value) {
+                    self.report(&path, Some(&text.referenced), why);
+                } else if let Some(first) = queues.iter().position(|n| *n == text.value) {
+                    self.report(
+                        &path,
+                        Some(&text.referenced),
+                        format!(
+                            "duplicate queue {:?} (already at {base}.queues[{first}])",
+                            text.value
+                        ),
+                    );
+                } else {
+                    queues.push(text.value.clone());
+                    continue;
+                }
+                // Keep indexes aligned for duplicate messages.
+                queues.push(String::new());
+            }
+            queues.retain(|q| !q.is_empty());
+            let min_lookups = match &raw.min_lookups {
+                None => DEFAULT_MIN_LOOKUPS,
+                Some(n) => match u64::try_from(n.value) {
+                    Ok(v) if v >= 1 => v,
+                    _ => {
+                        self.report(
+                            &format!("{base}.min_lookups"),
+                            Some(&n.referenced),
+                            format!("{} is out of range: must be at least 1", n.value),
+                        );
+                        valid = false;
+                        DEFAULT_MIN_LOOKUPS
+                    }
+                },
+            };
+            if let (Some(name), Some(url), true) = (name, url, valid) {
+                targets.push(RedisTarget {
+                    name,
+                    url,
+                    password,
+                    schedule,
+                    queues,
+                    min_lookups,
+                });
+            }
+        }
+        targets
+    }
+
     fn schedule(
         &mut self,
         section: &str,
@@ -1909,6 +2050,27 @@ enum SecretOutcome<'t> {
 
 /// Looks up an environment variable (injected so tests need not change the environment).
 type EnvLookup = fn(&str) -> Result<String, std::env::VarError>;
+
+/// Checks a `collect.redis` URL: a known scheme and a host. Problems never show a password.
+pub fn check_redis_url(text: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(text)
+        .map_err(|e| format!("invalid URL {:?}: {e}", super::redact_url(text)))?;
+    if !matches!(url.scheme(), "redis" | "rediss" | "valkey" | "valkeys") {
+        return Err(format!(
+            "must be redis://, rediss://, valkey:// or valkeys://, got {:?}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("URL has no host".into());
+    }
+    Ok(())
+}
+
+/// Whether a URL carries a `user:password@` (or `:password@`) part.
+fn url_has_password(text: &str) -> bool {
+    reqwest::Url::parse(text).is_ok_and(|u| u.password().is_some())
+}
 
 fn process_env(name: &str) -> Result<String, std::env::VarError> {
     std::env::var(name)

@@ -28,7 +28,10 @@ use crate::config::{Config, Problem, Problems};
 type Text = Spanned<String>;
 
 /// The default rule files, embedded: `(name, YAML)`.
-pub const BUILTIN: &[(&str, &str)] = &[("host.yaml", include_str!("../../../rules/host.yaml"))];
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("host.yaml", include_str!("../../../rules/host.yaml")),
+    ("redis.yaml", include_str!("../../../rules/redis.yaml")),
+];
 
 /// Prefix of the built-in files' names in problems and in the API.
 pub const BUILTIN_PREFIX: &str = "<built-in>/";

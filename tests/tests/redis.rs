@@ -1,0 +1,208 @@
+//! The Redis collector against a real `redis-server`: known traffic gives the known hit
+//! ratio, an idle interval gives none, `CONFIG RESETSTAT` never gives a value outside 0..1,
+//! queue lengths follow `RPUSH`/`LPOP`, and stopping / restarting the server flips `up`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lookout_tests::{Agent, MetricSample, Peer, find, free_port, require};
+
+/// Starts `redis-server` on `port` (no persistence) and waits until it answers.
+fn start_redis(server: &PathBuf, port: u16) -> Peer {
+    let child = Command::new(server)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--bind", "127.0.0.1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    let peer = Peer(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cli(port, "PING\n").trim() != "PONG" {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    peer
+}
+
+/// Runs the commands (one per line) through one `redis-cli` connection; its output.
+fn cli(port: u16, commands: &str) -> String {
+    let mut child = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-cli");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(commands.as_bytes())
+        .expect("write commands");
+    let out = child.wait_with_output().expect("redis-cli output");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn value(m: &[MetricSample], name: &str, with: &[(&str, &str)]) -> Option<f64> {
+    find(m, name, with).map(|s| s.value)
+}
+
+const CACHE: &[(&str, &str)] = &[("target", "cache")];
+
+/// 30 hits and 10 misses, plus commands that are no lookups.
+fn known_traffic() -> String {
+    let mut s = String::from("SET k v\nPING\nDBSIZE\n");
+    for _ in 0..30 {
+        s.push_str("GET k\n");
+    }
+    for _ in 0..10 {
+        s.push_str("GET missing\n");
+    }
+    s.push_str("SET k2 v\nINCR counter\n");
+    s
+}
+
+#[test]
+fn redis_metrics_follow_a_real_server() {
+    let server = require("redis-server", "redis-server");
+    require("redis-cli", "redis-tools");
+    let port = free_port();
+    let mut redis = start_redis(&server, port);
+    let agent = Agent::start(&format!(
+        "collect:\n  redis:\n    - {{name: cache, url: \"redis://127.0.0.1:{port}\", interval: 1s, timeout: 1s, queues: [jobs]}}\n  host:\n    enabled: false\n  tcp:\n    enabled: false\n"
+    ));
+
+    // Up, with the role label.
+    agent.wait_for(Duration::from_secs(10), |m| {
+        value(
+            m,
+            "lookout_redis_up",
+            &[("target", "cache"), ("role", "master")],
+        )
+        .filter(|v| *v == 1.0)
+    });
+    let m = agent.metrics();
+    assert!(value(&m, "lookout_redis_ping_seconds", CACHE).is_some_and(|v| v > 0.0 && v < 1.0));
+    assert!(value(&m, "lookout_redis_memory_used_bytes", CACHE).is_some_and(|v| v > 0.0));
+    assert_eq!(
+        value(&m, "lookout_redis_memory_max_bytes", CACHE),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&m, "lookout_redis_memory_usage_ratio", CACHE),
+        None,
+        "maxmemory 0"
+    );
+    assert!(value(&m, "lookout_redis_connected_clients", CACHE).is_some_and(|v| v >= 1.0));
+
+    // Idle intervals: no hit ratio at all.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        value(&agent.metrics(), "lookout_redis_hit_ratio", CACHE),
+        None,
+        "an idle cache has no ratio"
+    );
+
+    // Known traffic: 30 hits, 10 misses in one burst; the ratio of the interval that
+    // saw it is 0.75. A burst may straddle two runs (two partial ratios): try again.
+    let mut ratio = None;
+    for _ in 0..5 {
+        cli(port, &known_traffic());
+        let deadline = Instant::now() + Duration::from_millis(2500);
+        while Instant::now() < deadline && ratio.is_none() {
+            ratio = value(&agent.metrics(), "lookout_redis_hit_ratio", CACHE)
+                .filter(|r| (r - 0.75).abs() < 0.01);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if ratio.is_some() {
+            break;
+        }
+    }
+    assert!(
+        ratio.is_some(),
+        "no hit ratio of 0.75; log:\n{}",
+        agent.log()
+    );
+    let m = agent.metrics();
+    assert!(value(&m, "lookout_redis_keyspace_hits_total", CACHE).is_some_and(|v| v >= 30.0));
+    assert!(value(&m, "lookout_redis_keyspace_misses_total", CACHE).is_some_and(|v| v >= 10.0));
+    assert!(value(&m, "lookout_redis_commands_processed_total", CACHE).is_some_and(|v| v > 40.0));
+    assert!(value(&m, "lookout_redis_evicted_keys_total", CACHE).is_some());
+
+    // And it disappears again once idle.
+    agent.wait_for(Duration::from_secs(5), |m| {
+        value(m, "lookout_redis_hit_ratio", CACHE)
+            .is_none()
+            .then_some(())
+    });
+
+    // CONFIG RESETSTAT mid-run, with traffic around it: never a value outside 0..1.
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut round = 0;
+    while Instant::now() < deadline {
+        let mut cmds = known_traffic();
+        if round % 2 == 0 {
+            cmds.push_str("CONFIG RESETSTAT\n");
+            cmds.push_str(&"GET k\n".repeat(5));
+        }
+        cli(port, &cmds);
+        if let Some(r) = value(&agent.metrics(), "lookout_redis_hit_ratio", CACHE) {
+            assert!(
+                (0.0..=1.0).contains(&r),
+                "hit ratio {r} after CONFIG RESETSTAT"
+            );
+        }
+        round += 1;
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    // Queue length: RPUSH 3, LPOP 1 -> 2.
+    cli(port, "RPUSH jobs a b c\nLPOP jobs\n");
+    agent.wait_for(Duration::from_secs(5), |m| {
+        value(
+            m,
+            "lookout_redis_queue_length",
+            &[("target", "cache"), ("queue", "jobs")],
+        )
+        .filter(|v| *v == 2.0)
+    });
+
+    // Stop the server: up 0 within two intervals, and only `up` remains.
+    drop(redis);
+    let stopped = Instant::now();
+    agent.wait_for(Duration::from_secs(5), |m| {
+        value(m, "lookout_redis_up", CACHE).filter(|v| *v == 0.0)
+    });
+    assert!(
+        stopped.elapsed() <= Duration::from_millis(2600),
+        "up went to 0 only after {:?}",
+        stopped.elapsed()
+    );
+    let m = agent.metrics();
+    assert_eq!(value(&m, "lookout_redis_ping_seconds", CACHE), None);
+    assert_eq!(value(&m, "lookout_redis_queue_length", CACHE), None);
+    // The rest of the agent is undisturbed: the HTTP server answered, and keeps doing so.
+    assert!(find(&m, "lookout_build_info", &[]).is_some());
+
+    // Restart on the same port: back to 1.
+    redis = start_redis(&server, port);
+    agent.wait_for(Duration::from_secs(10), |m| {
+        value(
+            m,
+            "lookout_redis_up",
+            &[("target", "cache"), ("role", "master")],
+        )
+        .filter(|v| *v == 1.0)
+    });
+    drop(redis);
+}
