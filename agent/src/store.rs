@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use crate::catalogue::Metric;
-use crate::collect::{Labels, Sample};
+use crate::collect::{Labels, Part, Sample};
 
 /// A label name with a static lifetime, for names not in the catalogue (rule labels on
 /// `lookout_alert_firing`). Each distinct name is leaked once and reused afterwards, so the
@@ -35,13 +35,16 @@ pub fn intern(name: &str) -> &'static str {
 /// Milliseconds since the Unix epoch: the store's clock, injected by the caller.
 pub type Millis = i64;
 
-/// Identity of a series: metric name plus label values.
+/// Identity of a series: metric name, label values, and which part of a histogram.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SeriesKey {
     /// Metric name.
     pub name: &'static str,
     /// Label values, in the metric's label order.
     pub labels: Labels,
+    /// [`Part::Value`] except for histograms, whose buckets (in `le` order), sum and count
+    /// sort after one another under the same labels.
+    pub part: Part,
 }
 
 /// One series: its metric, owner, presence, latest value and window.
@@ -106,6 +109,7 @@ impl Store {
             let key = SeriesKey {
                 name: sample.metric.name,
                 labels: sample.labels,
+                part: sample.part,
             };
             let series = self.series.entry(key).or_insert_with(|| Series {
                 metric: sample.metric,
@@ -155,6 +159,7 @@ impl Store {
         let start = SeriesKey {
             name,
             labels: Vec::new(),
+            part: Part::Value,
         };
         self.series
             .range(start..)
@@ -166,6 +171,7 @@ impl Store {
         let key = SeriesKey {
             name,
             labels: labels.to_vec(),
+            part: Part::Value,
         };
         self.series
             .get(&key)

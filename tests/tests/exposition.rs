@@ -116,3 +116,69 @@ fn live_metrics_pass_promtool_and_follow_the_catalogue() {
         assert!((0.0..=1.0).contains(&s.value), "ratio out of 0..1: {s:?}");
     }
 }
+
+#[test]
+fn histograms_render_as_promtool_expects() {
+    use lookout::catalogue::{API_REQUEST_DURATION_SECONDS, PROBE_DURATION_SECONDS_HIST};
+    use lookout::collect::histogram::{Histogram, LATENCY_BUCKETS};
+    let promtool = require("promtool", "prometheus");
+    let mut store = lookout::store::Store::default();
+    for (route, values) in [("/a", vec![0.003, 0.2, 1.5]), ("/b", vec![12.0])] {
+        let mut h = Histogram::new(LATENCY_BUCKETS);
+        values.iter().for_each(|v| h.observe(*v));
+        let labels = vec![("route", route.to_string()), ("method", "GET".to_string())];
+        store.apply(route, h.samples(&API_REQUEST_DURATION_SECONDS, &labels), 1);
+    }
+    let mut probe = Histogram::new(LATENCY_BUCKETS);
+    probe.observe(0.04);
+    store.apply(
+        "probe",
+        probe.samples(&PROBE_DURATION_SECONDS_HIST, &vec![("probe", "api".into())]),
+        1,
+    );
+    let body = lookout::api::exposition::render(&store, "h");
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool:\n{report}\n---\n{body}"
+    );
+    // Independently of the renderer: /a has 3 observations, 2 of them at or below 0.25 s.
+    let samples = lookout_tests::parse_exposition(&body);
+    let bucket = |le: &str| {
+        find(
+            &samples,
+            "lookout_api_request_duration_seconds_bucket",
+            &[("route", "/a"), ("le", le)],
+        )
+        .map(|s| s.value)
+    };
+    assert_eq!(bucket("0.25"), Some(2.0));
+    assert_eq!(bucket("+Inf"), Some(3.0));
+    assert_eq!(
+        find(
+            &samples,
+            "lookout_api_request_duration_seconds_count",
+            &[("route", "/b")]
+        )
+        .map(|s| s.value),
+        Some(1.0)
+    );
+}

@@ -6,6 +6,7 @@
 
 use std::fmt::Write;
 
+use crate::collect::Part;
 use crate::store::Store;
 
 /// Content type of the exposition.
@@ -23,9 +24,20 @@ pub fn render(store: &Store, host: &str) -> String {
             let _ = writeln!(out, "# HELP {} {}", metric.name, escape_help(metric.help));
             let _ = writeln!(out, "# TYPE {} {}", metric.name, metric.kind.as_str());
         }
-        let _ = write!(out, "{}{{host=\"{}\"", metric.name, host);
+        let suffix = match key.part {
+            Part::Value => "",
+            Part::Bucket(_) => "_bucket",
+            Part::Sum => "_sum",
+            Part::Count => "_count",
+        };
+        let _ = write!(out, "{}{suffix}{{host=\"{}\"", metric.name, host);
         for (name, value) in &key.labels {
             let _ = write!(out, ",{}=\"{}\"", name, escape_label_value(value));
+        }
+        if let Part::Bucket(bits) = key.part {
+            out.push_str(",le=\"");
+            write_value(&mut out, f64::from_bits(bits));
+            out.push('"');
         }
         out.push_str("} ");
         write_value(&mut out, series.latest.1);

@@ -12,6 +12,7 @@
 pub mod cpu;
 pub mod disk;
 pub mod filesystem;
+pub mod histogram;
 pub mod load;
 pub mod memory;
 pub mod network;
@@ -32,6 +33,29 @@ pub use self::procfs::ProcFs;
 /// Label values of one sample, in the order of its metric's `labels`.
 pub type Labels = Vec<(&'static str, String)>;
 
+/// Which series of a metric a sample is: the value of a gauge or counter, or one part of a
+/// histogram (exported as `_bucket{le=...}`, `_sum` and `_count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Part {
+    /// A gauge or counter value.
+    #[default]
+    Value,
+    /// A cumulative histogram bucket; the upper bound as `f64::to_bits` of a non-negative
+    /// number (or +Inf), which orders like the number itself.
+    Bucket(u64),
+    /// The histogram's sum of observations.
+    Sum,
+    /// The histogram's count of observations.
+    Count,
+}
+
+impl Part {
+    /// The bucket part with upper bound `le` (negative bounds are clamped to 0).
+    pub fn bucket(le: f64) -> Part {
+        Part::Bucket(le.max(0.0).to_bits())
+    }
+}
+
 /// One observed value of a catalogue metric.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -41,6 +65,8 @@ pub struct Sample {
     pub labels: Labels,
     /// The value, in the metric's base unit.
     pub value: f64,
+    /// Which series of the metric: [`Part::Value`] except for histograms.
+    pub part: Part,
 }
 
 impl Sample {
@@ -50,6 +76,7 @@ impl Sample {
             metric,
             labels: Vec::new(),
             value,
+            part: Part::Value,
         }
     }
 
@@ -69,6 +96,7 @@ impl Sample {
             metric,
             labels: labels.into(),
             value,
+            part: Part::Value,
         }
     }
 }

@@ -35,6 +35,7 @@ pub fn samples(engine: &Engine, score: &Score, eval_seconds: f64) -> Vec<Sample>
             metric: &ALERT_FIRING,
             labels: sample_labels,
             value: 1.0,
+            part: crate::collect::Part::Value,
         });
     }
     for (severity, count) in [

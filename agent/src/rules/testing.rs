@@ -619,6 +619,7 @@ fn run_test(test: &Test, rules: &[Rule], eval_ms: Millis, config: &Config) -> St
                             metric: s.metric,
                             labels: s.labels.clone(),
                             value: *v,
+                            part: crate::collect::Part::Value,
                         });
                     }
                     // A stale marker, like a missing sample, leaves the series absent.
