@@ -1,15 +1,12 @@
 //! `/metrics` of a live agent: accepted by the real `promtool`, names from the catalogue,
 //! `host` on every sample, and every host metric of DESIGN section 4 present.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use lookout_tests::{Agent, find, require};
+use lookout_tests::{Agent, find};
 
 #[test]
 fn live_metrics_pass_promtool_and_follow_the_catalogue() {
-    let promtool = require("promtool", "prometheus");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let agent = Agent::start(&format!(
@@ -30,29 +27,7 @@ fn live_metrics_pass_promtool_and_follow_the_catalogue() {
     let (status, body) = agent.get("/metrics");
     assert_eq!(status, 200);
 
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool check metrics:\n{report}\n---\n{body}"
-    );
+    lookout_tests::assert_promtool_accepts_metrics(&body);
 
     let samples = lookout_tests::parse_exposition(&body);
     for s in &samples {
@@ -121,7 +96,6 @@ fn live_metrics_pass_promtool_and_follow_the_catalogue() {
 fn histograms_render_as_promtool_expects() {
     use lookout::catalogue::{API_REQUEST_DURATION_SECONDS, PROBE_DURATION_SECONDS_HIST};
     use lookout::collect::histogram::{Histogram, LATENCY_BUCKETS};
-    let promtool = require("promtool", "prometheus");
     let mut store = lookout::store::Store::default();
     for (route, values) in [("/a", vec![0.003, 0.2, 1.5]), ("/b", vec![12.0])] {
         let mut h = Histogram::new(LATENCY_BUCKETS);
@@ -137,29 +111,7 @@ fn histograms_render_as_promtool_expects() {
         1,
     );
     let body = lookout::api::exposition::render(&store, "h");
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool:\n{report}\n---\n{body}"
-    );
+    lookout_tests::assert_promtool_accepts_metrics(&body);
     // Independently of the renderer: /a has 3 observations, 2 of them at or below 0.25 s.
     let samples = lookout_tests::parse_exposition(&body);
     let bucket = |le: &str| {
