@@ -16,6 +16,7 @@ pub mod histogram;
 pub mod load;
 pub mod memory;
 pub mod network;
+pub mod probe;
 pub mod process;
 pub mod procfs;
 pub mod redis;
@@ -189,6 +190,11 @@ pub fn build_async(config: &Config) -> Vec<Box<dyn AsyncCollector>> {
         .redis
         .iter()
         .map(|t| Box::new(redis::RedisCollector::new(t.clone())) as Box<dyn AsyncCollector>)
+        .chain(
+            config.collect.http_probes.iter().map(|t| {
+                Box::new(probe::ProbeCollector::new(t.clone())) as Box<dyn AsyncCollector>
+            }),
+        )
         .collect()
 }
 

@@ -67,6 +67,8 @@ pub struct CollectConfig {
     pub tcp: TcpConfig,
     /// `collect.redis`: one entry per Redis/Valkey server watched (none by default).
     pub redis: Vec<RedisTarget>,
+    /// `collect.http_probes`: one entry per HTTP(S) endpoint probed (none by default).
+    pub http_probes: Vec<ProbeTarget>,
 }
 
 /// When a collector runs and how long a run may take.
@@ -104,6 +106,24 @@ pub struct TcpConfig {
     pub schedule: Schedule,
     /// Local ports whose server-side connections are counted per state.
     pub ports: Vec<u16>,
+}
+
+/// One `collect.http_probes` entry: an HTTP(S) endpoint requested on an interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeTarget {
+    /// Unique name, the value of the `probe` label.
+    pub name: String,
+    /// `http://` or `https://` URL requested.
+    pub url: String,
+    /// HTTP method (upper case: `GET`, `HEAD`, `POST`, ...).
+    pub method: String,
+    /// Interval between rounds; `timeout` bounds each attempt, and
+    /// `timeout * attempts <= interval`.
+    pub schedule: Schedule,
+    /// Statuses that count as success (each 100..=599).
+    pub expect_status: Vec<u16>,
+    /// Attempts per round (1..=5); a round succeeds if any attempt does.
+    pub attempts: u32,
 }
 
 /// One `collect.redis` entry: a Redis or Valkey server to watch.

@@ -60,6 +60,8 @@ pub struct RawCollect {
     pub tcp: Option<RawTcp>,
     /// `collect.redis`; absent: no Redis/Valkey server is watched.
     pub redis: Option<Vec<Spanned<RawRedis>>>,
+    /// `collect.http_probes`; absent: no HTTP endpoint is probed.
+    pub http_probes: Option<Vec<Spanned<RawProbe>>>,
 }
 
 /// `collect.host` section.
@@ -120,6 +122,27 @@ pub struct RawRedis {
     pub queues: Option<Vec<Text>>,
     /// Fewer lookups (hits + misses) in an interval: no hit ratio; absent: `10`.
     pub min_lookups: Option<Spanned<i64>>,
+}
+
+/// One `collect.http_probes` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbe {
+    /// Unique name, the `probe` label; absent: a problem.
+    pub name: Option<Text>,
+    /// `http://` or `https://` URL; absent: a problem.
+    pub url: Option<Text>,
+    /// HTTP method; absent: `GET`.
+    pub method: Option<Text>,
+    /// Time between rounds; absent: `10s`.
+    pub interval: Option<Text>,
+    /// Bound of each attempt; absent: the smaller of `5s` and the interval.
+    pub timeout: Option<Text>,
+    /// Statuses counted as success; absent: `[200]`. Read as `i64` so that out-of-range
+    /// values reach validation and are reported with their position.
+    pub expect_status: Option<Vec<Spanned<i64>>>,
+    /// Attempts per round; absent: `1`.
+    pub attempts: Option<Spanned<i64>>,
 }
 
 /// `rules:` section.

@@ -18,15 +18,15 @@ use serde_saphyr::{Location, Spanned};
 
 use super::raw::{
     RawAgent, RawAlertmanager, RawBreaker, RawCollect, RawConfig, RawEmail, RawGrades, RawHealth,
-    RawHost, RawLoadTerm, RawNotify, RawRateLimit, RawReceiver, RawRedis, RawRetry, RawRoute,
-    RawRules, RawScalability, RawTcp, RawWebhook, Text,
+    RawHost, RawLoadTerm, RawNotify, RawProbe, RawRateLimit, RawReceiver, RawRedis, RawRetry,
+    RawRoute, RawRules, RawScalability, RawTcp, RawWebhook, Text,
 };
 use super::yaml::Problem;
 use super::{
     AgentConfig, AlertmanagerConfig, BreakerConfig, CollectConfig, Config, EmailConfig, Grades,
-    HealthTerm, HostConfig, LabelMatcher, LoadTerm, MatchOp, NotifyConfig, RateLimitConfig,
-    ReceiverConfig, ReceiverKind, RedisTarget, RetryConfig, RouteConfig, RulesConfig,
-    ScalabilityConfig, Schedule, SmtpTls, TcpConfig, WebhookConfig, WebhookFormat,
+    HealthTerm, HostConfig, LabelMatcher, LoadTerm, MatchOp, NotifyConfig, ProbeTarget,
+    RateLimitConfig, ReceiverConfig, ReceiverKind, RedisTarget, RetryConfig, RouteConfig,
+    RulesConfig, ScalabilityConfig, Schedule, SmtpTls, TcpConfig, WebhookConfig, WebhookFormat,
 };
 use crate::notify::Secret;
 use crate::rules::expr;
@@ -109,6 +109,11 @@ pub const DEFAULT_EXCLUDE_DISKS: &[&str] = &[
 
 /// Default `collect.host.exclude_interfaces`: none (`lo` is reported).
 pub const DEFAULT_EXCLUDE_INTERFACES: &[&str] = &[];
+
+/// Default `collect.http_probes[].expect_status`.
+pub const DEFAULT_EXPECT_STATUS: &[u16] = &[200];
+/// Most `collect.http_probes[].attempts` per round.
+pub const MAX_PROBE_ATTEMPTS: u32 = 5;
 
 /// Default `collect.redis[].min_lookups`.
 pub const DEFAULT_MIN_LOOKUPS: u64 = 10;
@@ -472,6 +477,7 @@ impl<'a> Checker<'a> {
         let host = self.host(collect.host.as_ref().unwrap_or(&RawHost::default()));
         let tcp = self.tcp(collect.tcp.as_ref().unwrap_or(&RawTcp::default()));
         let redis = self.redis(collect.redis.as_deref().unwrap_or_default());
+        let http_probes = self.http_probes(collect.http_probes.as_deref().unwrap_or_default());
         let rules = self.rules(raw.rules.as_ref().unwrap_or(&RawRules::default()));
         let scalability = self.scalability(
             raw.scalability
@@ -481,7 +487,12 @@ impl<'a> Checker<'a> {
         let notify = self.notify(raw.notify.as_ref().unwrap_or(&RawNotify::default()));
         let config = scalability.map(|scalability| Config {
             agent,
-            collect: CollectConfig { host, tcp, redis },
+            collect: CollectConfig {
+                host,
+                tcp,
+                redis,
+                http_probes,
+            },
             rules,
             scalability,
             notify,
@@ -1759,6 +1770,83 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// The `name` of list entry `base`: required, non-empty, a valid label value, and unique
+    /// among `names` (which gets this entry's name, empty when invalid, to stay aligned with
+    /// the list). `what` names the kind of entry in the duplicate message.
+    fn entry_name<T>(
+        &mut self,
+        base: &str,
+        item: &Spanned<T>,
+        name: Option<&Text>,
+        names: &mut Vec<String>,
+        what: &str,
+    ) -> Option<String> {
+        let valid = match name {
+            None => {
+                if !self.removed(&format!("{base}.name")) {
+                    self.report(base, Some(&item.referenced), "`name` is required");
+                }
+                None
+            }
+            Some(name) => {
+                let path = format!("{base}.name");
+                if let Err(why) = check_label_value(&name.value) {
+                    self.report(&path, Some(&name.referenced), why);
+                    None
+                } else if name.value.trim().is_empty() {
+                    self.report(&path, Some(&name.referenced), "must not be empty");
+                    None
+                } else if let Some(first) = names.iter().position(|n| *n == name.value) {
+                    // `base` is `list[i]`; the duplicate message points at `list[first]`.
+                    let list = base.rsplit_once('[').map_or(base, |(list, _)| list);
+                    self.report(
+                        &path,
+                        Some(&name.referenced),
+                        format!(
+                            "duplicate {what} name {:?} (already at {list}[{first}])",
+                            name.value
+                        ),
+                    );
+                    None
+                } else {
+                    Some(name.value.clone())
+                }
+            }
+        };
+        names.push(valid.clone().unwrap_or_default());
+        valid
+    }
+
+    /// The required `url` of list entry `base`, checked by `check`; `hint` shows its form.
+    fn required_url<T>(
+        &mut self,
+        base: &str,
+        item: &Spanned<T>,
+        url: Option<&Text>,
+        hint: &str,
+        check: fn(&str) -> Result<(), String>,
+    ) -> Option<String> {
+        match url {
+            None => {
+                if !self.removed(&format!("{base}.url")) {
+                    self.report(
+                        base,
+                        Some(&item.referenced),
+                        format!("`url` is required ({hint})"),
+                    );
+                }
+                None
+            }
+            Some(text) => match check(&text.value) {
+                Ok(()) => Some(text.value.clone()),
+                Err(why) => {
+                    self.report(&format!("{base}.url"), Some(&text.referenced), why);
+                    None
+                }
+            },
+        }
+    }
+
     fn redis(&mut self, list: &[Spanned<RawRedis>]) -> Vec<RedisTarget> {
         let mut targets = Vec::new();
         // Name of each entry (empty when invalid), aligned with the list for duplicates.
@@ -1767,56 +1855,14 @@ impl<'a> Checker<'a> {
             let base = format!("collect.redis[{i}]");
             let raw = &item.value;
             let mut valid = true;
-            let name = match &raw.name {
-                None => {
-                    if !self.removed(&format!("{base}.name")) {
-                        self.report(&base, Some(&item.referenced), "`name` is required");
-                    }
-                    None
-                }
-                Some(name) => {
-                    let path = format!("{base}.name");
-                    if let Err(why) = check_label_value(&name.value) {
-                        self.report(&path, Some(&name.referenced), why);
-                        None
-                    } else if name.value.trim().is_empty() {
-                        self.report(&path, Some(&name.referenced), "must not be empty");
-                        None
-                    } else if let Some(first) = names.iter().position(|n| *n == name.value) {
-                        self.report(
-                            &path,
-                            Some(&name.referenced),
-                            format!(
-                                "duplicate Redis target name {:?} (already at collect.redis[{first}])",
-                                name.value
-                            ),
-                        );
-                        None
-                    } else {
-                        Some(name.value.clone())
-                    }
-                }
-            };
-            names.push(name.clone().unwrap_or_default());
-            let url = match &raw.url {
-                None => {
-                    if !self.removed(&format!("{base}.url")) {
-                        self.report(
-                            &base,
-                            Some(&item.referenced),
-                            "`url` is required (redis://host:port)",
-                        );
-                    }
-                    None
-                }
-                Some(text) => match check_redis_url(&text.value) {
-                    Ok(()) => Some(text.value.clone()),
-                    Err(why) => {
-                        self.report(&format!("{base}.url"), Some(&text.referenced), why);
-                        None
-                    }
-                },
-            };
+            let name = self.entry_name(&base, item, raw.name.as_ref(), &mut names, "Redis target");
+            let url = self.required_url(
+                &base,
+                item,
+                raw.url.as_ref(),
+                "redis://host:port",
+                check_redis_url,
+            );
             let password = match &raw.password_file {
                 None => None,
                 Some(text) => {
@@ -1890,6 +1936,121 @@ impl<'a> Checker<'a> {
                     schedule,
                     queues,
                     min_lookups,
+                });
+            }
+        }
+        targets
+    }
+
+    fn http_probes(&mut self, list: &[Spanned<RawProbe>]) -> Vec<ProbeTarget> {
+        let mut targets = Vec::new();
+        // Name of each entry (empty when invalid), aligned with the list for duplicates.
+        let mut names: Vec<String> = Vec::new();
+        for (i, item) in list.iter().enumerate() {
+            let base = format!("collect.http_probes[{i}]");
+            let raw = &item.value;
+            let mut valid = true;
+            let name = self.entry_name(&base, item, raw.name.as_ref(), &mut names, "probe");
+            let url = self.required_url(
+                &base,
+                item,
+                raw.url.as_ref(),
+                "http://host:port/path",
+                check_probe_url,
+            );
+            let method = match &raw.method {
+                None => "GET".to_string(),
+                Some(text) => match check_http_method(&text.value) {
+                    Ok(m) => m,
+                    Err(why) => {
+                        self.report(&format!("{base}.method"), Some(&text.referenced), why);
+                        valid = false;
+                        String::new()
+                    }
+                },
+            };
+            let schedule = self.schedule(&base, raw.interval.as_ref(), raw.timeout.as_ref());
+            let expect_status = match &raw.expect_status {
+                None => DEFAULT_EXPECT_STATUS.to_vec(),
+                Some(list) => {
+                    let mut statuses = Vec::with_capacity(list.len());
+                    if list.is_empty() {
+                        self.report(
+                            &format!("{base}.expect_status"),
+                            Some(&item.referenced),
+                            "must list at least one status",
+                        );
+                        valid = false;
+                    }
+                    for (s, n) in list.iter().enumerate() {
+                        match u16::try_from(n.value) {
+                            Ok(v) if (100..=599).contains(&v) => statuses.push(v),
+                            _ => {
+                                self.report(
+                                    &format!("{base}.expect_status[{s}]"),
+                                    Some(&n.referenced),
+                                    format!(
+                                        "{} is out of range: must be between 100 and 599",
+                                        n.value
+                                    ),
+                                );
+                                valid = false;
+                            }
+                        }
+                    }
+                    statuses
+                }
+            };
+            let attempts = match &raw.attempts {
+                None => 1,
+                Some(n) => match u32::try_from(n.value) {
+                    Ok(v) if (1..=MAX_PROBE_ATTEMPTS).contains(&v) => v,
+                    _ => {
+                        self.report(
+                            &format!("{base}.attempts"),
+                            Some(&n.referenced),
+                            format!(
+                                "{} is out of range: must be between 1 and {MAX_PROBE_ATTEMPTS}",
+                                n.value
+                            ),
+                        );
+                        valid = false;
+                        1
+                    }
+                },
+            };
+            // The whole round (every attempt at its timeout) must end before the next one.
+            // A timeout alone longer than the interval is already reported by `schedule`.
+            let round = schedule.timeout.saturating_mul(attempts);
+            if attempts > 1
+                && schedule.timeout <= schedule.interval
+                && round > schedule.interval
+                && !self.removed(&format!("{base}.interval"))
+            {
+                let at = raw
+                    .attempts
+                    .as_ref()
+                    .map(|n| &n.referenced)
+                    .unwrap_or(&item.referenced);
+                self.report(
+                    &format!("{base}.attempts"),
+                    Some(at),
+                    format!(
+                        "{attempts} attempts of up to {} each take longer than the interval ({}): a round must end before the next starts",
+                        format_duration(schedule.timeout),
+                        format_duration(schedule.interval)
+                    ),
+                );
+                valid = false;
+            }
+            if let (Some(name), Some(url), true) = (name, url, valid) {
+                targets.push(ProbeTarget {
+                    name,
+                    url,
+                    method,
+                    schedule,
+                    expect_status,
+                    attempts,
                 });
             }
         }
@@ -2065,6 +2226,39 @@ pub fn check_redis_url(text: &str) -> Result<(), String> {
         return Err("URL has no host".into());
     }
     Ok(())
+}
+
+/// Checks a `collect.http_probes` URL: `http` or `https` and a host.
+pub fn check_probe_url(text: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(text)
+        .map_err(|e| format!("invalid URL {:?}: {e}", super::redact_url(text)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "must be http:// or https://, got {:?}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("URL has no host".into());
+    }
+    Ok(())
+}
+
+/// Checks an HTTP method name (a token, such as `GET` or `POST`) and returns it upper-cased.
+pub fn check_http_method(text: &str) -> Result<String, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    if upper.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if !upper
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
+    {
+        return Err(format!(
+            "{text:?} is not an HTTP method (GET, HEAD, POST, ...)"
+        ));
+    }
+    Ok(upper)
 }
 
 /// Whether a URL carries a `user:password@` (or `:password@`) part.

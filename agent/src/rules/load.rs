@@ -31,6 +31,7 @@ type Text = Spanned<String>;
 pub const BUILTIN: &[(&str, &str)] = &[
     ("host.yaml", include_str!("../../../rules/host.yaml")),
     ("redis.yaml", include_str!("../../../rules/redis.yaml")),
+    ("probe.yaml", include_str!("../../../rules/probe.yaml")),
 ];
 
 /// Prefix of the built-in files' names in problems and in the API.

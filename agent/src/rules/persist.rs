@@ -445,5 +445,4 @@ mod tests {
         assert_eq!(fs::read(file.path()).unwrap(), before);
         assert_eq!(file.load().unwrap(), sample());
     }
-
 }
