@@ -196,16 +196,8 @@ impl Collector for CpuCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
+    use crate::collect::procfs::fixture;
     use std::time::Duration;
-
-    fn fixture(name: &str) -> ProcFs {
-        ProcFs::new(
-            &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../tests/fixtures/proc")
-                .join(name),
-        )
-    }
 
     fn schedule() -> Schedule {
         Schedule {

@@ -132,16 +132,9 @@ impl Collector for DiskCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::{Path, PathBuf};
+    use crate::collect::procfs::fixture;
+    use std::path::Path;
     use std::time::Duration;
-
-    fn fixture(name: &str) -> ProcFs {
-        ProcFs::new(
-            &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../tests/fixtures/proc")
-                .join(name),
-        )
-    }
 
     /// Host settings excluding devices whose whole name matches one of `patterns`.
     fn host(patterns: &[&str]) -> HostConfig {

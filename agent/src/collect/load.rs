@@ -79,16 +79,9 @@ impl Collector for LoadCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::{Path, PathBuf};
+    use crate::collect::procfs::fixture;
+    use std::path::Path;
     use std::time::Duration;
-
-    fn fixture(name: &str) -> ProcFs {
-        ProcFs::new(
-            &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../tests/fixtures/proc")
-                .join(name),
-        )
-    }
 
     fn collector(proc: ProcFs) -> LoadCollector {
         let schedule = Schedule {

@@ -143,18 +143,11 @@ impl Collector for NetworkCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::{Path, PathBuf};
+    use crate::collect::procfs::fixture;
+    use std::path::Path;
     use std::time::Duration;
 
     const HEADER: &str = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n";
-
-    fn fixture(name: &str) -> ProcFs {
-        ProcFs::new(
-            &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../tests/fixtures/proc")
-                .join(name),
-        )
-    }
 
     /// Host settings excluding interfaces whose whole name matches one of `patterns`.
     fn host(patterns: &[&str]) -> HostConfig {

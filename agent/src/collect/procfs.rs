@@ -68,3 +68,14 @@ pub(crate) fn procfs_core_message(e: procfs_core::ProcError) -> String {
         other => other.to_string(),
     }
 }
+
+/// The captured `/proc` snapshot `name` under `tests/fixtures/proc` (`t0`, `t1`,
+/// `malformed`), for the collectors' unit tests.
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> ProcFs {
+    ProcFs::new(
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/proc")
+            .join(name),
+    )
+}
