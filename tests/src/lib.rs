@@ -305,6 +305,20 @@ impl Agent {
         }
     }
 
+    /// Polls `ok` every 100 ms until it holds, for up to `limit`; on timeout fails the test
+    /// naming `what`, with the agent's log.
+    pub fn wait_until(&self, what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !ok() {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {limit:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Sends a signal to the agent.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")

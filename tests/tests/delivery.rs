@@ -2,7 +2,7 @@
 //! an outage with the agent killed (SIGKILL) while the notification is queued, a permanent
 //! 4xx, retries of 5xx with backoff, and the alert latency from evaluation to receipt.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lookout_tests::{Agent, TempDir, free_port, http_receiver, received};
 
@@ -29,14 +29,6 @@ fn start_agent(dir: TempDir, hook_port: u16, retry: &str) -> Agent {
     Agent::start_with_config(&config, port, dir)
 }
 
-fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn metric(agent: &Agent, name: &str, with: &[(&str, &str)]) -> Option<f64> {
     lookout_tests::find(&agent.metrics(), name, with).map(|s| s.value)
 }
@@ -49,7 +41,7 @@ fn a_notification_queued_during_an_outage_survives_kill_9_and_arrives_once() {
     // The receiver is down: the first attempts fail with a refused connection.
     let mut agent = start_agent(dir, hook_port, "{initial: 1s, max: 2s, jitter: false}");
     let mut queued_id = String::new();
-    wait_until(
+    agent.wait_until(
         "a failed attempt recorded in the outbox",
         Duration::from_secs(15),
         || {
@@ -78,7 +70,7 @@ fn a_notification_queued_during_an_outage_survives_kill_9_and_arrives_once() {
     agent.crash();
     let _receiver = http_receiver(hook_port, &out, "ok", Some("s3cret"));
     agent.start_again();
-    wait_until(
+    agent.wait_until(
         "the queued notification delivered",
         Duration::from_secs(15),
         || !received(&out).is_empty(),
@@ -118,7 +110,7 @@ fn a_4xx_is_not_retried_and_lands_in_the_dead_letters() {
     let hook_port = free_port();
     let _receiver = http_receiver(hook_port, &out, "400", None);
     let agent = start_agent(dir, hook_port, "{initial: 1s, max: 2s, jitter: false}");
-    wait_until("a dead letter", Duration::from_secs(15), || {
+    agent.wait_until("a dead letter", Duration::from_secs(15), || {
         !agent.json("/api/v1/outbox")["dead"]
             .as_array()
             .unwrap()
@@ -156,7 +148,7 @@ fn a_5xx_is_retried_with_backoff_until_delivered_and_latency_is_within_budget() 
         hook_port,
         "{initial: 1s, max: 4s, multiplier: 2, jitter: false}",
     );
-    wait_until("delivered after two 503s", Duration::from_secs(20), || {
+    agent.wait_until("delivered after two 503s", Duration::from_secs(20), || {
         received(&out).len() >= 3
     });
     let requests = received(&out);
@@ -361,7 +353,7 @@ fn send_resolved_false_keeps_resolves_from_one_receiver_only() {
     )
     .unwrap();
     let agent = Agent::start_with_config(&config, port, dir);
-    wait_until(
+    agent.wait_until(
         "both receivers got the firing alert",
         Duration::from_secs(10),
         || received(&all_out).len() == 1 && received(&firing_out).len() == 1,
@@ -374,7 +366,7 @@ fn send_resolved_false_keeps_resolves_from_one_receiver_only() {
     .unwrap();
     let (status, body) = lookout_tests::http(agent.addr, "POST", "/-/reload", &[], "").unwrap();
     assert_eq!(status, 200, "{body}");
-    wait_until("the resolve reached `all`", Duration::from_secs(10), || {
+    agent.wait_until("the resolve reached `all`", Duration::from_secs(10), || {
         received(&all_out).len() == 2
     });
     std::thread::sleep(Duration::from_secs(2));

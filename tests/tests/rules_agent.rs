@@ -2,7 +2,7 @@
 //! on /metrics with the score, survives a restart without being notified again, and resolves
 //! after a reload.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lookout_tests::{Agent, TempDir, find, free_port};
 
@@ -12,18 +12,6 @@ fn count(log: &str, needle: &str) -> usize {
     log.lines()
         .filter(|l| l.contains("notification") && l.contains(needle))
         .count()
-}
-
-fn wait_until(agent: &Agent, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(
-            Instant::now() < deadline,
-            "condition not met within {limit:?}; log:\n{}",
-            agent.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -44,7 +32,7 @@ fn an_alert_fires_persists_across_a_restart_and_resolves() {
     let mut agent = Agent::start_with_config(&config, port, dir);
 
     // Fires, through the log receiver, once.
-    wait_until(&agent, Duration::from_secs(10), || {
+    agent.wait_until("the firing notification", Duration::from_secs(10), || {
         count(&agent.log(), "status=\"firing\"") >= 1
     });
     let alerts = agent.json("/api/v1/alerts?history=5");
@@ -138,7 +126,7 @@ fn an_alert_fires_persists_across_a_restart_and_resolves() {
     )
     .unwrap();
     agent.signal("HUP");
-    wait_until(&agent, Duration::from_secs(10), || {
+    agent.wait_until("one resolved notification", Duration::from_secs(10), || {
         count(&agent.log(), "status=\"resolved\"") == 1
     });
     assert!(
