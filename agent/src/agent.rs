@@ -15,6 +15,7 @@ use std::time::Instant;
 use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 
+use crate::collect::ingest::{Ingest, IngestCollector};
 use crate::collect::scheduler::{self, RunStatus};
 use crate::collect::{self};
 use crate::config::NotifyConfig;
@@ -42,6 +43,7 @@ pub struct State {
     engine: Mutex<Engine>,
     score: Mutex<Option<Score>>,
     delivery: Mutex<Option<(Dispatcher, NotifyConfig)>>,
+    ingest: Arc<Ingest>,
 }
 
 /// A reload asked for over HTTP, answered with the outcome.
@@ -50,16 +52,18 @@ pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), Vec<String>>>;
 impl State {
     /// Fresh state for `hostname`; reload requests go to `reload`.
     pub fn new(hostname: String, reload: mpsc::Sender<ReloadRequest>, engine: Engine) -> Self {
+        let started = Instant::now();
         State {
             store: RwLock::new(Store::new(Retention::default())),
             status: Mutex::new(BTreeMap::new()),
             hostname: RwLock::new(hostname),
             api_token_file: RwLock::new(None),
-            started: Instant::now(),
+            started,
             reload,
             engine: Mutex::new(engine),
             score: Mutex::new(None),
             delivery: Mutex::new(None),
+            ingest: Arc::new(Ingest::new(&Config::builtin().collect.ingest, started)),
         }
     }
 
@@ -111,6 +115,11 @@ impl State {
                 path.display()
             )),
         })
+    }
+
+    /// The aggregate of pushed request timings.
+    pub fn ingest(&self) -> &Arc<Ingest> {
+        &self.ingest
     }
 
     /// The rule engine.
@@ -429,7 +438,15 @@ struct Collectors {
 
 fn start_collectors(config: &Config, state: &Arc<State>) -> Collectors {
     let (stop, stopped) = watch::channel(false);
-    let blocking = collect::build_all(config);
+    let mut blocking = collect::build_all(config);
+    let ingest = &config.collect.ingest;
+    state.ingest().configure(ingest, Instant::now());
+    if ingest.enabled {
+        blocking.push(Box::new(IngestCollector::new(
+            state.ingest().clone(),
+            ingest.schedule,
+        )));
+    }
     let network = collect::build_async(config);
     let names = blocking
         .iter()

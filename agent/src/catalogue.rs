@@ -139,12 +139,14 @@ catalogue! {
     // API latency: pushed observations.
     API_REQUEST_DURATION_SECONDS = "lookout_api_request_duration_seconds", Histogram, ["route", "method"], "Distribution of reported request durations.";
     API_REQUESTS_TOTAL = "lookout_api_requests_total", Counter, ["route", "method", "status_class"], "Reported requests by status class.";
-    API_LATENCY_P50_SECONDS = "lookout_api_latency_p50_seconds", Gauge, ["route", "method"], "Median request duration over the ingest window.";
-    API_LATENCY_P95_SECONDS = "lookout_api_latency_p95_seconds", Gauge, ["route", "method"], "95th percentile request duration over the ingest window.";
-    API_LATENCY_P99_SECONDS = "lookout_api_latency_p99_seconds", Gauge, ["route", "method"], "99th percentile request duration over the ingest window.";
-    API_LATENCY_AVG_SECONDS = "lookout_api_latency_avg_seconds", Gauge, ["route", "method"], "Average request duration over the ingest window.";
-    API_ERROR_RATIO = "lookout_api_error_ratio", Gauge, ["route", "method"], "5xx responses / all responses over the ingest window.";
+    API_LATENCY_P50_SECONDS = "lookout_api_latency_p50_seconds", Gauge, ["route", "method"], "Median request duration over the ingest window; absent below collect.ingest.min_requests.";
+    API_LATENCY_P95_SECONDS = "lookout_api_latency_p95_seconds", Gauge, ["route", "method"], "95th percentile request duration over the ingest window; absent below collect.ingest.min_requests.";
+    API_LATENCY_P99_SECONDS = "lookout_api_latency_p99_seconds", Gauge, ["route", "method"], "99th percentile request duration over the ingest window; absent below collect.ingest.min_requests.";
+    API_LATENCY_AVG_SECONDS = "lookout_api_latency_avg_seconds", Gauge, ["route", "method"], "Average request duration over the ingest window; absent below collect.ingest.min_requests.";
+    API_ERROR_RATIO = "lookout_api_error_ratio", Gauge, ["route", "method"], "5xx responses / all responses over the ingest window; absent below collect.ingest.min_requests.";
     API_REQUESTS_PER_SECOND = "lookout_api_requests_per_second", Gauge, ["route", "method"], "Requests per second over the ingest window.";
+    INGEST_ROUTE_OVERFLOW_TOTAL = "lookout_ingest_route_overflow_total", Counter, [], "Observations counted under route=\"_overflow\" because collect.ingest.max_routes distinct routes were already seen.";
+    INGEST_REJECTED_TOTAL = "lookout_ingest_rejected_total", Counter, ["reason"], "Observation batches rejected, by reason (malformed, too_large, invalid, unauthorized).";
     // Alerts and score.
     ALERT_FIRING = "lookout_alert_firing", Gauge, ["alert", "severity"], "1 while the alert instance is firing.";
     ALERTS = "lookout_alerts", Gauge, ["severity"], "Number of firing alert instances by severity.";

@@ -4,6 +4,7 @@
 //! wrong; no request can crash or block the agent (handlers only take short locks).
 
 pub mod exposition;
+pub mod ingest;
 pub mod notify;
 pub mod rules;
 pub mod status;
@@ -56,6 +57,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/scalability", get(rules::scalability))
         .route("/api/v1/outbox", get(notify::outbox))
+        .route("/api/v1/observations", post(ingest::observations))
         .route("/api/v1/test-alert", post(notify::test_alert))
         .route("/-/reload", post(reload))
         .fallback(not_found)

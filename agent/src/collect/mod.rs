@@ -13,6 +13,7 @@ pub mod cpu;
 pub mod disk;
 pub mod filesystem;
 pub mod histogram;
+pub mod ingest;
 pub mod load;
 pub mod memory;
 pub mod network;
@@ -23,6 +24,7 @@ pub mod redis;
 pub mod scheduler;
 pub mod system;
 pub mod tcp;
+pub mod window;
 
 use std::time::Instant;
 

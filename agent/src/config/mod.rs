@@ -69,6 +69,25 @@ pub struct CollectConfig {
     pub redis: Vec<RedisTarget>,
     /// `collect.http_probes`: one entry per HTTP(S) endpoint probed (none by default).
     pub http_probes: Vec<ProbeTarget>,
+    /// `collect.ingest`: request timings pushed to `POST /api/v1/observations`.
+    pub ingest: IngestConfig,
+}
+
+/// `collect.ingest`: request timings that applications push (DESIGN section 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestConfig {
+    /// Whether `POST /api/v1/observations` accepts data (else it answers 404).
+    pub enabled: bool,
+    /// How often the histograms and window figures are exported to the store.
+    pub schedule: Schedule,
+    /// Largest request body accepted, in bytes (larger: 413).
+    pub max_body: u64,
+    /// Length of the sliding window of the quantiles, average, error ratio and rate.
+    pub window: Duration,
+    /// Distinct routes tracked; observations of further routes count under `_overflow`.
+    pub max_routes: usize,
+    /// Requests a window needs before its quantiles, average and error ratio are reported.
+    pub min_requests: u64,
 }
 
 /// When a collector runs and how long a run may take.

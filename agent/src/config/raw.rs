@@ -62,6 +62,27 @@ pub struct RawCollect {
     pub redis: Option<Vec<Spanned<RawRedis>>>,
     /// `collect.http_probes`; absent: no HTTP endpoint is probed.
     pub http_probes: Option<Vec<Spanned<RawProbe>>>,
+    /// `collect.ingest`; absent: ingestion enabled with its defaults.
+    pub ingest: Option<RawIngest>,
+}
+
+/// `collect.ingest` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIngest {
+    /// Whether `POST /api/v1/observations` accepts data; absent: `true`.
+    pub enabled: Option<bool>,
+    /// How often the figures are exported; absent: `10s`.
+    pub interval: Option<Text>,
+    /// Largest body, a size such as `1MiB`, `512KiB` or `65536` (bytes); absent: `1MiB`.
+    pub max_body: Option<Text>,
+    /// Sliding window of the quantiles, average, error ratio and rate; absent: `1m`.
+    pub window: Option<Text>,
+    /// Distinct routes tracked; absent: 100.
+    pub max_routes: Option<Spanned<i64>>,
+    /// Requests a window needs before its quantiles, average and error ratio are
+    /// reported; absent: 10.
+    pub min_requests: Option<Spanned<i64>>,
 }
 
 /// `collect.host` section.

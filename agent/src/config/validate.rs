@@ -18,15 +18,16 @@ use serde_saphyr::{Location, Spanned};
 
 use super::raw::{
     RawAgent, RawAlertmanager, RawBreaker, RawCollect, RawConfig, RawEmail, RawGrades, RawHealth,
-    RawHost, RawLoadTerm, RawNotify, RawProbe, RawRateLimit, RawReceiver, RawRedis, RawRetry,
-    RawRoute, RawRules, RawScalability, RawTcp, RawWebhook, Text,
+    RawHost, RawIngest, RawLoadTerm, RawNotify, RawProbe, RawRateLimit, RawReceiver, RawRedis,
+    RawRetry, RawRoute, RawRules, RawScalability, RawTcp, RawWebhook, Text,
 };
 use super::yaml::Problem;
 use super::{
     AgentConfig, AlertmanagerConfig, BreakerConfig, CollectConfig, Config, EmailConfig, Grades,
-    HealthTerm, HostConfig, LabelMatcher, LoadTerm, MatchOp, NotifyConfig, ProbeTarget,
-    RateLimitConfig, ReceiverConfig, ReceiverKind, RedisTarget, RetryConfig, RouteConfig,
-    RulesConfig, ScalabilityConfig, Schedule, SmtpTls, TcpConfig, WebhookConfig, WebhookFormat,
+    HealthTerm, HostConfig, IngestConfig, LabelMatcher, LoadTerm, MatchOp, NotifyConfig,
+    ProbeTarget, RateLimitConfig, ReceiverConfig, ReceiverKind, RedisTarget, RetryConfig,
+    RouteConfig, RulesConfig, ScalabilityConfig, Schedule, SmtpTls, TcpConfig, WebhookConfig,
+    WebhookFormat,
 };
 use crate::notify::Secret;
 use crate::rules::expr;
@@ -115,6 +116,18 @@ pub const DEFAULT_EXPECT_STATUS: &[u16] = &[200];
 /// Most `collect.http_probes[].attempts` per round.
 pub const MAX_PROBE_ATTEMPTS: u32 = 5;
 
+/// Default `collect.ingest.max_body`: 1 MiB.
+pub const DEFAULT_MAX_BODY: u64 = 1 << 20;
+/// Largest `collect.ingest.max_body`: 64 MiB (a body is held in memory while parsed).
+pub const MAX_MAX_BODY: u64 = 64 << 20;
+/// Default `collect.ingest.window`.
+pub const DEFAULT_INGEST_WINDOW: Duration = Duration::from_secs(60);
+/// Default `collect.ingest.max_routes`.
+pub const DEFAULT_MAX_ROUTES: usize = 100;
+/// Largest `collect.ingest.max_routes`: each route costs a few KiB and several series.
+pub const MAX_MAX_ROUTES: usize = 10_000;
+/// Default `collect.ingest.min_requests`.
+pub const DEFAULT_MIN_REQUESTS: u64 = 10;
 /// Default `collect.redis[].min_lookups`.
 pub const DEFAULT_MIN_LOOKUPS: u64 = 10;
 
@@ -290,6 +303,52 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         rest = next;
     }
     Ok(Duration::from_millis(total))
+}
+
+/// Parses a size in bytes: a whole number with an optional unit, `B`, `KB`/`MB`/`GB`
+/// (powers of 1000) or `KiB`/`MiB`/`GiB` (powers of 1024): `65536`, `512KiB`, `1MiB`, `2MB`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    const UNITS: &[(&str, u64)] = &[
+        ("", 1),
+        ("B", 1),
+        ("KB", 1000),
+        ("MB", 1000 * 1000),
+        ("GB", 1000 * 1000 * 1000),
+        ("KiB", 1 << 10),
+        ("MiB", 1 << 20),
+        ("GiB", 1 << 30),
+    ];
+    let invalid = |why: &str| format!("invalid size {text:?}: {why}");
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let unit = unit.trim_start();
+    if number.is_empty() {
+        return Err(invalid(
+            "expected a whole number of bytes with an optional unit, e.g. 65536, 512KiB, 1MiB",
+        ));
+    }
+    let Some((_, factor)) = UNITS.iter().find(|(name, _)| *name == unit) else {
+        return Err(invalid(&format!(
+            "unknown unit {unit:?} (use B, KB, MB, GB, KiB, MiB, GiB)"
+        )));
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(*factor))
+        .ok_or_else(|| invalid("too large"))
+}
+
+/// Formats a size the way [`parse_size`] reads it, in the largest binary unit that divides it.
+pub fn format_size(bytes: u64) -> String {
+    for (unit, factor) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if bytes >= factor && bytes.is_multiple_of(factor) {
+            return format!("{}{unit}", bytes / factor);
+        }
+    }
+    format!("{bytes}B")
 }
 
 /// Formats a duration the way [`parse_duration`] reads it (`1m30s`, `500ms`, `0s`).
@@ -478,6 +537,7 @@ impl<'a> Checker<'a> {
         let tcp = self.tcp(collect.tcp.as_ref().unwrap_or(&RawTcp::default()));
         let redis = self.redis(collect.redis.as_deref().unwrap_or_default());
         let http_probes = self.http_probes(collect.http_probes.as_deref().unwrap_or_default());
+        let ingest = self.ingest(collect.ingest.as_ref().unwrap_or(&RawIngest::default()));
         let rules = self.rules(raw.rules.as_ref().unwrap_or(&RawRules::default()));
         let scalability = self.scalability(
             raw.scalability
@@ -492,6 +552,7 @@ impl<'a> Checker<'a> {
                 tcp,
                 redis,
                 http_probes,
+                ingest,
             },
             rules,
             scalability,
@@ -714,7 +775,7 @@ impl<'a> Checker<'a> {
 
     fn breaker(&mut self, raw: &RawBreaker, defaults: BreakerConfig) -> BreakerConfig {
         BreakerConfig {
-            failures: self.count(
+            failures: self.count_u32(
                 "notify.circuit_breaker.failures",
                 raw.failures.as_ref(),
                 defaults.failures,
@@ -733,7 +794,7 @@ impl<'a> Checker<'a> {
 
     fn rate_limit(&mut self, raw: &RawRateLimit, defaults: RateLimitConfig) -> RateLimitConfig {
         RateLimitConfig {
-            max: self.count("notify.rate_limit.max", raw.max.as_ref(), defaults.max),
+            max: self.count_u32("notify.rate_limit.max", raw.max.as_ref(), defaults.max),
             per: self
                 .duration(
                     "notify.rate_limit.per",
@@ -746,26 +807,10 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// A count of at least 1: `default` when absent or invalid (reported).
-    fn count(&mut self, path: &str, given: Option<&Spanned<i64>>, default: u32) -> u32 {
-        let Some(n) = given else {
-            return default;
-        };
-        match u32::try_from(n.value).ok().filter(|v| *v >= 1) {
-            Some(v) => v,
-            None => {
-                self.report(
-                    path,
-                    Some(&n.referenced),
-                    format!(
-                        "{} is out of range: must be between 1 and {}",
-                        n.value,
-                        u32::MAX
-                    ),
-                );
-                default
-            }
-        }
+    /// A count of at least 1 that fits a `u32`: `default` when absent or invalid (reported).
+    fn count_u32(&mut self, path: &str, given: Option<&Spanned<i64>>, default: u32) -> u32 {
+        let n = self.count(path, given, u64::from(default), 1..=u64::from(u32::MAX));
+        u32::try_from(n).unwrap_or(default)
     }
 
     /// The receivers, and every name given (valid receivers or not), for route checks.
@@ -1762,6 +1807,93 @@ impl<'a> Checker<'a> {
         }
     }
 
+    fn ingest(&mut self, raw: &RawIngest) -> IngestConfig {
+        const SECTION: &str = "collect.ingest";
+        let max_body = match &raw.max_body {
+            None => DEFAULT_MAX_BODY,
+            Some(text) => match parse_size(text.value.trim()) {
+                Ok(n) if (1..=MAX_MAX_BODY).contains(&n) => n,
+                Ok(_) => {
+                    self.report(
+                        &format!("{SECTION}.max_body"),
+                        Some(&text.referenced),
+                        format!(
+                            "{} is out of range: must be between 1B and {}",
+                            text.value,
+                            format_size(MAX_MAX_BODY)
+                        ),
+                    );
+                    DEFAULT_MAX_BODY
+                }
+                Err(why) => {
+                    self.report(&format!("{SECTION}.max_body"), Some(&text.referenced), why);
+                    DEFAULT_MAX_BODY
+                }
+            },
+        };
+        let window = self
+            .duration(
+                &format!("{SECTION}.window"),
+                raw.window.as_ref(),
+                DEFAULT_INGEST_WINDOW,
+                Duration::from_secs(10),
+                Some(Duration::from_secs(3600)),
+            )
+            .unwrap_or(DEFAULT_INGEST_WINDOW);
+        let max_routes = self
+            .count(
+                &format!("{SECTION}.max_routes"),
+                raw.max_routes.as_ref(),
+                DEFAULT_MAX_ROUTES as u64,
+                1..=MAX_MAX_ROUTES as u64,
+            )
+            .try_into()
+            .unwrap_or(DEFAULT_MAX_ROUTES);
+        let min_requests = self.count(
+            &format!("{SECTION}.min_requests"),
+            raw.min_requests.as_ref(),
+            DEFAULT_MIN_REQUESTS,
+            1..=1_000_000,
+        );
+        IngestConfig {
+            enabled: raw.enabled.unwrap_or(true),
+            schedule: self.schedule(SECTION, raw.interval.as_ref(), None),
+            max_body,
+            window,
+            max_routes,
+            min_requests,
+        }
+    }
+
+    /// A whole number within `range`: `default` when absent or invalid (reported).
+    fn count(
+        &mut self,
+        path: &str,
+        given: Option<&Spanned<i64>>,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> u64 {
+        let Some(n) = given else {
+            return default;
+        };
+        match u64::try_from(n.value) {
+            Ok(v) if range.contains(&v) => v,
+            _ => {
+                self.report(
+                    path,
+                    Some(&n.referenced),
+                    format!(
+                        "{} is out of range: must be between {} and {}",
+                        n.value,
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                default
+            }
+        }
+    }
+
     fn tcp(&mut self, raw: &RawTcp) -> TcpConfig {
         TcpConfig {
             enabled: raw.enabled.unwrap_or(true),
@@ -2250,15 +2382,20 @@ pub fn check_http_method(text: &str) -> Result<String, String> {
     if upper.is_empty() {
         return Err("must not be empty".into());
     }
-    if !upper
-        .bytes()
-        .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
-    {
+    if !is_http_method(&upper) {
         return Err(format!(
             "{text:?} is not an HTTP method (GET, HEAD, POST, ...)"
         ));
     }
     Ok(upper)
+}
+
+/// Whether `text` looks like an HTTP method name: letters, `-` and `_`, any case.
+pub fn is_http_method(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_')
 }
 
 /// Whether a URL carries a `user:password@` (or `:password@`) part.
@@ -2443,6 +2580,67 @@ pub fn number_text(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_size_table() {
+        for (text, want) in [
+            ("65536", Ok(65536)),
+            ("1MiB", Ok(1 << 20)),
+            ("512 KiB", Ok(512 << 10)),
+            ("2MB", Ok(2_000_000)),
+            ("10B", Ok(10)),
+            ("1GiB", Ok(1 << 30)),
+        ] {
+            assert_eq!(parse_size(text), want, "{text}");
+        }
+        for text in ["", "MiB", "1.5MiB", "1mib", "-1", "99999999999999999999GiB"] {
+            assert!(parse_size(text).is_err(), "{text} should be refused");
+        }
+        for n in [1, 1023, 1024, 3 << 20, 1 << 30] {
+            assert_eq!(parse_size(&format_size(n)), Ok(n));
+        }
+    }
+
+    #[test]
+    fn ingest_section_reads_sizes_as_numbers_or_with_units() {
+        let config = crate::config::load_str(
+            "collect:\n  ingest: {max_body: 65536, window: 5m, max_routes: 7, min_requests: 1}\n",
+            "t.yaml",
+        )
+        .expect("valid");
+        let ingest = config.collect.ingest;
+        assert_eq!(
+            (
+                ingest.max_body,
+                ingest.window,
+                ingest.max_routes,
+                ingest.min_requests
+            ),
+            (65536, Duration::from_secs(300), 7, 1)
+        );
+        let problems = crate::config::load_str("collect:\n  ingest: {max_body: 65MiB}\n", "t.yaml")
+            .expect_err("over the limit")
+            .0;
+        assert_eq!(
+            problems[0].to_string(),
+            "t.yaml:2:22: collect.ingest.max_body: 65MiB is out of range: must be between 1B and 64MiB"
+        );
+        let defaults = Config::builtin().collect.ingest;
+        assert_eq!(
+            (
+                defaults.enabled,
+                defaults.max_body,
+                defaults.window,
+                defaults.max_routes
+            ),
+            (
+                true,
+                DEFAULT_MAX_BODY,
+                DEFAULT_INGEST_WINDOW,
+                DEFAULT_MAX_ROUTES
+            )
+        );
+    }
 
     #[test]
     fn parse_duration_table() {

@@ -1,0 +1,540 @@
+//! Request timings pushed by applications (`POST /api/v1/observations`, DESIGN section 4).
+//!
+//! [`Ingest`] is the shared aggregate: the HTTP handler validates a batch and calls
+//! [`Ingest::record`]; the `ingest` collector turns the aggregate into samples on its
+//! interval ([`Ingest::samples`]), so the window figures move with time even when nothing
+//! is pushed. Per route and method it keeps:
+//! - a cumulative histogram (`lookout_api_request_duration_seconds`) and counters by status
+//!   class (`lookout_api_requests_total`), which never go backwards;
+//! - a sliding [`Window`] from which p50/p95/p99, the average, the error ratio (5xx / all)
+//!   and requests per second are computed. Quantiles, average and error ratio need
+//!   `min_requests` requests in the window and are absent below (an idle route is unknown,
+//!   not healthy nor failing); the rate is always there.
+//!
+//! Cardinality is bounded: at most `max_routes` distinct routes are tracked; later routes
+//! are counted together under route `_overflow` and in `lookout_ingest_route_overflow_total`,
+//! so totals, rates and error ratios stay right while the series count cannot explode.
+//! Methods are the nine of RFC 9110 plus `PATCH`; any other is counted as `OTHER`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::histogram::{Histogram, LATENCY_BUCKETS};
+use super::window::Window;
+use super::{CollectError, Collector, Labels, Sample};
+use crate::catalogue::{self, Metric};
+use crate::config::{IngestConfig, Schedule};
+
+/// The route label of observations past `max_routes`.
+pub const OVERFLOW_ROUTE: &str = "_overflow";
+
+/// Methods kept as they are (upper case); any other becomes [`OTHER_METHOD`].
+pub const METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+/// The method label of methods not in [`METHODS`].
+pub const OTHER_METHOD: &str = "OTHER";
+
+/// Quantiles exported per window, with their metrics.
+const QUANTILES: [(f64, &Metric); 3] = [
+    (0.5, &catalogue::API_LATENCY_P50_SECONDS),
+    (0.95, &catalogue::API_LATENCY_P95_SECONDS),
+    (0.99, &catalogue::API_LATENCY_P99_SECONDS),
+];
+
+/// Why a batch was refused, for `lookout_ingest_rejected_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not JSON, or cut short (400).
+    Malformed,
+    /// Over `max_body` (413).
+    TooLarge,
+    /// JSON, but a field is missing or wrong (422).
+    Invalid,
+    /// Missing or wrong bearer token (401).
+    Unauthorized,
+}
+
+impl Rejection {
+    const ALL: [Rejection; 4] = [
+        Rejection::Malformed,
+        Rejection::TooLarge,
+        Rejection::Invalid,
+        Rejection::Unauthorized,
+    ];
+
+    /// The `reason` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::Malformed => "malformed",
+            Rejection::TooLarge => "too_large",
+            Rejection::Invalid => "invalid",
+            Rejection::Unauthorized => "unauthorized",
+        }
+    }
+}
+
+/// One validated request timing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation<'a> {
+    /// Route template (`/users/{id}`), not the raw path.
+    pub route: Cow<'a, str>,
+    /// A method of [`METHODS`] or [`OTHER_METHOD`] (see [`method_label`]).
+    pub method: &'static str,
+    /// HTTP status, 100..=599.
+    pub status: u16,
+    /// Duration in seconds, finite and `>= 0`.
+    pub duration: f64,
+}
+
+/// The label value of HTTP method `method` (any case): itself in upper case if it is one of
+/// [`METHODS`], else [`OTHER_METHOD`].
+pub fn method_label(method: &str) -> &'static str {
+    METHODS
+        .iter()
+        .find(|m| m.eq_ignore_ascii_case(method))
+        .copied()
+        .unwrap_or(OTHER_METHOD)
+}
+
+/// The figures of one route and method.
+#[derive(Debug, Clone)]
+struct Series {
+    histogram: Histogram,
+    /// Requests per status class 1xx..5xx.
+    classes: [u64; 5],
+    window: Window,
+}
+
+impl Series {
+    fn new(window: Duration) -> Self {
+        Series {
+            histogram: Histogram::new(LATENCY_BUCKETS),
+            classes: [0; 5],
+            window: Window::new(window),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    enabled: bool,
+    max_body: u64,
+    window: Duration,
+    max_routes: usize,
+    min_requests: u64,
+    /// When the current window began filling (start-up or a change of `window`), in
+    /// milliseconds since `Ingest::origin`.
+    since_ms: u64,
+    /// Route -> method -> series. A route has a handful of methods: a short list beats a map.
+    routes: HashMap<Box<str>, Vec<(&'static str, Series)>>,
+    overflow: u64,
+    rejected: [u64; 4],
+}
+
+/// The shared aggregate of pushed observations. Every call takes one short lock.
+#[derive(Debug)]
+pub struct Ingest {
+    origin: Instant,
+    inner: Mutex<Inner>,
+}
+
+impl Ingest {
+    /// An empty aggregate configured by `config`, its clock starting at `origin`.
+    pub fn new(config: &IngestConfig, origin: Instant) -> Self {
+        Ingest {
+            origin,
+            inner: Mutex::new(Inner {
+                enabled: config.enabled,
+                max_body: config.max_body,
+                window: config.window,
+                max_routes: config.max_routes,
+                min_requests: config.min_requests,
+                since_ms: 0,
+                routes: HashMap::new(),
+                overflow: 0,
+                rejected: [0; 4],
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every update leaves `Inner` consistent, so a poisoned lock still holds valid data.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Applies a new configuration (reload). Counters and histograms carry on; a changed
+    /// `window` starts the windows afresh. A lower `max_routes` keeps the routes already
+    /// tracked.
+    pub fn configure(&self, config: &IngestConfig, now: Instant) {
+        let now_ms = self.millis(now);
+        let mut inner = self.lock();
+        if inner.window != config.window {
+            inner.window = config.window;
+            inner.since_ms = now_ms;
+            for series in inner.routes.values_mut().flatten() {
+                series.1.window = Window::new(config.window);
+            }
+        }
+        inner.enabled = config.enabled;
+        inner.max_body = config.max_body;
+        inner.max_routes = config.max_routes;
+        inner.min_requests = config.min_requests;
+    }
+
+    /// The largest body accepted, or `None` when ingestion is disabled.
+    pub fn max_body(&self) -> Option<u64> {
+        let inner = self.lock();
+        inner.enabled.then_some(inner.max_body)
+    }
+
+    /// Counts a refused batch.
+    pub fn reject(&self, why: Rejection) {
+        let mut inner = self.lock();
+        if let Some(n) = inner.rejected.get_mut(why as usize) {
+            *n += 1;
+        }
+    }
+
+    /// Adds a validated batch observed at `now`; returns how many of its observations were
+    /// counted under [`OVERFLOW_ROUTE`].
+    pub fn record(&self, batch: &[Observation<'_>], now: Instant) -> u64 {
+        let now_ms = self.millis(now);
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let mut overflowed = 0;
+        for obs in batch {
+            let methods = match inner.routes.get_mut(&*obs.route) {
+                Some(methods) => methods,
+                None => {
+                    let tracked =
+                        inner.routes.len() - usize::from(inner.routes.contains_key(OVERFLOW_ROUTE));
+                    let route = if tracked < inner.max_routes {
+                        &*obs.route
+                    } else {
+                        overflowed += 1;
+                        OVERFLOW_ROUTE
+                    };
+                    inner.routes.entry(route.into()).or_default()
+                }
+            };
+            let at = match methods.iter().position(|(m, _)| *m == obs.method) {
+                Some(at) => at,
+                None => {
+                    methods.push((obs.method, Series::new(inner.window)));
+                    methods.len() - 1
+                }
+            };
+            if let Some((_, series)) = methods.get_mut(at) {
+                series.histogram.observe(obs.duration);
+                let class = usize::from(obs.status / 100).clamp(1, 5) - 1;
+                if let Some(c) = series.classes.get_mut(class) {
+                    *c += 1;
+                }
+                series.window.add(now_ms, obs.duration, obs.status >= 500);
+            }
+        }
+        inner.overflow += overflowed;
+        overflowed
+    }
+
+    /// Every sample at `now`: histograms and counters, window figures, self counters.
+    pub fn samples(&self, now: Instant) -> Vec<Sample> {
+        let now_ms = self.millis(now);
+        let inner = self.lock();
+        let qs = QUANTILES.map(|(q, _)| q);
+        let mut out = Vec::new();
+        for (route, methods) in &inner.routes {
+            for (method, series) in methods {
+                let labels: Labels =
+                    vec![("route", route.to_string()), ("method", method.to_string())];
+                out.extend(
+                    series
+                        .histogram
+                        .samples(&catalogue::API_REQUEST_DURATION_SECONDS, &labels),
+                );
+                for (i, n) in series.classes.iter().enumerate().filter(|(_, n)| **n > 0) {
+                    let mut with_class = labels.clone();
+                    with_class.push(("status_class", format!("{}xx", i + 1)));
+                    out.push(sample(
+                        &catalogue::API_REQUESTS_TOTAL,
+                        with_class,
+                        *n as f64,
+                    ));
+                }
+                let stats = series.window.read(now_ms, inner.since_ms, &qs);
+                if stats.span_ms > 0 {
+                    let rate = stats.count as f64 * 1000.0 / stats.span_ms as f64;
+                    out.push(sample(
+                        &catalogue::API_REQUESTS_PER_SECOND,
+                        labels.clone(),
+                        rate,
+                    ));
+                }
+                if stats.count >= inner.min_requests {
+                    for ((_, metric), value) in QUANTILES.iter().zip(&stats.quantiles) {
+                        out.push(sample(metric, labels.clone(), *value));
+                    }
+                    let count = stats.count as f64;
+                    out.push(sample(
+                        &catalogue::API_LATENCY_AVG_SECONDS,
+                        labels.clone(),
+                        stats.sum / count,
+                    ));
+                    out.push(sample(
+                        &catalogue::API_ERROR_RATIO,
+                        labels,
+                        stats.errors as f64 / count,
+                    ));
+                }
+            }
+        }
+        out.push(Sample::new(
+            &catalogue::INGEST_ROUTE_OVERFLOW_TOTAL,
+            inner.overflow as f64,
+        ));
+        for why in Rejection::ALL {
+            out.push(Sample::with_labels(
+                &catalogue::INGEST_REJECTED_TOTAL,
+                [("reason", why.as_str().to_string())],
+                inner.rejected.get(why as usize).copied().unwrap_or(0) as f64,
+            ));
+        }
+        out
+    }
+}
+
+fn sample(metric: &'static Metric, labels: Labels, value: f64) -> Sample {
+    Sample {
+        metric,
+        labels,
+        value,
+        part: super::Part::Value,
+    }
+}
+
+/// Exports an [`Ingest`] aggregate on an interval.
+#[derive(Debug)]
+pub struct IngestCollector {
+    ingest: Arc<Ingest>,
+    schedule: Schedule,
+}
+
+impl IngestCollector {
+    /// A collector of `ingest` running on `schedule`.
+    pub fn new(ingest: Arc<Ingest>, schedule: Schedule) -> Self {
+        IngestCollector { ingest, schedule }
+    }
+}
+
+impl Collector for IngestCollector {
+    fn name(&self) -> &str {
+        "ingest"
+    }
+
+    fn schedule(&self) -> Schedule {
+        self.schedule
+    }
+
+    fn collect(&mut self, now: Instant) -> Result<Vec<Sample>, CollectError> {
+        Ok(self.ingest.samples(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(max_routes: usize, min_requests: u64) -> IngestConfig {
+        IngestConfig {
+            enabled: true,
+            schedule: Schedule {
+                interval: Duration::from_secs(10),
+                timeout: Duration::from_secs(5),
+            },
+            max_body: 1 << 20,
+            window: Duration::from_secs(60),
+            max_routes,
+            min_requests,
+        }
+    }
+
+    fn obs<'a>(route: &'a str, method: &str, status: u16, duration: f64) -> Observation<'a> {
+        Observation {
+            route: Cow::Borrowed(route),
+            method: method_label(method),
+            status,
+            duration,
+        }
+    }
+
+    fn value(samples: &[Sample], metric: &Metric, labels: &[(&str, &str)]) -> Option<f64> {
+        samples
+            .iter()
+            .find(|s| {
+                s.metric.name == metric.name
+                    && s.part == super::super::Part::Value
+                    && s.labels.len() == labels.len()
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .map(|s| s.value)
+    }
+
+    #[test]
+    fn methods_are_normalised() {
+        assert_eq!(method_label("get"), "GET");
+        assert_eq!(method_label("Patch"), "PATCH");
+        assert_eq!(method_label("PROPFIND"), OTHER_METHOD);
+    }
+
+    #[test]
+    fn window_figures_follow_a_known_batch() {
+        let t0 = Instant::now();
+        let ingest = Ingest::new(&config(100, 10), t0);
+        // 100 requests over 20 s: durations 10, 20, ... 1000 ms; every tenth is a 503.
+        let batch: Vec<_> = (1..=100u16)
+            .map(|i| {
+                let status = if i % 10 == 0 { 503 } else { 200 };
+                obs("/users/{id}", "get", status, f64::from(i) / 100.0)
+            })
+            .collect();
+        assert_eq!(ingest.record(&batch, t0 + Duration::from_secs(20)), 0);
+        let s = ingest.samples(t0 + Duration::from_secs(20));
+        let l = [("route", "/users/{id}"), ("method", "GET")];
+        let p50 = value(&s, &catalogue::API_LATENCY_P50_SECONDS, &l).unwrap();
+        let p95 = value(&s, &catalogue::API_LATENCY_P95_SECONDS, &l).unwrap();
+        assert!((p50 - 0.5).abs() < 0.025, "{p50}");
+        assert!((p95 - 0.95).abs() < 0.05, "{p95}");
+        assert_eq!(value(&s, &catalogue::API_ERROR_RATIO, &l), Some(0.1));
+        let avg = value(&s, &catalogue::API_LATENCY_AVG_SECONDS, &l).unwrap();
+        assert!((avg - 0.505).abs() < 1e-9, "{avg}");
+        assert_eq!(
+            value(&s, &catalogue::API_REQUESTS_PER_SECOND, &l),
+            Some(5.0)
+        );
+        let class = |c: &str| {
+            value(
+                &s,
+                &catalogue::API_REQUESTS_TOTAL,
+                &[l[0], l[1], ("status_class", c)],
+            )
+        };
+        assert_eq!(
+            (class("2xx"), class("5xx"), class("4xx")),
+            (Some(90.0), Some(10.0), None)
+        );
+        // Two minutes later the window is empty: no estimates, rate 0, counters kept.
+        let later = ingest.samples(t0 + Duration::from_secs(140));
+        assert_eq!(value(&later, &catalogue::API_LATENCY_P95_SECONDS, &l), None);
+        assert_eq!(value(&later, &catalogue::API_ERROR_RATIO, &l), None);
+        assert_eq!(
+            value(&later, &catalogue::API_REQUESTS_PER_SECOND, &l),
+            Some(0.0)
+        );
+        let count = later
+            .iter()
+            .find(|x| {
+                x.metric.name == catalogue::API_REQUEST_DURATION_SECONDS.name
+                    && x.part == super::super::Part::Count
+            })
+            .map(|x| x.value);
+        assert_eq!(count, Some(100.0));
+    }
+
+    #[test]
+    fn too_few_requests_give_no_estimate() {
+        let t0 = Instant::now();
+        let ingest = Ingest::new(&config(100, 10), t0);
+        let batch = vec![obs("/", "GET", 500, 0.1); 9];
+        ingest.record(&batch, t0 + Duration::from_secs(1));
+        let s = ingest.samples(t0 + Duration::from_secs(1));
+        let l = [("route", "/"), ("method", "GET")];
+        assert_eq!(value(&s, &catalogue::API_ERROR_RATIO, &l), None);
+        assert_eq!(value(&s, &catalogue::API_LATENCY_P99_SECONDS, &l), None);
+        ingest.record(&[obs("/", "GET", 200, 0.1)], t0 + Duration::from_secs(2));
+        let s = ingest.samples(t0 + Duration::from_secs(2));
+        assert_eq!(value(&s, &catalogue::API_ERROR_RATIO, &l), Some(0.9));
+    }
+
+    #[test]
+    fn routes_past_the_cap_are_counted_under_overflow() {
+        let t0 = Instant::now();
+        let ingest = Ingest::new(&config(2, 1), t0);
+        let batch = [
+            obs("/a", "GET", 200, 0.1),
+            obs("/b", "GET", 200, 0.1),
+            obs("/c", "GET", 500, 0.1),
+            obs("/d", "POST", 200, 0.1),
+            obs("/a", "GET", 200, 0.1),
+        ];
+        assert_eq!(ingest.record(&batch, t0), 2);
+        let s = ingest.samples(t0 + Duration::from_secs(1));
+        assert_eq!(
+            value(&s, &catalogue::INGEST_ROUTE_OVERFLOW_TOTAL, &[]),
+            Some(2.0)
+        );
+        let overflow = |m| [("route", OVERFLOW_ROUTE), ("method", m)];
+        assert_eq!(
+            value(&s, &catalogue::API_ERROR_RATIO, &overflow("GET")),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&s, &catalogue::API_ERROR_RATIO, &overflow("POST")),
+            Some(0.0)
+        );
+        let routes: std::collections::BTreeSet<_> = s
+            .iter()
+            .filter_map(|x| x.labels.iter().find(|(k, _)| *k == "route"))
+            .map(|(_, v)| v.clone())
+            .collect();
+        assert_eq!(
+            routes.into_iter().collect::<Vec<_>>(),
+            ["/a", "/b", OVERFLOW_ROUTE]
+        );
+    }
+
+    #[test]
+    fn rejections_are_counted_by_reason() {
+        let ingest = Ingest::new(&config(2, 1), Instant::now());
+        ingest.reject(Rejection::TooLarge);
+        ingest.reject(Rejection::TooLarge);
+        ingest.reject(Rejection::Invalid);
+        let s = ingest.samples(Instant::now());
+        let of = |r| value(&s, &catalogue::INGEST_REJECTED_TOTAL, &[("reason", r)]);
+        assert_eq!(
+            (
+                of("too_large"),
+                of("invalid"),
+                of("malformed"),
+                of("unauthorized")
+            ),
+            (Some(2.0), Some(1.0), Some(0.0), Some(0.0))
+        );
+    }
+
+    #[test]
+    fn a_new_window_length_restarts_the_windows_but_not_the_counters() {
+        let t0 = Instant::now();
+        let ingest = Ingest::new(&config(10, 1), t0);
+        ingest.record(&vec![obs("/", "GET", 200, 0.1); 5], t0);
+        let mut longer = config(10, 1);
+        longer.window = Duration::from_secs(300);
+        ingest.configure(&longer, t0 + Duration::from_secs(1));
+        let s = ingest.samples(t0 + Duration::from_secs(2));
+        let l = [("route", "/"), ("method", "GET")];
+        assert_eq!(
+            value(&s, &catalogue::API_REQUESTS_PER_SECOND, &l),
+            Some(0.0)
+        );
+        let l2xx = [("route", "/"), ("method", "GET"), ("status_class", "2xx")];
+        assert_eq!(value(&s, &catalogue::API_REQUESTS_TOTAL, &l2xx), Some(5.0));
+    }
+}
