@@ -32,6 +32,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("host.yaml", include_str!("../../../rules/host.yaml")),
     ("redis.yaml", include_str!("../../../rules/redis.yaml")),
     ("probe.yaml", include_str!("../../../rules/probe.yaml")),
+    ("api.yaml", include_str!("../../../rules/api.yaml")),
 ];
 
 /// Prefix of the built-in files' names in problems and in the API.
