@@ -3,7 +3,7 @@
 //! The store holds 10,000 filesystem series (100 devices x 100 mounts), half of them above
 //! the warning threshold, so each tick steps 5,000 firing instances and 5,000 that stay
 //! inactive. Two shapes: one rule over all 10,000 series, and 100 rules each selecting one
-//! device's 100 series (every rule scans the whole store). Run with
+//! device's 100 series (the tick groups the series by device once, for all 100). Run with
 //! `cargo bench -p lookout --bench rules`.
 
 // Benchmarks are test code: a broken setup should stop them loudly.

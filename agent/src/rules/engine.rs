@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::hash::{Hash, Hasher};
 
 use super::LabelSet;
-use super::expr::OutputLabels;
+use super::expr::{OutputLabels, SeriesIndex};
 use super::load::nodata_name;
 use super::model::{Conditions, OnMissing, Op, Rule, Severity, Threshold};
 use super::persist::StoredInstance;
@@ -317,6 +317,7 @@ impl Engine {
     /// Evaluates every rule due at `now`; returns the notifications decided.
     pub fn evaluate(&mut self, store: &Store, host: &str, now: Millis) -> Vec<Notification> {
         let mut out = Vec::new();
+        let mut index = SeriesIndex::default();
         for i in 0..self.rules.len() {
             let interval_ms = i64::try_from(self.rules[i].interval.as_millis()).unwrap_or(i64::MAX);
             // Due when a full interval has passed; 5% slack absorbs timer jitter.
@@ -324,7 +325,7 @@ impl Engine {
                 self.last_eval[i].is_none_or(|last| now - last >= interval_ms - interval_ms / 20);
             if due {
                 self.last_eval[i] = Some(now);
-                self.evaluate_rule(i, store, host, now, &mut out);
+                self.evaluate_rule(i, store, &mut index, host, now, &mut out);
             }
         }
         for n in &out {
@@ -336,10 +337,11 @@ impl Engine {
         out
     }
 
-    fn evaluate_rule(
+    fn evaluate_rule<'s>(
         &mut self,
         i: usize,
-        store: &Store,
+        store: &'s Store,
+        index: &mut SeriesIndex<'s>,
         host: &str,
         now: Millis,
         out: &mut Vec<Notification>,
@@ -361,24 +363,25 @@ impl Engine {
             ))
         };
         let mut yielded = false;
-        rule.expr.for_each(store, now, |expr, value| {
-            yielded = true;
-            let labels = InstanceLabels {
-                expr,
-                rule: &rule.labels,
-                host,
-            };
-            step_instance(
-                dirty,
-                map,
-                labels,
-                &rule.conditions,
-                Some(value),
-                generation,
-                now,
-                &mut decide,
-            );
-        });
+        rule.expr
+            .for_each_indexed(store, Some(index), now, |expr, value| {
+                yielded = true;
+                let labels = InstanceLabels {
+                    expr,
+                    rule: &rule.labels,
+                    host,
+                };
+                step_instance(
+                    dirty,
+                    map,
+                    labels,
+                    &rule.conditions,
+                    Some(value),
+                    generation,
+                    now,
+                    &mut decide,
+                );
+            });
         // Instances the expression no longer yields: absent data.
         for entry in map.values_mut().filter(|e| e.generation != generation) {
             let before = persisted_view(&entry.state);
