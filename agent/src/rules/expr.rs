@@ -585,8 +585,12 @@ impl Selector {
 /// one for each tick (it borrows the store as it was).
 #[derive(Debug, Default)]
 pub struct SeriesIndex<'s> {
-    groups: HashMap<(&'static str, String), HashMap<&'s str, Vec<(&'s SeriesKey, &'s Series)>>>,
+    /// (metric, label) -> label value -> series.
+    groups: HashMap<(&'static str, String), ByValue<'s>>,
 }
+
+/// Series grouped by the value of one label, each group in the store's order.
+type ByValue<'s> = HashMap<&'s str, Vec<(&'s SeriesKey, &'s Series)>>;
 
 impl<'s> SeriesIndex<'s> {
     /// The series of `metric` whose `label` is `value`, in the store's order.
@@ -601,7 +605,7 @@ impl<'s> SeriesIndex<'s> {
             .groups
             .entry((metric, label.to_string()))
             .or_insert_with(|| {
-                let mut groups: HashMap<&'s str, Vec<_>> = HashMap::new();
+                let mut groups = ByValue::new();
                 for (key, series) in store.series_of(metric) {
                     groups
                         .entry(label_value(&key.labels, label))
