@@ -64,6 +64,43 @@ impl Drop for Peer {
     }
 }
 
+/// Starts a real `redis-server` on loopback `port` without persistence, with `extra`
+/// arguments (e.g. `["--maxmemory", "64mb"]`), and waits until it answers PING.
+pub fn redis_server(port: u16, extra: &[&str]) -> Peer {
+    let server = require("redis-server", "redis-server");
+    let peer = Peer(
+        Command::new(server)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !redis_commands(port, "PING\n").is_ok_and(|r| r.starts_with("+PONG")) {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server did not start on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    peer
+}
+
+/// Sends inline Redis commands (one per line) on a fresh connection, then `QUIT`, and
+/// returns every reply: when it returns, the server has run them all.
+pub fn redis_commands(port: u16, commands: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(commands.as_bytes())?;
+    stream.write_all(b"QUIT\r\n")?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out)?;
+    Ok(out)
+}
+
 /// Starts `tests/support/http_receiver.py` on `port`, recording to `out` (see its doc for
 /// `mode`), and waits until it accepts connections.
 pub fn http_receiver(port: u16, out: &Path, mode: &str, secret: Option<&str>) -> Peer {

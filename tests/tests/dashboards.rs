@@ -12,8 +12,7 @@
 //!   a rule, and every query of every panel must come back successful and non-empty.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -22,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use lookout::catalogue::{self, Kind, Metric};
 use lookout::rules::model::{Op, Rule};
-use lookout_tests::{Agent, Peer, TempDir, free_port, http, require};
+use lookout_tests::{Agent, Peer, TempDir, free_port, http, redis_commands, redis_server, require};
 use serde_json::Value;
 
 /// The dashboards DESIGN section 1 and issue 6 ask for; any other `*.json` is checked too.
@@ -708,46 +707,6 @@ fn provisioning_files_point_at_the_dashboards_and_prometheus() {
 
 // ---------------------------------------------------------------- against real peers
 
-/// Starts `redis-server` on `port` with a maxmemory (so that the memory ratio exists) and
-/// waits until it answers PING.
-fn start_redis(server: &Path, port: u16) -> Peer {
-    let child = Command::new(server)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--maxmemory", "64mb"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    let peer = Peer(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(reply) = redis_commands(port, "PING\r\n", 1)
-            && reply.starts_with("+PONG")
-        {
-            return peer;
-        }
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Sends inline commands on a fresh connection and reads `replies` reply lines.
-fn redis_commands(port: u16, commands: &str, replies: usize) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.write_all(commands.as_bytes())?;
-    let mut out = String::new();
-    let mut buf = [0u8; 4096];
-    while out.matches("\r\n").count() < replies {
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        out.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
-    Ok(out)
-}
-
 /// Background traffic while the test runs: cache lookups (30 hits, 10 misses per 200 ms,
 /// so the hit ratio is defined every interval) and a batch of request timings every second
 /// (a 5xx among them, so the error figures exist). Stops on drop.
@@ -773,7 +732,7 @@ impl Traffic {
             let mut n = 0u64;
             while !flag.load(Ordering::Relaxed) {
                 // Errors only leave panels empty, which the test then reports.
-                let _ = redis_commands(redis_port, &lookups, 70);
+                let _ = redis_commands(redis_port, &lookups);
                 if n.is_multiple_of(5) {
                     let _ = http(
                         agent,
@@ -899,10 +858,10 @@ impl Prometheus {
 #[test]
 fn every_panel_query_answers_from_a_real_prometheus_scraping_a_real_agent() {
     let prometheus_bin = require("prometheus", "prometheus");
-    let redis_bin = require("redis-server", "redis-server");
     let redis_port = free_port();
-    let _redis = start_redis(&redis_bin, redis_port);
-    redis_commands(redis_port, "SET dash:hit v\r\nRPUSH jobs a b c\r\n", 2).expect("seed redis");
+    // A maxmemory, so that the memory ratio exists.
+    let _redis = redis_server(redis_port, &["--maxmemory", "64mb"]);
+    redis_commands(redis_port, "SET dash:hit v\r\nRPUSH jobs a b c\r\n").expect("seed redis");
 
     // The agent: every collector at 1 s, the default rules plus one that always fires (so
     // the alert panels have an alert), notifications to the log receiver (so delivery

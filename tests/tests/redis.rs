@@ -2,55 +2,13 @@
 //! ratio, an idle interval gives none, `CONFIG RESETSTAT` never gives a value outside 0..1,
 //! queue lengths follow `RPUSH`/`LPOP`, and stopping / restarting the server flips `up`.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lookout_tests::{Agent, MetricSample, Peer, find, free_port, require};
+use lookout_tests::{Agent, MetricSample, find, free_port, redis_commands, redis_server};
 
-/// Starts `redis-server` on `port` (no persistence) and waits until it answers.
-fn start_redis(server: &PathBuf, port: u16) -> Peer {
-    let child = Command::new(server)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args(["--bind", "127.0.0.1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    let peer = Peer(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cli(port, "PING\n").trim() != "PONG" {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    peer
-}
-
-/// Runs the commands (one per line) through one `redis-cli` connection; its output.
-fn cli(port: u16, commands: &str) -> String {
-    let mut child = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-cli");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(commands.as_bytes())
-        .expect("write commands");
-    let out = child.wait_with_output().expect("redis-cli output");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// Runs the commands (one per line) on one connection; returns once all have run.
+fn cli(port: u16, commands: &str) {
+    redis_commands(port, commands).expect("redis commands");
 }
 
 fn value(m: &[MetricSample], name: &str, with: &[(&str, &str)]) -> Option<f64> {
@@ -74,10 +32,8 @@ fn known_traffic() -> String {
 
 #[test]
 fn redis_metrics_follow_a_real_server() {
-    let server = require("redis-server", "redis-server");
-    require("redis-cli", "redis-tools");
     let port = free_port();
-    let mut redis = start_redis(&server, port);
+    let mut redis = redis_server(port, &[]);
     let agent = Agent::start(&format!(
         "collect:\n  redis:\n    - {{name: cache, url: \"redis://127.0.0.1:{port}\", interval: 1s, timeout: 1s, queues: [jobs]}}\n  host:\n    enabled: false\n  tcp:\n    enabled: false\n"
     ));
@@ -195,7 +151,7 @@ fn redis_metrics_follow_a_real_server() {
     assert!(find(&m, "lookout_build_info", &[]).is_some());
 
     // Restart on the same port: back to 1.
-    redis = start_redis(&server, port);
+    redis = redis_server(port, &[]);
     agent.wait_for(Duration::from_secs(10), |m| {
         value(
             m,

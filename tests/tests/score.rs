@@ -1,53 +1,24 @@
 //! The scalability score end to end: N established connections on a watched port and M
 //! jobs queued in a real Redis give the formula's score (DESIGN section 7).
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lookout_tests::{Agent, Peer, TempDir, free_port, require};
+use lookout_tests::{Agent, TempDir, free_port, redis_commands, redis_server};
 
-/// One RESP command; returns the raw reply.
-fn redis(port: u16, args: &[&str]) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut cmd = format!("*{}\r\n", args.len());
-    for a in args {
-        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    s.write_all(cmd.as_bytes()).unwrap();
-    let mut buf = [0u8; 512];
-    let n = s.read(&mut buf).unwrap();
-    String::from_utf8_lossy(&buf[..n]).into_owned()
+/// One Redis command (inline); its reply.
+fn redis(port: u16, command: &str) -> String {
+    redis_commands(port, &format!("{command}\n")).expect("redis command")
 }
 
 #[test]
 fn sessions_and_queued_jobs_give_the_formulas_score() {
     const SESSIONS: usize = 25; // 5 above the free 20, 2 points each: -10
     const JOBS: usize = 15; // 5 above the free 10, 1 point each: -5
-    let server = require("redis-server", "redis-server");
     let redis_port = free_port();
-    let _redis = Peer(
-        Command::new(server)
-            .args([
-                "--port",
-                &redis_port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", redis_port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _redis = redis_server(redis_port, &[]);
     for i in 0..JOBS {
-        assert!(redis(redis_port, &["RPUSH", "jobs", &i.to_string()]).starts_with(':'));
+        assert!(redis(redis_port, &format!("RPUSH jobs {i}")).starts_with(':'));
     }
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let app_port = listener.local_addr().unwrap().port();
@@ -103,7 +74,7 @@ fn sessions_and_queued_jobs_give_the_formulas_score() {
     drop(clients);
     drop(servers);
     for _ in 0..JOBS {
-        redis(redis_port, &["LPOP", "jobs"]);
+        redis(redis_port, "LPOP jobs");
     }
     agent.wait_for(Duration::from_secs(10), |m| {
         lookout_tests::find(m, "lookout_scalability_score", &[])
