@@ -13,6 +13,8 @@ peers=(
   "kill procps"
   "prometheus-alertmanager prometheus-alertmanager"
   "redis-server redis-server"
+  "systemd-analyze systemd"
+  "dpkg-deb dpkg"
 )
 missing=()
 for entry in "${peers[@]}"; do
@@ -22,12 +24,20 @@ done
 # The SMTP test peer is a Python module: Debian's python3 must import it (another python3
 # first on PATH, such as pyenv's, does not see Debian's packages; the tests use /usr/bin/python3).
 /usr/bin/python3 -c "import aiosmtpd" >/dev/null 2>&1 || missing+=("python3-aiosmtpd")
+# The packaging tests read the Kubernetes manifests with PyYAML (kubectl's YAML 1.1 reading).
+/usr/bin/python3 -c "import yaml" >/dev/null 2>&1 || missing+=("python3-yaml")
 if ((${#missing[@]})); then
   echo "installing test peers: ${missing[*]}"
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# The packaging tests build the .deb with cargo-deb (a crates.io tool, not a Debian package),
+# pinned to the version they were written against; compiled once, in about a minute.
+if ! cargo deb --version >/dev/null 2>&1; then
+  echo "installing cargo-deb"
+  cargo install cargo-deb --locked --version 3.8.0
 fi
 
 cargo fmt --all -- --check
