@@ -174,3 +174,66 @@ fn alertmanager_receives_and_resolves() {
         (!am.active_alerts().iter().any(|a| ours(a, &name))).then_some(())
     });
 }
+
+/// A cluster with one dead member: the live member gets the alert and the send counts as
+/// delivered (a dead member must not stop delivery). Escalating to critical leaves only the
+/// critical alert active: the warning one is resolved, not left to expire.
+#[test]
+fn a_dead_member_does_not_stop_delivery_and_escalation_clears_the_warning() {
+    let am = Alertmanager::start();
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let receiver = AlertmanagerReceiver::new(
+        "am",
+        &AlertmanagerConfig {
+            urls: vec![dead, format!("http://{}", am.addr)],
+            timeout: Duration::from_secs(5),
+            resend_interval: Duration::from_secs(60),
+        },
+    )
+    .expect("receiver");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let name = format!("LookoutItEscalation{}", std::process::id());
+    let labels = BTreeMap::from([("host".to_string(), "it-host-2".to_string())]);
+    let mut alert = AlertPayload {
+        alert: name.clone(),
+        status: Status::Firing,
+        kind: Kind::Firing,
+        severity: Severity::Warning,
+        fingerprint: fingerprint(&name, &labels),
+        labels,
+        annotations: BTreeMap::new(),
+        value: Some(75.0),
+        starts_at: now_ms() - 60_000,
+        ends_at: None,
+    };
+    let severities = |am: &Alertmanager| -> Vec<String> {
+        let mut s: Vec<String> = am
+            .active_alerts()
+            .iter()
+            .filter(|a| a["labels"]["alertname"] == name.as_str())
+            .map(|a| a["labels"]["severity"].as_str().unwrap_or("?").to_string())
+            .collect();
+        s.sort();
+        s
+    };
+
+    rt.block_on(receiver.send(&message("e-1", alert.clone())))
+        .expect("delivered through the live member");
+    am.wait_until(Duration::from_secs(20), "warning listed", || {
+        (severities(&am) == ["warning"]).then_some(())
+    });
+
+    alert.kind = Kind::Escalated;
+    alert.severity = Severity::Critical;
+    alert.value = Some(95.0);
+    rt.block_on(receiver.send(&message("e-2", alert)))
+        .expect("escalation delivered");
+    am.wait_until(
+        Duration::from_secs(20),
+        "only the critical alert active",
+        || (severities(&am) == ["critical"]).then_some(()),
+    );
+}

@@ -6,17 +6,25 @@
 //! configured URL at the same time: Alertmanager HA expects each client to talk to every
 //! member (members gossip only notification state, and deduplicate among themselves).
 //!
-//! Outcome across the cluster:
+//! Outcome across the cluster (what Prometheus does too):
 //!
 //! | members                                   | result                                   |
 //! |-------------------------------------------|------------------------------------------|
-//! | all accepted (2xx)                        | `Ok`                                     |
-//! | every one failed permanently (4xx)        | `Permanent`                              |
-//! | any other failure                         | `Retryable`, naming each failed member   |
+//! | at least one accepted (2xx)               | `Ok`; the others are logged              |
+//! | none accepted, all failed permanently     | `Permanent`                              |
+//! | none accepted, otherwise                  | `Retryable`, naming each failed member   |
 //!
-//! A retry resends to all members, which is harmless: Alertmanager merges an alert it already
-//! has. Per-member classification is the webhook's (5xx/429/408/timeouts/connection errors
-//! retry, other 4xx permanent); errors name members by `scheme://host:port` only.
+//! One accepting member is enough: the cluster notifies through it, and a member that was
+//! down gets the firing alerts with the next periodic re-send. Waiting for every member
+//! instead would let one dead member stop delivery to the live ones, open the circuit
+//! breaker, and let the live members' copies expire. A retry resends to all members, which
+//! is harmless: Alertmanager merges an alert it already has. Per-member classification is
+//! the webhook's (5xx/429/408/timeouts/connection errors retry, other 4xx permanent); errors
+//! name members by `scheme://host:port` only.
+//!
+//! Severity is a label, so to Alertmanager a warning that escalates to critical is two
+//! alerts: an escalation or de-escalation also posts the previous severity's alert as
+//! resolved, so it does not stay active until it expires.
 //!
 //! Expiry: Alertmanager resolves an alert by itself at its `endsAt`. A firing alert is sent
 //! with `endsAt = now + 4 × resend_interval` (what Prometheus does with its resend delay), and
@@ -30,9 +38,12 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use super::webhook::{http_client, origin, parse_url, post, wire_labels};
-use super::{BoxFuture, Message, Receiver, SendError, rfc3339};
+use super::{AlertPayload, BoxFuture, Message, Receiver, SendError, rfc3339};
 use crate::config::AlertmanagerConfig;
+use crate::rules::LabelSet;
 use crate::rules::engine::Status;
+use crate::rules::model::Severity;
+use crate::rules::state::Kind;
 use crate::store::Millis;
 
 /// API path appended to each configured base URL.
@@ -121,16 +132,40 @@ impl AlertmanagerReceiver {
             }
         }
         failures.sort_by_key(|(i, _)| *i);
-        summarize(&self.urls, &failures)
+        let outcome = summarize(&self.urls, &failures);
+        if outcome.is_ok() && !failures.is_empty() {
+            tracing::warn!(
+                receiver = %self.name,
+                failed = %describe(&self.urls, &failures),
+                "delivered to part of the Alertmanager cluster; the next re-send reaches the rest"
+            );
+        }
+        outcome
     }
 }
 
 /// Folds per-member failures into one outcome (the table in the module docs).
 fn summarize(urls: &[reqwest::Url], failures: &[(usize, SendError)]) -> Result<(), SendError> {
-    if failures.is_empty() {
+    if failures.len() < urls.len() {
         return Ok(());
     }
-    let text = failures
+    let text = describe(urls, failures);
+    let all_permanent = failures
+        .iter()
+        .all(|(_, e)| matches!(e, SendError::Permanent(_)));
+    if all_permanent {
+        Err(SendError::Permanent(text))
+    } else {
+        Err(SendError::Retryable(format!(
+            "none of {} Alertmanagers accepted: {text}",
+            urls.len()
+        )))
+    }
+}
+
+/// `member: reason; ...` for the failed members.
+fn describe(urls: &[reqwest::Url], failures: &[(usize, SendError)]) -> String {
+    failures
         .iter()
         .map(|(i, e)| {
             let member = urls.get(*i).map_or_else(|| "?".to_string(), origin);
@@ -140,20 +175,7 @@ fn summarize(urls: &[reqwest::Url], failures: &[(usize, SendError)]) -> Result<(
             format!("{member}: {reason}")
         })
         .collect::<Vec<_>>()
-        .join("; ");
-    let all_permanent = failures.len() == urls.len()
-        && failures
-            .iter()
-            .all(|(_, e)| matches!(e, SendError::Permanent(_)));
-    if all_permanent {
-        Err(SendError::Permanent(text))
-    } else {
-        Err(SendError::Retryable(format!(
-            "{} of {} Alertmanagers failed: {text}",
-            failures.len(),
-            urls.len()
-        )))
-    }
+        .join("; ")
 }
 
 impl Receiver for AlertmanagerReceiver {
@@ -185,27 +207,38 @@ fn now_ms() -> Millis {
 
 /// The JSON array of postable alerts for `message` at `now_ms`: labels (instance labels,
 /// `alertname`, `severity`, and `lookout_test` for a fire drill), annotations, `startsAt`, and
-/// `endsAt` (the real end when resolved; `now + 4 × resend_interval` while firing).
+/// `endsAt` (the real end when resolved; `now + 4 × resend_interval` while firing). An
+/// escalation or de-escalation is followed by the previous severity's alert, resolved now.
 /// `generatorURL` is omitted.
 pub fn postable_alerts(message: &Message, now_ms: Millis, resend_interval: Duration) -> Value {
     let resend = Millis::try_from(resend_interval.as_millis()).unwrap_or(Millis::MAX);
     let expiry = now_ms.saturating_add(resend.saturating_mul(EXPIRY_RESENDS));
-    let alerts: Vec<Value> = message
-        .alerts
-        .iter()
-        .map(|a| {
-            let ends = match a.status {
-                Status::Firing => expiry,
-                Status::Resolved => a.ends_at.unwrap_or(now_ms),
-            };
-            json!({
-                "labels": wire_labels(a, message.test),
-                "annotations": a.annotations,
-                "startsAt": rfc3339(a.starts_at),
-                "endsAt": rfc3339(ends),
-            })
+    let postable = |a: &AlertPayload, labels: LabelSet, ends: Millis| {
+        json!({
+            "labels": labels,
+            "annotations": a.annotations,
+            "startsAt": rfc3339(a.starts_at),
+            "endsAt": rfc3339(ends),
         })
-        .collect();
+    };
+    let mut alerts = Vec::with_capacity(message.alerts.len());
+    for a in &message.alerts {
+        let ends = match a.status {
+            Status::Firing => expiry,
+            Status::Resolved => a.ends_at.unwrap_or(now_ms),
+        };
+        alerts.push(postable(a, wire_labels(a, message.test), ends));
+        let previous = match a.kind {
+            Kind::Escalated => Some(Severity::Warning),
+            Kind::DeEscalated => Some(Severity::Critical),
+            Kind::Firing | Kind::Repeat | Kind::Resolved => None,
+        };
+        if let Some(previous) = previous {
+            let mut labels = wire_labels(a, message.test);
+            labels.insert("severity".into(), previous.as_str().into());
+            alerts.push(postable(a, labels, now_ms));
+        }
+    }
     Value::Array(alerts)
 }
 
@@ -260,6 +293,30 @@ mod tests {
     }
 
     #[test]
+    fn a_severity_change_resolves_the_previous_severitys_alert() {
+        let now = 1_700_000_700_000;
+        for (kind, severity, previous) in [
+            (Kind::Escalated, Severity::Critical, "warning"),
+            (Kind::DeEscalated, Severity::Warning, "critical"),
+        ] {
+            let mut a = alert("HostCpuHigh", "web-1", Status::Firing, severity);
+            a.kind = kind;
+            let v = postable_alerts(&message(vec![a], false), now, Duration::from_secs(60));
+            assert_eq!(v.as_array().map(Vec::len), Some(2), "{v}");
+            assert_eq!(v[0]["labels"]["severity"], severity.as_str());
+            assert_eq!(v[0]["endsAt"], rfc3339(now + 240_000));
+            assert_eq!(v[1]["labels"]["severity"], previous);
+            assert_eq!(v[1]["labels"]["alertname"], "HostCpuHigh");
+            assert_eq!(v[1]["endsAt"], rfc3339(now), "the old severity ends now");
+        }
+        // A first firing or a repeat has nothing to resolve.
+        let mut a = alert("HostCpuHigh", "web-1", Status::Firing, Severity::Critical);
+        a.kind = Kind::Repeat;
+        let v = postable_alerts(&message(vec![a], false), now, Duration::from_secs(60));
+        assert_eq!(v.as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
     fn alerts_url_keeps_prefixes() {
         // (configured base, POST target)
         let rows = [
@@ -294,22 +351,16 @@ mod tests {
             summarize(&urls, &[(0, p()), (1, p())]),
             Err(SendError::Permanent(_))
         ));
-        // One member down: retry (the retry goes to both; Alertmanager merges).
-        let one = summarize(&urls, &[(1, r())]);
+        // One member down or rejecting, the other accepted: delivered (the cluster notifies
+        // through the live member; the periodic re-send reaches the other later).
+        assert_eq!(summarize(&urls, &[(1, r())]), Ok(()));
+        assert_eq!(summarize(&urls, &[(0, p())]), Ok(()));
+        // None accepted, one of them down: retry, naming both.
+        let none = summarize(&urls, &[(0, p()), (1, r())]);
         assert!(
-            matches!(&one, Err(SendError::Retryable(t)) if t.contains("http://b:2") && !t.contains("http://a:1")),
-            "{one:?}"
+            matches!(&none, Err(SendError::Retryable(t)) if t.contains("http://b:2") && t.contains("http://a:1")),
+            "{none:?}"
         );
-        // One rejected, one accepted: still retryable, not silently ok.
-        assert!(matches!(
-            summarize(&urls, &[(0, p())]),
-            Err(SendError::Retryable(_))
-        ));
-        // One rejected, one down: retry.
-        assert!(matches!(
-            summarize(&urls, &[(0, p()), (1, r())]),
-            Err(SendError::Retryable(_))
-        ));
     }
 
     /// A fake member answering `status` to every request, counting requests.
@@ -362,13 +413,25 @@ mod tests {
         assert_eq!(hits1.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(hits2.load(std::sync::atomic::Ordering::SeqCst), 1);
 
+        // One member answering 503: delivered through the other.
         let r = AlertmanagerReceiver::new("am", &config(vec![ok1.clone(), down.clone()])).unwrap();
+        assert_eq!(r.send(&m).await, Ok(()));
+        assert_eq!(hits1.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // One member not listening at all: delivered through the other, at once.
+        let closed = format!("http://127.0.0.1:{}", {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        });
+        let r = AlertmanagerReceiver::new("am", &config(vec![closed, ok2.clone()])).unwrap();
+        assert_eq!(r.send(&m).await, Ok(()));
+        assert_eq!(hits2.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // Every member down: retry, naming them.
+        let r = AlertmanagerReceiver::new("am", &config(vec![down.clone()])).unwrap();
         let got = r.send(&m).await;
         assert!(
             matches!(&got, Err(SendError::Retryable(t)) if t.contains(&down) && t.contains("503")),
             "{got:?}"
         );
-        assert_eq!(hits1.load(std::sync::atomic::Ordering::SeqCst), 2);
 
         let r = AlertmanagerReceiver::new("am", &config(vec![bad.clone()])).unwrap();
         assert!(matches!(r.send(&m).await, Err(SendError::Permanent(_))));
