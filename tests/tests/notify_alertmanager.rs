@@ -115,18 +115,12 @@ fn message(id: &str, alert: AlertPayload) -> Message {
     }
 }
 
-fn ours(alert: &serde_json::Value, name: &str) -> bool {
-    let l = &alert["labels"];
-    l["alertname"] == name && l["host"] == "it-host-1" && l["severity"] == "critical"
-}
-
-#[test]
-fn alertmanager_receives_and_resolves() {
-    let am = Alertmanager::start();
+/// A receiver posting to `urls`, and a runtime to drive it.
+fn receiver(urls: Vec<String>) -> (AlertmanagerReceiver, tokio::runtime::Runtime) {
     let receiver = AlertmanagerReceiver::new(
         "am",
         &AlertmanagerConfig {
-            urls: vec![format!("http://{}", am.addr)],
+            urls,
             timeout: Duration::from_secs(5),
             resend_interval: Duration::from_secs(60),
         },
@@ -136,6 +130,18 @@ fn alertmanager_receives_and_resolves() {
         .enable_all()
         .build()
         .expect("runtime");
+    (receiver, rt)
+}
+
+fn ours(alert: &serde_json::Value, name: &str) -> bool {
+    let l = &alert["labels"];
+    l["alertname"] == name && l["host"] == "it-host-1" && l["severity"] == "critical"
+}
+
+#[test]
+fn alertmanager_receives_and_resolves() {
+    let am = Alertmanager::start();
+    let (receiver, rt) = receiver(vec![format!("http://{}", am.addr)]);
 
     let name = format!("LookoutItAlert{}", std::process::id());
     let labels = BTreeMap::from([
@@ -182,19 +188,7 @@ fn alertmanager_receives_and_resolves() {
 fn a_dead_member_does_not_stop_delivery_and_escalation_clears_the_warning() {
     let am = Alertmanager::start();
     let dead = format!("http://127.0.0.1:{}", free_port());
-    let receiver = AlertmanagerReceiver::new(
-        "am",
-        &AlertmanagerConfig {
-            urls: vec![dead, format!("http://{}", am.addr)],
-            timeout: Duration::from_secs(5),
-            resend_interval: Duration::from_secs(60),
-        },
-    )
-    .expect("receiver");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (receiver, rt) = receiver(vec![dead, format!("http://{}", am.addr)]);
     let name = format!("LookoutItEscalation{}", std::process::id());
     let labels = BTreeMap::from([("host".to_string(), "it-host-2".to_string())]);
     let mut alert = AlertPayload {
