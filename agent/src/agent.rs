@@ -300,6 +300,16 @@ async fn run_rules(
         .map(|r| r.interval)
         .min()
         .unwrap_or(config.rules.evaluation_interval);
+    // The first evaluation waits until every collector has run once, or one tick at most
+    // (a stuck collector must not hold the rules back): on an empty store every rule's data
+    // is missing, which would resolve alerts restored from disk or fire NoData at start-up.
+    let ready_by = Instant::now() + tick;
+    while !state.not_ready().is_empty() && Instant::now() < ready_by {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+            _ = stop.changed() => return,
+        }
+    }
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // When firing alerts were last re-sent to the alertmanager receivers (DESIGN section 9);
@@ -448,11 +458,16 @@ fn start_collectors(config: &Config, state: &Arc<State>) -> Collectors {
         )));
     }
     let network = collect::build_async(config);
-    let names = blocking
+    let names: Vec<String> = blocking
         .iter()
         .map(|c| c.name().to_string())
         .chain(network.iter().map(|c| c.name().to_string()))
         .collect();
+    // Registered before any task runs, so readiness (and the rules' first evaluation, which
+    // waits for it) counts every collector of this generation from the start.
+    for name in &names {
+        state.update_status(name, |_| {});
+    }
     let mut tasks: Vec<_> = blocking
         .into_iter()
         .map(|c| tokio::spawn(scheduler::run_collector(c, state.clone(), stopped.clone())))

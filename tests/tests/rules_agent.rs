@@ -179,3 +179,71 @@ fn check_reports_rule_file_problems_with_file_and_line() {
         "{stderr}"
     );
 }
+
+/// A probe target that answers 200 after 1.5 s, so the probe's first round ends well after
+/// the agent started.
+const SLOW_SERVER: &str = r#"
+import http.server, sys, time
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(1.5)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"#;
+
+/// The first evaluation waits for the collectors' first runs: a rule whose data is not
+/// there yet at start-up (a slow probe) must not fire its NoData alert, though it would on
+/// an empty store (`on_missing: alert`, `for: 0s`).
+#[test]
+fn start_up_does_not_fire_nodata_before_the_collectors_ran() {
+    let python = lookout_tests::require("python3", "python3");
+    let target = free_port();
+    let _server = lookout_tests::Peer(
+        std::process::Command::new(python)
+            .args(["-c", SLOW_SERVER, &target.to_string()])
+            .spawn()
+            .expect("start the slow server"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", target)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slow server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dir = TempDir::new("nodata");
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "groups:\n  - name: t\n    rules:\n      - alert: ProbeDown\n        expr: lookout_probe_success\n        critical: \"< 1\"\n        on_missing: alert\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let config = dir.path().join("lookout.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "agent:\n  listen: 127.0.0.1:{port}\n  data_dir: {}\ncollect:\n  host: {{enabled: false}}\n  tcp: {{enabled: false}}\n  http_probes:\n    - {{name: slow, url: \"http://127.0.0.1:{target}/\", interval: 5s, timeout: 3s}}\nrules:\n  files: [rules.yaml]\n  evaluation_interval: 5s\nnotify:\n  group_wait: 0s\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start_with_config(&config, port, dir);
+    // Two evaluations: one once the probe has answered, one 5 s later.
+    std::thread::sleep(Duration::from_secs(7));
+    let alerts = agent.json("/api/v1/alerts?history=10");
+    assert_eq!(alerts["alerts"], serde_json::json!([]), "{alerts}");
+    assert_eq!(alerts["history"], serde_json::json!([]), "{alerts}");
+    let m = agent.metrics();
+    assert_eq!(
+        find(&m, "lookout_probe_success", &[("probe", "slow")]).map(|s| s.value),
+        Some(1.0)
+    );
+}
