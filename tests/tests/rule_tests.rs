@@ -36,8 +36,17 @@ fn every_default_rule_has_passing_unit_tests() {
             .is_some_and(|l| l.ends_with("passed, 0 failed")),
         "{stdout}"
     );
-    // Every default alert is exercised by some test.
-    let defaults = std::fs::read_to_string(repo().join("rules/host.yaml")).unwrap();
+    // Every default alert, of every shipped rule file, is exercised by some test.
+    let defaults: String = std::fs::read_dir(repo().join("rules"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(
+        defaults.contains("- alert: ApiLatencyHigh"),
+        "rules/*.yaml read"
+    );
     let tests: String = files
         .iter()
         .map(|f| std::fs::read_to_string(f).unwrap())
