@@ -321,29 +321,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_file() {
-        let proc = fixture("malformed");
-        let err = DiskCollector::new(proc.clone(), &host(&[]))
-            .collect(Instant::now())
-            .unwrap_err();
-        assert!(matches!(err, CollectError::Parse { .. }), "{err:?}");
-        assert!(
-            err.to_string()
-                .contains(&proc.path("diskstats").display().to_string()),
-            "{err}"
-        );
-        assert!(!err.to_string().contains("procfs bug"), "{err}");
-
-        let err = DiskCollector::new(
-            ProcFs::new(Path::new("/nonexistent-lookout-proc")),
-            &host(&[]),
-        )
-        .collect(Instant::now())
-        .unwrap_err();
-        assert!(matches!(err, CollectError::Read { .. }), "{err:?}");
-        assert!(
-            err.to_string()
-                .contains("/nonexistent-lookout-proc/diskstats"),
-            "{err}"
+        crate::collect::procfs::assert_errors_name_the_file(
+            |proc| DiskCollector::new(proc, &host(&[])),
+            "diskstats",
         );
     }
 

@@ -390,29 +390,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_file() {
-        let proc = fixture("malformed");
-        let err = NetworkCollector::new(proc.clone(), &host(&[]))
-            .collect(Instant::now())
-            .unwrap_err();
-        assert!(matches!(err, CollectError::Parse { .. }), "{err:?}");
-        assert!(
-            err.to_string()
-                .contains(&proc.path("net/dev").display().to_string()),
-            "{err}"
-        );
-        assert!(!err.to_string().contains("procfs bug"), "{err}");
-
-        let err = NetworkCollector::new(
-            ProcFs::new(Path::new("/nonexistent-lookout-proc")),
-            &host(&[]),
-        )
-        .collect(Instant::now())
-        .unwrap_err();
-        assert!(matches!(err, CollectError::Read { .. }), "{err:?}");
-        assert!(
-            err.to_string()
-                .contains("/nonexistent-lookout-proc/net/dev"),
-            "{err}"
+        crate::collect::procfs::assert_errors_name_the_file(
+            |proc| NetworkCollector::new(proc, &host(&[])),
+            "net/dev",
         );
     }
 

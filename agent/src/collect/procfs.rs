@@ -79,3 +79,35 @@ pub(crate) fn fixture(name: &str) -> ProcFs {
             .join(name),
     )
 }
+
+/// The error contract of a collector reading `file` under its proc root: on the `malformed`
+/// fixture, a parse error naming the file's full path (and no procfs-core internals); under
+/// a root that does not exist, a read error naming it. `make` builds the collector on a root.
+#[cfg(test)]
+pub(crate) fn assert_errors_name_the_file<C: super::Collector>(
+    make: impl Fn(ProcFs) -> C,
+    file: &str,
+) {
+    let proc = fixture("malformed");
+    let err = make(proc.clone())
+        .collect(std::time::Instant::now())
+        .unwrap_err();
+    assert!(matches!(err, CollectError::Parse { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains(&proc.path(file).display().to_string()),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("procfs bug"), "{err}");
+
+    let missing = ProcFs::new(Path::new("/nonexistent-lookout-proc"));
+    let err = make(missing.clone())
+        .collect(std::time::Instant::now())
+        .unwrap_err();
+    assert!(matches!(err, CollectError::Read { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains(&missing.path(file).display().to_string()),
+        "{err}"
+    );
+}

@@ -165,23 +165,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_file() {
-        let proc = fixture("malformed");
-        let err = collector(proc.clone()).collect(Instant::now()).unwrap_err();
-        assert!(matches!(err, CollectError::Parse { .. }), "{err:?}");
-        assert!(
-            err.to_string()
-                .contains(&proc.path("uptime").display().to_string()),
-            "{err}"
-        );
-
-        let err = collector(ProcFs::new(Path::new("/nonexistent-lookout-proc")))
-            .collect(Instant::now())
-            .unwrap_err();
-        assert!(matches!(err, CollectError::Read { .. }), "{err:?}");
-        assert!(
-            err.to_string().contains("/nonexistent-lookout-proc/uptime"),
-            "{err}"
-        );
+        crate::collect::procfs::assert_errors_name_the_file(collector, "uptime");
     }
 
     #[test]
