@@ -262,7 +262,7 @@ impl Ingest {
                 for (i, n) in series.classes.iter().enumerate().filter(|(_, n)| **n > 0) {
                     let mut with_class = labels.clone();
                     with_class.push(("status_class", format!("{}xx", i + 1)));
-                    out.push(sample(
+                    out.push(Sample::from_labels(
                         &catalogue::API_REQUESTS_TOTAL,
                         with_class,
                         *n as f64,
@@ -271,7 +271,7 @@ impl Ingest {
                 let stats = series.window.read(now_ms, inner.since_ms, &qs);
                 if stats.span_ms > 0 {
                     let rate = stats.count as f64 * 1000.0 / stats.span_ms as f64;
-                    out.push(sample(
+                    out.push(Sample::from_labels(
                         &catalogue::API_REQUESTS_PER_SECOND,
                         labels.clone(),
                         rate,
@@ -279,15 +279,15 @@ impl Ingest {
                 }
                 if stats.count >= inner.min_requests {
                     for ((_, metric), value) in QUANTILES.iter().zip(&stats.quantiles) {
-                        out.push(sample(metric, labels.clone(), *value));
+                        out.push(Sample::from_labels(metric, labels.clone(), *value));
                     }
                     let count = stats.count as f64;
-                    out.push(sample(
+                    out.push(Sample::from_labels(
                         &catalogue::API_LATENCY_AVG_SECONDS,
                         labels.clone(),
                         stats.sum / count,
                     ));
-                    out.push(sample(
+                    out.push(Sample::from_labels(
                         &catalogue::API_ERROR_RATIO,
                         labels,
                         stats.errors as f64 / count,
@@ -307,15 +307,6 @@ impl Ingest {
             ));
         }
         out
-    }
-}
-
-fn sample(metric: &'static Metric, labels: Labels, value: f64) -> Sample {
-    Sample {
-        metric,
-        labels,
-        value,
-        part: super::Part::Value,
     }
 }
 

@@ -102,6 +102,17 @@ impl Sample {
             part: Part::Value,
         }
     }
+
+    /// A sample with labels built at run time (`(name, value)` pairs, the catalogue's
+    /// labels first, in order; rule labels may follow on alert series).
+    pub fn from_labels(metric: &'static Metric, labels: Labels, value: f64) -> Self {
+        Sample {
+            metric,
+            labels,
+            value,
+            part: Part::Value,
+        }
+    }
 }
 
 /// Why a collector run failed. The scheduler records it and carries on.

@@ -31,12 +31,7 @@ pub fn samples(engine: &Engine, score: &Score, eval_seconds: f64) -> Vec<Sample>
                 .filter(|(k, _)| !matches!(k.as_str(), "host" | "alert" | "severity"))
                 .map(|(k, v)| (intern(k), v.clone())),
         );
-        out.push(Sample {
-            metric: &ALERT_FIRING,
-            labels: sample_labels,
-            value: 1.0,
-            part: crate::collect::Part::Value,
-        });
+        out.push(Sample::from_labels(&ALERT_FIRING, sample_labels, 1.0));
     }
     for (severity, count) in [
         (Severity::Warning, counts[0]),

@@ -615,12 +615,7 @@ fn run_test(test: &Test, rules: &[Rule], eval_ms: Millis, config: &Config) -> St
                 let mut samples = Vec::new();
                 match s.values.get(k) {
                     Some(Input::Value(v)) => {
-                        samples.push(Sample {
-                            metric: s.metric,
-                            labels: s.labels.clone(),
-                            value: *v,
-                            part: crate::collect::Part::Value,
-                        });
+                        samples.push(Sample::from_labels(s.metric, s.labels.clone(), *v));
                     }
                     // A stale marker, like a missing sample, leaves the series absent.
                     Some(Input::Stale | Input::Missing) | None => {}
