@@ -110,6 +110,7 @@ fn record(state: &State, name: &str, result: Result<Vec<Sample>, String>, took: 
 
 /// Runs a network collector until `shutdown` turns true. Unlike a blocking run, a run that
 /// exceeds its timeout is dropped (its future cancelled), so the next tick starts afresh.
+/// Its status is registered by the caller, as for [`run_collector`].
 pub async fn run_async_collector(
     mut collector: Box<dyn AsyncCollector>,
     state: Arc<State>,
@@ -119,7 +120,6 @@ pub async fn run_async_collector(
     let Schedule { interval, timeout } = collector.schedule();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    state.update_status(&name, |_| {});
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -137,7 +137,8 @@ pub async fn run_async_collector(
     }
 }
 
-/// Runs `collector` until `shutdown` turns true.
+/// Runs `collector` until `shutdown` turns true. The caller registers its status first
+/// (`agent::start_collectors`), so readiness counts it before its first tick.
 pub async fn run_collector(
     collector: Box<dyn Collector>,
     state: Arc<State>,
@@ -147,7 +148,6 @@ pub async fn run_collector(
     let Schedule { interval, timeout } = collector.schedule();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    state.update_status(&name, |_| {});
     let mut idle = Some(collector);
     let mut running: Option<JoinHandle<RunResult>> = None;
     loop {
