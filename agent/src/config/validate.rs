@@ -1865,7 +1865,8 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// A whole number within `range`: `default` when absent or invalid (reported).
+    /// A whole number within `range` (no upper bound when it ends at `u64::MAX`): `default`
+    /// when absent or invalid (reported).
     fn count(
         &mut self,
         path: &str,
@@ -1879,15 +1880,15 @@ impl<'a> Checker<'a> {
         match u64::try_from(n.value) {
             Ok(v) if range.contains(&v) => v,
             _ => {
+                let bound = if *range.end() == u64::MAX {
+                    format!("at least {}", range.start())
+                } else {
+                    format!("between {} and {}", range.start(), range.end())
+                };
                 self.report(
                     path,
                     Some(&n.referenced),
-                    format!(
-                        "{} is out of range: must be between {} and {}",
-                        n.value,
-                        range.start(),
-                        range.end()
-                    ),
+                    format!("{} is out of range: must be {bound}", n.value),
                 );
                 default
             }
@@ -2045,21 +2046,12 @@ impl<'a> Checker<'a> {
                 queues.push(String::new());
             }
             queues.retain(|q| !q.is_empty());
-            let min_lookups = match &raw.min_lookups {
-                None => DEFAULT_MIN_LOOKUPS,
-                Some(n) => match u64::try_from(n.value) {
-                    Ok(v) if v >= 1 => v,
-                    _ => {
-                        self.report(
-                            &format!("{base}.min_lookups"),
-                            Some(&n.referenced),
-                            format!("{} is out of range: must be at least 1", n.value),
-                        );
-                        valid = false;
-                        DEFAULT_MIN_LOOKUPS
-                    }
-                },
-            };
+            let min_lookups = self.count(
+                &format!("{base}.min_lookups"),
+                raw.min_lookups.as_ref(),
+                DEFAULT_MIN_LOOKUPS,
+                1..=u64::MAX,
+            );
             if let (Some(name), Some(url), true) = (name, url, valid) {
                 targets.push(RedisTarget {
                     name,
