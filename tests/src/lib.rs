@@ -101,29 +101,36 @@ pub fn redis_commands(port: u16, commands: &str) -> std::io::Result<String> {
     Ok(out)
 }
 
+/// Runs `python3` with `args` as a server that will listen on loopback `port`, and waits
+/// until it accepts connections; `what` names it in the failure message.
+pub fn python_server<S: AsRef<std::ffi::OsStr>>(args: &[S], port: u16, what: &str) -> Peer {
+    let peer = Peer(
+        Command::new(require("python3", "python3"))
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {what}: {e}")),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    peer
+}
+
 /// Starts `tests/support/http_receiver.py` on `port`, recording to `out` (see its doc for
 /// `mode`), and waits until it accepts connections.
 pub fn http_receiver(port: u16, out: &Path, mode: &str, secret: Option<&str>) -> Peer {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/http_receiver.py");
-    let mut cmd = Command::new(require("python3", "python3"));
-    cmd.arg(script).arg(port.to_string()).arg(out).arg(mode);
-    if let Some(s) = secret {
-        cmd.arg(s);
-    }
-    let peer = Peer(
-        cmd.stdout(Stdio::null())
-            .spawn()
-            .expect("start the HTTP receiver"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the HTTP receiver did not start on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    peer
+    let mut args = vec![
+        script.into_os_string(),
+        port.to_string().into(),
+        out.as_os_str().to_owned(),
+        mode.into(),
+    ];
+    args.extend(secret.map(Into::into));
+    python_server(&args, port, "the HTTP receiver")
 }
 
 /// The requests an [`http_receiver`] recorded so far.
@@ -397,6 +404,11 @@ pub fn find<'a>(
                 .iter()
                 .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
     })
+}
+
+/// The value of the first sample [`find`] picks.
+pub fn value(samples: &[MetricSample], name: &str, with: &[(&str, &str)]) -> Option<f64> {
+    find(samples, name, with).map(|s| s.value)
 }
 
 /// Parses Prometheus text exposition (comments skipped; escapes in label values decoded).

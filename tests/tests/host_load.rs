@@ -11,15 +11,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use lookout_tests::{Agent, MetricSample, find, require};
+use lookout_tests::{Agent, MetricSample, require, value};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const FAST: &str = "collect:\n  host:\n    interval: 1s\n    timeout: 1s\n";
-
-fn value(m: &[MetricSample], name: &str, with: &[(&str, &str)]) -> Option<f64> {
-    find(m, name, with).map(|s| s.value)
-}
 
 #[test]
 fn busy_cores_raise_cpu_usage() {

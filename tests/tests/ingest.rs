@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use lookout_tests::{Agent, MetricSample, assert_promtool_accepts_metrics, find, http};
+use lookout_tests::{Agent, assert_promtool_accepts_metrics, find, http, value};
 use serde_json::{Value, json};
 
 const PATH: &str = "/api/v1/observations";
@@ -38,10 +38,6 @@ fn observations(route: &str, method: &str, timings: &[(u16, f64)]) -> Vec<Value>
             json!({"route": route, "method": method, "status": status, "duration_seconds": d})
         })
         .collect()
-}
-
-fn value(samples: &[MetricSample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    find(samples, name, labels).map(|s| s.value)
 }
 
 #[test]

@@ -2,11 +2,9 @@
 //! and a response slower than the timeout fail (the latter with status 0), a closed port
 //! fails, and the attempt-duration histogram keeps growing.
 
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lookout_tests::{Agent, MetricSample, Peer, find, free_port, require};
+use lookout_tests::{Agent, MetricSample, Peer, find, free_port, python_server};
 
 /// `/ok` answers 200, `/fail` 500, `/slow` 200 after 2 s; one thread per request.
 const SERVER: &str = r#"
@@ -39,31 +37,15 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_
 "#;
 
 fn start_server(port: u16) -> Peer {
-    let python = require("python3", "python3");
-    let peer = Peer(
-        Command::new(python)
-            .arg("-c")
-            .arg(SERVER)
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the Python HTTP server"),
-    );
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the Python HTTP server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    peer
+    python_server(
+        &["-c", SERVER, &port.to_string()],
+        port,
+        "the Python HTTP server",
+    )
 }
 
 fn value(m: &[MetricSample], name: &str, probe: &str) -> Option<f64> {
-    find(m, name, &[("probe", probe)]).map(|s| s.value)
+    lookout_tests::value(m, name, &[("probe", probe)])
 }
 
 #[test]

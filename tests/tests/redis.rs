@@ -4,15 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use lookout_tests::{Agent, MetricSample, find, free_port, redis_commands, redis_server};
+use lookout_tests::{Agent, find, free_port, redis_commands, redis_server, value};
 
 /// Runs the commands (one per line) on one connection; returns once all have run.
 fn cli(port: u16, commands: &str) {
     redis_commands(port, commands).expect("redis commands");
-}
-
-fn value(m: &[MetricSample], name: &str, with: &[(&str, &str)]) -> Option<f64> {
-    find(m, name, with).map(|s| s.value)
 }
 
 const CACHE: &[(&str, &str)] = &[("target", "cache")];

@@ -243,7 +243,7 @@ fn start_up_does_not_fire_nodata_before_the_collectors_ran() {
     assert_eq!(alerts["history"], serde_json::json!([]), "{alerts}");
     let m = agent.metrics();
     assert_eq!(
-        find(&m, "lookout_probe_success", &[("probe", "slow")]).map(|s| s.value),
+        lookout_tests::value(&m, "lookout_probe_success", &[("probe", "slow")]),
         Some(1.0)
     );
 }
