@@ -9,6 +9,24 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Runs `lookout test rules` on a test file of `rules/host.yaml` whose text after
+/// `rule_files: [...]` is `rest`; its exit code and standard output.
+fn test_host_rules(rest: &str) -> (Option<i32>, String) {
+    let dir = TempDir::new("ruletest");
+    let file = dir.path().join("host_test.yaml");
+    let header = format!("rule_files: [{}]", repo().join("rules/host.yaml").display());
+    std::fs::write(&file, header + rest).unwrap();
+    let out = lookout()
+        .args(["test", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn every_default_rule_has_passing_unit_tests() {
     let dir = repo().join("rules/tests");
@@ -64,23 +82,10 @@ fn every_default_rule_has_passing_unit_tests() {
 
 #[test]
 fn a_wrong_expectation_fails_with_a_readable_diff() {
-    let dir = TempDir::new("ruletest");
-    let file = dir.path().join("wrong_test.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "rule_files: [{}]\ntests:\n  - name: cpu at 90% is critical, not warning\n    input_series:\n      - series: 'lookout_cpu_usage_ratio{{host=\"web-1\"}}'\n        values: '0.9x30'\n    expect:\n      - at: 3m\n        alerts: [{{alert: HostCpuHigh, severity: warning}}]\n",
-            repo().join("rules/host.yaml").display()
-        ),
-    )
-    .unwrap();
-    let out = lookout()
-        .args(["test", "rules"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (status, stdout) = test_host_rules(
+        "\ntests:\n  - name: cpu at 90% is critical, not warning\n    input_series:\n      - series: 'lookout_cpu_usage_ratio{host=\"web-1\"}'\n        values: '0.9x30'\n    expect:\n      - at: 3m\n        alerts: [{alert: HostCpuHigh, severity: warning}]\n",
+    );
+    assert_eq!(status, Some(1), "{stdout}");
     assert!(
         stdout.contains("FAIL cpu at 90% is critical, not warning"),
         "{stdout}"
@@ -145,24 +150,9 @@ fn the_rule_test_example_in_the_docs_passes() {
         .nth(1)
         .and_then(|rest| rest.split("```").next())
         .expect("docs/rules.md has the example rule test");
-    let dir = TempDir::new("doctest");
-    let file = dir.path().join("doc_test.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "rule_files: [{}]{body}",
-            repo().join("rules/host.yaml").display()
-        ),
-    )
-    .unwrap();
-    let out = lookout()
-        .args(["test", "rules"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (status, stdout) = test_host_rules(body);
     assert!(
-        out.status.success() && stdout.contains("1 passed, 0 failed"),
+        status == Some(0) && stdout.contains("1 passed, 0 failed"),
         "{stdout}"
     );
 }
