@@ -268,6 +268,18 @@ fn check<'a>(
     })
 }
 
+/// Whether a JSON value is of the kind a field expects.
+type IsKind = fn(&Value) -> bool;
+
+/// The fields of an observation, as [`RawObservation`] reads them: name, what is expected,
+/// and whether a JSON value is that.
+const FIELDS: [(&str, &str, IsKind); 4] = [
+    ("route", "a string", Value::is_string),
+    ("method", "a string", Value::is_string),
+    ("status", "an integer", |v| v.is_i64() || v.is_u64()),
+    ("duration_seconds", "a number", Value::is_number),
+];
+
 /// Says what is wrong with a body that is JSON but did not deserialize: not an array, or
 /// which fields of which observations are missing, unknown or of the wrong type. A body
 /// that is not JSON at all (the typed parse may stop at a type error before the syntax
@@ -298,12 +310,7 @@ fn describe_shape(body: &[u8]) -> BatchError {
             );
             continue;
         };
-        for (field, want, ok) in [
-            ("route", "a string", Value::is_string as fn(&Value) -> bool),
-            ("method", "a string", Value::is_string),
-            ("status", "an integer", |v: &Value| v.is_i64() || v.is_u64()),
-            ("duration_seconds", "a number", Value::is_number),
-        ] {
+        for (field, want, ok) in FIELDS {
             match fields.get(field) {
                 None => problems.add(Some(i), field, "missing"),
                 Some(v) if !ok(v) => {
@@ -313,7 +320,7 @@ fn describe_shape(body: &[u8]) -> BatchError {
             }
         }
         for field in fields.keys() {
-            if !["route", "method", "status", "duration_seconds"].contains(&field.as_str()) {
+            if !FIELDS.iter().any(|(name, _, _)| name == field) {
                 problems.add(
                     Some(i),
                     field,
