@@ -224,7 +224,15 @@ impl Agent {
     /// free port, data dir in a scratch dir, host label `test-host`), followed by `rest`
     /// (YAML for the other sections). Waits until `/readyz` answers 200.
     pub fn start(rest: &str) -> Agent {
-        let dir = TempDir::new("agent");
+        Agent::start_in(TempDir::new("agent"), &[], rest)
+    }
+
+    /// [`Agent::start`] in `dir`, after writing `files` (name, content) there: rule files,
+    /// secrets, anything `rest` names by a path relative to the configuration.
+    pub fn start_in(dir: TempDir, files: &[(&str, &str)], rest: &str) -> Agent {
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).expect("write a file of the agent");
+        }
         let port = free_port();
         let config = format!(
             "agent:\n  hostname: test-host\n  listen: 127.0.0.1:{port}\n  data_dir: {}\n{rest}",

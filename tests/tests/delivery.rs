@@ -10,23 +10,16 @@ const RULES: &str = "groups:\n  - name: t\n    interval: 1s\n    rules:\n      -
 
 /// A config with one always-firing rule and one webhook receiver on `hook_port`.
 fn start_agent(dir: TempDir, hook_port: u16, retry: &str) -> Agent {
-    std::fs::write(dir.path().join("rules.yaml"), RULES).unwrap();
-    std::fs::write(dir.path().join("hook-secret"), "s3cret\n").unwrap();
-    let port = free_port();
-    let config = dir.path().join("lookout.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "agent:\n  hostname: test-host\n  listen: 127.0.0.1:{port}\n  data_dir: {}\n\
-             collect:\n  host:\n    interval: 1s\n    timeout: 1s\n  tcp:\n    enabled: false\n\
+    Agent::start_in(
+        dir,
+        &[("rules.yaml", RULES), ("hook-secret", "s3cret\n")],
+        &format!(
+            "collect:\n  host:\n    interval: 1s\n    timeout: 1s\n  tcp:\n    enabled: false\n\
              rules:\n  files: [rules.yaml]\n  evaluation_interval: 1s\n\
              notify:\n  group_wait: 0s\n  retry: {retry}\n\
-             \x20 receivers:\n    - name: hook\n      webhook:\n        url: http://127.0.0.1:{hook_port}/hook\n        secret_file: hook-secret\n        timeout: 2s\n",
-            dir.path().join("data").display()
+             \x20 receivers:\n    - name: hook\n      webhook:\n        url: http://127.0.0.1:{hook_port}/hook\n        secret_file: hook-secret\n        timeout: 2s\n"
         ),
     )
-    .unwrap();
-    Agent::start_with_config(&config, port, dir)
 }
 
 fn metric(agent: &Agent, name: &str, with: &[(&str, &str)]) -> Option<f64> {
@@ -336,23 +329,17 @@ fn send_resolved_false_keeps_resolves_from_one_receiver_only() {
     let (all_port, firing_port) = (free_port(), free_port());
     let _all = http_receiver(all_port, &all_out, "ok", None);
     let _firing = http_receiver(firing_port, &firing_out, "ok", None);
-    std::fs::write(dir.path().join("rules.yaml"), RULES).unwrap();
-    let port = free_port();
-    let config = dir.path().join("lookout.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "agent:\n  listen: 127.0.0.1:{port}\n  data_dir: {}\n\
-             collect:\n  host:\n    interval: 1s\n    timeout: 1s\n  tcp:\n    enabled: false\n\
+    let agent = Agent::start_in(
+        dir,
+        &[("rules.yaml", RULES)],
+        &format!(
+            "collect:\n  host:\n    interval: 1s\n    timeout: 1s\n  tcp:\n    enabled: false\n\
              rules:\n  files: [rules.yaml]\n  evaluation_interval: 1s\n\
              notify:\n  group_wait: 0s\n  receivers:\n\
              \x20   - name: all\n      webhook: {{url: \"http://127.0.0.1:{all_port}/\"}}\n\
-             \x20   - name: firing-only\n      send_resolved: false\n      webhook: {{url: \"http://127.0.0.1:{firing_port}/\"}}\n",
-            dir.path().join("data").display()
+             \x20   - name: firing-only\n      send_resolved: false\n      webhook: {{url: \"http://127.0.0.1:{firing_port}/\"}}\n"
         ),
-    )
-    .unwrap();
-    let agent = Agent::start_with_config(&config, port, dir);
+    );
     agent.wait_until(
         "both receivers got the firing alert",
         Duration::from_secs(10),

@@ -16,20 +16,11 @@ fn count(log: &str, needle: &str) -> usize {
 
 #[test]
 fn an_alert_fires_persists_across_a_restart_and_resolves() {
-    let dir = TempDir::new("rules");
-    let rules = dir.path().join("rules.yaml");
-    std::fs::write(&rules, RULES).unwrap();
-    let port = free_port();
-    let config = dir.path().join("lookout.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "agent:\n  hostname: test-host\n  listen: 127.0.0.1:{port}\n  data_dir: {}\ncollect:\n  host:\n    interval: 1s\n    timeout: 1s\nrules:\n  files: [rules.yaml]\n  evaluation_interval: 1s\nnotify:\n  group_wait: 0s\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let mut agent = Agent::start_with_config(&config, port, dir);
+    let mut agent = Agent::start_in(
+        TempDir::new("rules"),
+        &[("rules.yaml", RULES)],
+        "collect:\n  host:\n    interval: 1s\n    timeout: 1s\nrules:\n  files: [rules.yaml]\n  evaluation_interval: 1s\nnotify:\n  group_wait: 0s\n",
+    );
 
     // Fires, through the log receiver, once.
     agent.wait_until("the firing notification", Duration::from_secs(10), || {
@@ -219,23 +210,16 @@ fn start_up_does_not_fire_nodata_before_the_collectors_ran() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let dir = TempDir::new("nodata");
-    std::fs::write(
-        dir.path().join("rules.yaml"),
-        "groups:\n  - name: t\n    rules:\n      - alert: ProbeDown\n        expr: lookout_probe_success\n        critical: \"< 1\"\n        on_missing: alert\n",
-    )
-    .unwrap();
-    let port = free_port();
-    let config = dir.path().join("lookout.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "agent:\n  listen: 127.0.0.1:{port}\n  data_dir: {}\ncollect:\n  host: {{enabled: false}}\n  tcp: {{enabled: false}}\n  http_probes:\n    - {{name: slow, url: \"http://127.0.0.1:{target}/\", interval: 5s, timeout: 3s}}\nrules:\n  files: [rules.yaml]\n  evaluation_interval: 5s\nnotify:\n  group_wait: 0s\n",
-            dir.path().join("data").display()
+    let agent = Agent::start_in(
+        TempDir::new("nodata"),
+        &[(
+            "rules.yaml",
+            "groups:\n  - name: t\n    rules:\n      - alert: ProbeDown\n        expr: lookout_probe_success\n        critical: \"< 1\"\n        on_missing: alert\n",
+        )],
+        &format!(
+            "collect:\n  host: {{enabled: false}}\n  tcp: {{enabled: false}}\n  http_probes:\n    - {{name: slow, url: \"http://127.0.0.1:{target}/\", interval: 5s, timeout: 3s}}\nrules:\n  files: [rules.yaml]\n  evaluation_interval: 5s\nnotify:\n  group_wait: 0s\n"
         ),
-    )
-    .unwrap();
-    let agent = Agent::start_with_config(&config, port, dir);
+    );
     // Two evaluations: one once the probe has answered, one 5 s later.
     std::thread::sleep(Duration::from_secs(7));
     let alerts = agent.json("/api/v1/alerts?history=10");

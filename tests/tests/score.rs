@@ -29,23 +29,16 @@ fn sessions_and_queued_jobs_give_the_formulas_score() {
         .map(|_| listener.accept().unwrap().0)
         .collect();
 
-    let dir = TempDir::new("score");
     // No rules: health stays ok, so only the two load terms count.
-    std::fs::write(dir.path().join("none.yaml"), "groups: []\n").unwrap();
-    let port = free_port();
-    let config = dir.path().join("lookout.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "agent:\n  listen: 127.0.0.1:{port}\n  data_dir: {}\n\
-             collect:\n  host:\n    enabled: false\n  tcp:\n    interval: 1s\n    timeout: 1s\n    ports: [{app_port}]\n\
+    let agent = Agent::start_in(
+        TempDir::new("score"),
+        &[("none.yaml", "groups: []\n")],
+        &format!(
+            "collect:\n  host:\n    enabled: false\n  tcp:\n    interval: 1s\n    timeout: 1s\n    ports: [{app_port}]\n\
              \x20 redis:\n    - {{name: queue, url: \"redis://127.0.0.1:{redis_port}\", interval: 1s, timeout: 1s, queues: [jobs]}}\n\
-             rules:\n  files: [none.yaml]\n  evaluation_interval: 1s\n",
-            dir.path().join("data").display()
+             rules:\n  files: [none.yaml]\n  evaluation_interval: 1s\n"
         ),
-    )
-    .unwrap();
-    let agent = Agent::start_with_config(&config, port, dir);
+    );
     let expected = 100.0 - 2.0 * (SESSIONS as f64 - 20.0) - (JOBS as f64 - 10.0);
     let score = agent.wait_for(Duration::from_secs(10), |m| {
         lookout_tests::find(m, "lookout_scalability_score", &[])
