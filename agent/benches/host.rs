@@ -11,32 +11,38 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use lookout::catalogue::FILESYSTEM_USAGE_RATIO;
-use lookout::collect::filesystem::{FilesystemCollector, FixtureStatFs};
-use lookout::collect::{Collector, ProcFs, Sample, cpu, disk, load, memory, network, system, tcp};
-use lookout::config::Config;
+use std::sync::Arc;
+
+use lookout::collect::filesystem::FixtureStatFs;
+use lookout::collect::{Collector, Context, Job, Sample};
+use lookout::settings::Config;
 use lookout::store::Store;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/proc")
 }
 
+/// The collectors the registry builds over the fixtures: the host ones and TCP, without
+/// the agent's own process metrics (they read the bench's own `/proc/self`).
 fn collectors() -> Vec<Box<dyn Collector>> {
     let mut config = Config::builtin();
     config.collect.tcp.ports = vec![6379, 8000];
-    let proc = ProcFs::new(&fixtures().join("t1"));
-    let host = &config.collect.host;
+    config.collect.ingest.enabled = false;
     let statfs = FixtureStatFs::load(fixtures().join("statvfs.txt"))
         .unwrap_or_else(|e| panic!("statvfs fixture: {e}"));
-    vec![
-        Box::new(cpu::CpuCollector::new(proc.clone(), host.schedule)),
-        Box::new(load::LoadCollector::new(proc.clone(), host.schedule)),
-        Box::new(memory::MemoryCollector::new(proc.clone(), host.schedule)),
-        Box::new(FilesystemCollector::new(proc.clone(), "/".into(), host).with_statfs(statfs)),
-        Box::new(disk::DiskCollector::new(proc.clone(), host)),
-        Box::new(network::NetworkCollector::new(proc.clone(), host)),
-        Box::new(system::SystemCollector::new(proc.clone(), host.schedule)),
-        Box::new(tcp::TcpCollector::new(proc, &config.collect.tcp)),
-    ]
+    let context = Context {
+        statfs: Arc::new(statfs),
+        ..Context::new(&fixtures().join("t1"), "/".into())
+    };
+    config
+        .collect
+        .build(&context)
+        .into_iter()
+        .filter_map(|job| match job {
+            Job::Blocking(c) if c.name() != "process" => Some(c),
+            _ => None,
+        })
+        .collect()
 }
 
 fn host_tick(c: &mut Criterion) {

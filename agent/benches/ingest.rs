@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lookout::api::ingest::parse;
 use lookout::collect::ingest::Ingest;
-use lookout::config::Config;
+use lookout::settings::Config;
 use serde_json::json;
 
 /// Observations per batch.

@@ -6,202 +6,27 @@
 //! every problem and the running configuration stays); SIGTERM or Ctrl-C stops the
 //! collectors and lets in-flight HTTP requests finish.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 
-use crate::collect::ingest::{Ingest, IngestCollector};
-use crate::collect::scheduler::{self, RunStatus};
-use crate::collect::{self};
-use crate::config::NotifyConfig;
-use crate::config::{self, Config};
-use crate::notify::dispatch::{self, Dispatcher};
+use crate::collect::scheduler;
+use crate::collect::{self, Job};
+use crate::config::Problems;
+use crate::notify::dispatch;
 use crate::notify::outbox::{self, Outbox};
 use crate::rules::engine::Engine;
 use crate::rules::model::Rule;
 use crate::rules::persist::StateFile;
-use crate::rules::score::Score;
-use crate::store::{Retention, Store};
+use crate::settings::{self, Config};
+use crate::state::{ReloadRequest, State};
 
 /// Where state goes when `/var/lib/lookout` is not writable and no `data_dir` is configured.
 const SYSTEM_DATA_DIR: &str = "/var/lib/lookout";
-
-/// State shared by the scheduler tasks and the HTTP handlers.
-#[derive(Debug)]
-pub struct State {
-    store: RwLock<Store>,
-    status: Mutex<BTreeMap<String, RunStatus>>,
-    hostname: RwLock<String>,
-    api_token_file: RwLock<Option<PathBuf>>,
-    started: Instant,
-    reload: mpsc::Sender<ReloadRequest>,
-    engine: Mutex<Engine>,
-    score: Mutex<Option<Score>>,
-    delivery: Mutex<Option<(Dispatcher, NotifyConfig)>>,
-    ingest: Arc<Ingest>,
-}
-
-/// A reload asked for over HTTP, answered with the outcome.
-pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), Vec<String>>>;
-
-impl State {
-    /// Fresh state for `hostname`; reload requests go to `reload`.
-    pub fn new(hostname: String, reload: mpsc::Sender<ReloadRequest>, engine: Engine) -> Self {
-        let started = Instant::now();
-        State {
-            store: RwLock::new(Store::new(Retention::default())),
-            status: Mutex::new(BTreeMap::new()),
-            hostname: RwLock::new(hostname),
-            api_token_file: RwLock::new(None),
-            started,
-            reload,
-            engine: Mutex::new(engine),
-            score: Mutex::new(None),
-            delivery: Mutex::new(None),
-            ingest: Arc::new(Ingest::new(&Config::builtin().collect.ingest, started)),
-        }
-    }
-
-    /// Read access to the store. A poisoned lock (a panic while writing) still yields the data:
-    /// the store is valid after every single `apply`.
-    pub fn store(&self) -> RwLockReadGuard<'_, Store> {
-        self.store.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Write access to the store.
-    pub fn store_mut(&self) -> RwLockWriteGuard<'_, Store> {
-        self.store.write().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The `host` label value.
-    pub fn hostname(&self) -> String {
-        self.hostname
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Changes the `host` label value (on reload).
-    pub fn set_hostname(&self, hostname: String) {
-        *self.hostname.write().unwrap_or_else(|e| e.into_inner()) = hostname;
-    }
-
-    /// Sets the file holding the API bearer token (`None`: no token needed).
-    pub fn set_api_token_file(&self, path: Option<PathBuf>) {
-        *self
-            .api_token_file
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = path;
-    }
-
-    /// The API bearer token, read from its file on each call so a rotated token takes effect
-    /// at once: `None` when no token is configured, `Some(Err)` when the file is unusable.
-    pub fn api_token(&self) -> Option<Result<String, String>> {
-        let path = self
-            .api_token_file
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()?;
-        Some(match std::fs::read_to_string(&path) {
-            Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_string()),
-            Ok(_) => Err(format!("API token file {} is empty", path.display())),
-            Err(e) => Err(format!(
-                "cannot read API token file {}: {e}",
-                path.display()
-            )),
-        })
-    }
-
-    /// The aggregate of pushed request timings.
-    pub fn ingest(&self) -> &Arc<Ingest> {
-        &self.ingest
-    }
-
-    /// The rule engine.
-    pub fn engine(&self) -> MutexGuard<'_, Engine> {
-        self.engine.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The score of the last evaluation, if one ran.
-    pub fn score(&self) -> Option<Score> {
-        self.score.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn set_score(&self, score: Score) {
-        *self.score.lock().unwrap_or_else(|e| e.into_inner()) = Some(score);
-    }
-
-    /// The running dispatcher and the notify configuration it runs on.
-    pub fn delivery(&self) -> Option<(Dispatcher, NotifyConfig)> {
-        self.delivery
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn set_delivery(&self, delivery: Option<(Dispatcher, NotifyConfig)>) {
-        *self.delivery.lock().unwrap_or_else(|e| e.into_inner()) = delivery;
-    }
-
-    /// Forgets collector `name` (a reload removed it): its series become absent and it no
-    /// longer counts for readiness.
-    pub fn retire(&self, name: &str) {
-        let at = scheduler::wall_millis();
-        {
-            let mut store = self.store_mut();
-            store.mark_absent(name, at);
-            store.mark_absent(&scheduler::meta_owner(name), at);
-        }
-        self.status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
-    }
-
-    /// Updates (creating if needed) the run status of collector `name`.
-    pub fn update_status(&self, name: &str, f: impl FnOnce(&mut RunStatus)) {
-        let mut map = self.status.lock().unwrap_or_else(|e| e.into_inner());
-        f(map.entry(name.to_string()).or_default());
-    }
-
-    /// A copy of every collector's run status.
-    pub fn status(&self) -> BTreeMap<String, RunStatus> {
-        self.status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Collectors that have not completed a run yet (empty once ready).
-    pub fn not_ready(&self) -> Vec<String> {
-        self.status()
-            .into_iter()
-            .filter(|(_, s)| s.runs == 0)
-            .map(|(name, _)| name)
-            .collect()
-    }
-
-    /// Seconds since the agent started.
-    pub fn uptime_seconds(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
-    }
-
-    /// Asks the agent to reload its configuration; answers with the problems if it was invalid.
-    pub async fn request_reload(&self) -> Result<(), Vec<String>> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.reload
-            .send(tx)
-            .await
-            .map_err(|_| vec!["the agent is shutting down".to_string()])?;
-        rx.await
-            .unwrap_or_else(|_| Err(vec!["the agent is shutting down".to_string()]))
-    }
-}
 
 /// Chooses and creates the state directory: the configured one, else `/var/lib/lookout` when
 /// writable, else `$XDG_STATE_HOME/lookout` or `~/.local/state/lookout`.
@@ -245,13 +70,13 @@ fn ensure_writable(dir: &Path) -> anyhow::Result<()> {
 
 /// The configuration `run`, `snapshot` and `check` use: `-c FILE`, else the system file if
 /// present, else the built-in defaults.
-pub fn load_config(path: Option<&Path>) -> Result<Config, config::Problems> {
+pub fn load_config(path: Option<&Path>) -> Result<Config, Problems> {
     match path {
-        Some(p) => config::load(p),
+        Some(p) => settings::load(p),
         None => {
-            let system = Path::new(config::DEFAULT_CONFIG_PATH);
+            let system = Path::new(settings::DEFAULT_CONFIG_PATH);
             if system.exists() {
-                config::load(system)
+                settings::load(system)
             } else {
                 Ok(Config::builtin())
             }
@@ -260,9 +85,9 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, config::Problems> {
 }
 
 /// The configuration and its rules, every problem of both together.
-pub fn load_all(path: Option<&Path>) -> Result<(Config, Vec<Rule>), config::Problems> {
+pub fn load_all(path: Option<&Path>) -> Result<(Config, Vec<Rule>), Problems> {
     let config = load_config(path)?;
-    let rules = crate::rules::load::load(&config)?;
+    let rules = config.load_rules()?;
     Ok((config, rules))
 }
 
@@ -448,37 +273,30 @@ struct Collectors {
 
 fn start_collectors(config: &Config, state: &Arc<State>) -> Collectors {
     let (stop, stopped) = watch::channel(false);
-    let mut blocking = collect::build_all(config);
-    let ingest = &config.collect.ingest;
-    state.ingest().configure(ingest, Instant::now());
-    if ingest.enabled {
-        blocking.push(Box::new(IngestCollector::new(
-            state.ingest().clone(),
-            ingest.schedule,
-        )));
-    }
-    let network = collect::build_async(config);
-    let names: Vec<String> = blocking
-        .iter()
-        .map(|c| c.name().to_string())
-        .chain(network.iter().map(|c| c.name().to_string()))
-        .collect();
+    let context = collect::Context {
+        ingest: state.ingest().clone(),
+        ..collect::Context::new(&config.agent.proc_root, config.agent.rootfs.clone())
+    };
+    let jobs = config.collect.build(&context);
+    let names: Vec<String> = jobs.iter().map(|j| j.name().to_string()).collect();
     // Registered before any task runs, so readiness (and the rules' first evaluation, which
     // waits for it) counts every collector of this generation from the start.
     for name in &names {
         state.update_status(name, |_| {});
     }
-    let mut tasks: Vec<_> = blocking
+    let tasks = jobs
         .into_iter()
-        .map(|c| tokio::spawn(scheduler::run_collector(c, state.clone(), stopped.clone())))
+        .map(|job| match job {
+            Job::Blocking(c) => {
+                tokio::spawn(scheduler::run_collector(c, state.clone(), stopped.clone()))
+            }
+            Job::Async(c) => tokio::spawn(scheduler::run_async_collector(
+                c,
+                state.clone(),
+                stopped.clone(),
+            )),
+        })
         .collect();
-    tasks.extend(network.into_iter().map(|c| {
-        tokio::spawn(scheduler::run_async_collector(
-            c,
-            state.clone(),
-            stopped.clone(),
-        ))
-    }));
     Collectors { names, stop, tasks }
 }
 

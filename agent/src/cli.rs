@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::agent;
-use crate::collect::{self, scheduler::wall_millis};
-use crate::config::{self, Config};
+use crate::collect::{self, Job, scheduler::wall_millis};
+use crate::config::units::parse_duration;
 use crate::rules::model::Rule;
+use crate::settings::{self, Config};
 use crate::store::Store;
 
 /// A per-host observability and monitoring agent.
@@ -143,7 +144,7 @@ pub enum ConfigCommand {
 }
 
 fn parse_window(s: &str) -> Result<Duration, String> {
-    let d = config::validate::parse_duration(s)?;
+    let d = parse_duration(s)?;
     if d > Duration::from_secs(60) {
         return Err("at most 1m".into());
     }
@@ -157,7 +158,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Check { config } => check(config),
         Command::Config {
             command: ConfigCommand::Default,
-        } => print_stdout(config::DEFAULT_CONFIG_YAML),
+        } => print_stdout(&settings::default_yaml()),
         Command::Snapshot {
             config,
             json,
@@ -330,8 +331,14 @@ fn snapshot(path: Option<PathBuf>, json: bool, window: Duration) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let mut collectors = collect::build_all(&config);
-    let mut network = collect::build_async(&config);
+    let context = collect::Context::new(&config.agent.proc_root, config.agent.rootfs.clone());
+    let (mut collectors, mut network) = (Vec::new(), Vec::new());
+    for job in config.collect.build(&context) {
+        match job {
+            Job::Blocking(c) => collectors.push(c),
+            Job::Async(c) => network.push(c),
+        }
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,9 +1,12 @@
 //! lookout: a per-host observability and monitoring agent.
 //!
-//! Data flows one way (DESIGN section 1):
-//! [`collect`] (collectors, scheduler) -> [`store`] (latest values, bounded windows) ->
-//! [`api`] (`/metrics`, JSON API). Configuration comes from [`config`]; the command line
-//! lives in [`cli`] and the long-running agent in [`agent`].
+//! Data flows one way: [`collect`] (collectors, scheduler) -> [`store`] (latest values,
+//! bounded windows) -> [`rules`] (alert states, score) -> [`notify`] (routing, outbox,
+//! receivers); [`api`] serves what the store and the rules hold. Shared types sit below their
+//! users: [`catalogue`] (metric names), [`sample`] (samples and labels), [`config`] (the
+//! configuration machinery). Each feature owns its configuration section; [`settings`] puts
+//! the file together, [`state`] is what the running tasks share, and [`agent`] runs them.
+//! `docs/architecture.md` draws the whole map.
 
 pub mod agent;
 pub mod api;
@@ -13,4 +16,7 @@ pub mod collect;
 pub mod config;
 pub mod notify;
 pub mod rules;
+pub mod sample;
+pub mod settings;
+pub mod state;
 pub mod store;

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use crate::catalogue::Metric;
-use crate::collect::{Labels, Part, Sample};
+use crate::sample::{Labels, Part, Sample};
 
 /// A label name with a static lifetime, for names not in the catalogue (rule labels on
 /// `lookout_alert_firing`). Each distinct name is leaked once and reused afterwards, so the

@@ -273,7 +273,8 @@ type Step = (Option<f64>, Level);
 /// The default rules, loaded the way `lookout run` and `lookout check` load them without
 /// `rules.files`: the embedded `rules/*.yaml`.
 fn default_rules() -> Vec<Rule> {
-    lookout::rules::load::load(&lookout::config::Config::builtin())
+    lookout::settings::Config::builtin()
+        .load_rules()
         .unwrap_or_else(|e| panic!("the built-in rules do not load: {e:?}"))
 }
 

@@ -8,9 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use lookout::collect::filesystem::{FilesystemCollector, FixtureStatFs};
-use lookout::collect::{Collector, ProcFs, cpu, disk, load, memory, network, system, tcp};
-use lookout::config::Config;
+use std::sync::Arc;
+
+use lookout::collect::filesystem::FixtureStatFs;
+use lookout::collect::{Collector, Context, Job};
+use lookout::settings::Config;
 use lookout::store::Store;
 use lookout_tests::TempDir;
 
@@ -23,26 +25,36 @@ fn point(link: &Path, snapshot: &str) {
     std::os::unix::fs::symlink(fixtures().join("proc").join(snapshot), link).unwrap();
 }
 
+/// The collectors the registry builds for a configuration reading the fixtures: the host
+/// ones and TCP (no Redis, probes or ingestion configured). The agent's own process metrics
+/// are left out: they measure the test itself, not the fixtures.
+fn fixture_collectors(proc_root: &Path) -> Vec<Box<dyn Collector>> {
+    let mut config = Config::builtin();
+    config.collect.tcp.ports = vec![6379, 8000];
+    config.collect.ingest.enabled = false;
+    let statfs = FixtureStatFs::load(fixtures().join("proc/statvfs.txt")).unwrap();
+    let context = Context {
+        statfs: Arc::new(statfs),
+        ..Context::new(proc_root, "/".into())
+    };
+    config
+        .collect
+        .build(&context)
+        .into_iter()
+        .filter_map(|job| match job {
+            Job::Blocking(c) if c.name() != "process" => Some(c),
+            Job::Blocking(_) => None,
+            Job::Async(c) => panic!("no network collector is configured, got {}", c.name()),
+        })
+        .collect()
+}
+
 fn render_fixtures() -> String {
     let dir = TempDir::new("golden");
     let link = dir.path().join("proc");
     point(&link, "t0");
-    let mut config = Config::builtin();
-    config.agent.proc_root = link.clone();
-    config.collect.tcp.ports = vec![6379, 8000];
-    let proc = ProcFs::new(&link);
-    let host = &config.collect.host;
-    let statfs = FixtureStatFs::load(fixtures().join("proc/statvfs.txt")).unwrap();
-    let mut collectors: Vec<Box<dyn Collector>> = vec![
-        Box::new(cpu::CpuCollector::new(proc.clone(), host.schedule)),
-        Box::new(load::LoadCollector::new(proc.clone(), host.schedule)),
-        Box::new(memory::MemoryCollector::new(proc.clone(), host.schedule)),
-        Box::new(FilesystemCollector::new(proc.clone(), "/".into(), host).with_statfs(statfs)),
-        Box::new(disk::DiskCollector::new(proc.clone(), host)),
-        Box::new(network::NetworkCollector::new(proc.clone(), host)),
-        Box::new(system::SystemCollector::new(proc.clone(), host.schedule)),
-        Box::new(tcp::TcpCollector::new(proc, &config.collect.tcp)),
-    ];
+    let mut collectors = fixture_collectors(&link);
+    assert_eq!(collectors.len(), 8, "the host collectors and tcp");
     let t0 = Instant::now();
     let mut store = Store::default();
     for c in &mut collectors {

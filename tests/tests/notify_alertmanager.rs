@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lookout::config::AlertmanagerConfig;
+use lookout::notify::alertmanager::AlertmanagerConfig;
 use lookout::notify::alertmanager::AlertmanagerReceiver;
 use lookout::notify::{AlertPayload, Message, Receiver, fingerprint};
 use lookout::rules::engine::Status;

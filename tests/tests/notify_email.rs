@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lookout::config::{EmailConfig, SmtpTls};
 use lookout::notify::email::EmailReceiver;
+use lookout::notify::email::{EmailConfig, SmtpTls};
 use lookout::notify::{AlertPayload, Message, Receiver, SendError};
 use lookout::rules::engine::Status;
 use lookout::rules::model::Severity;

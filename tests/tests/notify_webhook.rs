@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use lookout::config::{WebhookConfig, WebhookFormat};
 use lookout::notify::webhook::WebhookReceiver;
+use lookout::notify::webhook::{WebhookConfig, WebhookFormat};
 use lookout::notify::{AlertPayload, Message, Receiver, Secret, SendError, fingerprint};
 use lookout::rules::engine::Status;
 use lookout::rules::model::Severity;

@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use crate::collect::Part;
+use crate::sample::Part;
 use crate::store::Store;
 
 /// Content type of the exposition.

@@ -30,9 +30,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, authorize};
-use crate::agent::State;
 use crate::collect::ingest::{OVERFLOW_ROUTE, Observation, Rejection, method_label};
-use crate::config::validate::{format_size, is_http_method};
+use crate::config::units::{format_size, is_http_method};
+use crate::state::State;
 
 /// Problems listed in one 422 answer at most (the count of the rest is given).
 pub const MAX_PROBLEMS: usize = 10;

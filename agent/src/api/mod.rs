@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::agent::State;
+use crate::state::State;
 
 /// An error answer: a status and a message, sent as JSON `{"error": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, authorize};
-use crate::agent::State;
 use crate::notify::dispatch;
+use crate::state::State;
 
 /// How many dead letters `GET /api/v1/outbox` lists.
 const DEAD_LIMIT: usize = 100;

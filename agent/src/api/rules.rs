@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::ApiError;
-use crate::agent::State;
 use crate::rules::LabelSet;
 use crate::rules::engine::HISTORY_LIMIT;
 use crate::rules::model::{Conditions, Threshold};
 use crate::rules::state::Phase;
+use crate::state::State;
 
 /// Query of `GET /api/v1/alerts`.
 #[derive(Debug, Deserialize)]

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use axum::extract::State as AxumState;
 use serde::Serialize;
 
-use crate::agent::State;
 use crate::collect::scheduler::RunStatus;
+use crate::state::State;
 
 /// One present series in the status answer.
 #[derive(Debug, Serialize)]

@@ -20,9 +20,9 @@ use std::time::Instant;
 
 use procfs_core::{FromBufReadSI, KernelStats, ProcError, ProcResult, SystemInfoInterface};
 
+use super::Schedule;
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{CPU_SECONDS_TOTAL, CPU_USAGE_RATIO, CPUS};
-use crate::config::Schedule;
 
 const STAT: &str = "stat";
 

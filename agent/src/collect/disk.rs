@@ -17,10 +17,12 @@ use std::time::Instant;
 use procfs_core::DiskStat;
 use regex::Regex;
 
+use super::Schedule;
+use super::host::HostConfig;
 use super::procfs::procfs_core_message;
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{DISK_IO_TIME_RATIO, DISK_READ_BYTES_TOTAL, DISK_WRITTEN_BYTES_TOTAL};
-use crate::config::{self, HostConfig, Schedule};
+use crate::config::units as config;
 
 const DISKSTATS: &str = "diskstats";
 

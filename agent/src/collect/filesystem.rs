@@ -41,12 +41,14 @@ use std::time::{Duration, Instant};
 
 use regex::Regex;
 
+use super::Schedule;
+use super::host::HostConfig;
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{
     FILESYSTEM_AVAIL_BYTES, FILESYSTEM_INODES_USAGE_RATIO, FILESYSTEM_SIZE_BYTES,
     FILESYSTEM_USAGE_RATIO,
 };
-use crate::config::{HostConfig, Schedule, matches_any};
+use crate::config::units::matches_any;
 
 /// Longest wait for the `statvfs` calls of one run, before the schedule's own timeout caps it.
 const MAX_STAT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -448,8 +450,13 @@ impl FilesystemCollector {
     }
 
     /// Replaces the `statvfs` source (captured values, or a fake in tests).
-    pub fn with_statfs(mut self, statfs: impl StatFs + 'static) -> Self {
-        self.statfs = Arc::new(statfs);
+    pub fn with_statfs(self, statfs: impl StatFs + 'static) -> Self {
+        self.with_statfs_arc(Arc::new(statfs))
+    }
+
+    /// Measures filesystems through a shared `statfs` (the collector registry's).
+    pub fn with_statfs_arc(mut self, statfs: Arc<dyn StatFs>) -> Self {
+        self.statfs = statfs;
         self
     }
 

@@ -25,7 +25,13 @@ use super::histogram::{Histogram, LATENCY_BUCKETS};
 use super::window::Window;
 use super::{CollectError, Collector, Labels, Sample};
 use crate::catalogue::{self, Metric};
-use crate::config::{IngestConfig, Schedule};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{Context, Job, Kind, Schedule, check_schedule};
+use crate::config::units::{format_size, parse_size};
+use crate::config::{Checker, Section, Text};
 
 /// The route label of observations past `max_routes`.
 pub const OVERFLOW_ROUTE: &str = "_overflow";
@@ -337,6 +343,169 @@ impl Collector for IngestCollector {
         Ok(self.ingest.samples(now))
     }
 }
+
+// The `collect.ingest` section: what the configuration file says about this collector.
+
+/// Default `collect.ingest.max_body`: 1 MiB.
+pub const DEFAULT_MAX_BODY: u64 = 1 << 20;
+
+/// Largest `collect.ingest.max_body`: 64 MiB (a body is held in memory while parsed).
+pub const MAX_MAX_BODY: u64 = 64 << 20;
+
+/// Default `collect.ingest.window`.
+pub const DEFAULT_INGEST_WINDOW: Duration = Duration::from_secs(60);
+
+/// Default `collect.ingest.max_routes`.
+pub const DEFAULT_MAX_ROUTES: usize = 100;
+
+/// Largest `collect.ingest.max_routes`: each route costs a few KiB and several series.
+pub const MAX_MAX_ROUTES: usize = 10_000;
+
+/// Default `collect.ingest.min_requests`.
+pub const DEFAULT_MIN_REQUESTS: u64 = 10;
+
+/// `collect.ingest` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIngest {
+    /// Whether `POST /api/v1/observations` accepts data; absent: `true`.
+    pub enabled: Option<bool>,
+    /// How often the figures are exported; absent: `10s`.
+    pub interval: Option<Text>,
+    /// Largest body, a size such as `1MiB`, `512KiB` or `65536` (bytes); absent: `1MiB`.
+    pub max_body: Option<Text>,
+    /// Sliding window of the quantiles, average, error ratio and rate; absent: `1m`.
+    pub window: Option<Text>,
+    /// Distinct routes tracked; absent: 100.
+    pub max_routes: Option<Spanned<i64>>,
+    /// Requests a window needs before its quantiles, average and error ratio are
+    /// reported; absent: 10.
+    pub min_requests: Option<Spanned<i64>>,
+}
+
+/// `collect.ingest`: request timings that applications push (DESIGN section 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestConfig {
+    /// Whether `POST /api/v1/observations` accepts data (else it answers 404).
+    pub enabled: bool,
+    /// How often the histograms and window figures are exported to the store.
+    pub schedule: Schedule,
+    /// Largest request body accepted, in bytes (larger: 413).
+    pub max_body: u64,
+    /// Length of the sliding window of the quantiles, average, error ratio and rate.
+    pub window: Duration,
+    /// Distinct routes tracked; observations of further routes count under `_overflow`.
+    pub max_routes: usize,
+    /// Requests a window needs before its quantiles, average and error ratio are reported.
+    pub min_requests: u64,
+}
+
+/// The `collect.ingest` section.
+#[derive(Debug)]
+pub struct IngestSection;
+
+impl Section for IngestSection {
+    type Raw = RawIngest;
+    type Value = IngestConfig;
+
+    fn defaults_yaml() -> String {
+        DEFAULTS_YAML.to_string()
+    }
+
+    fn check(raw: &RawIngest, path: &str, c: &mut Checker<'_>) -> IngestConfig {
+        let section = path;
+        let max_body = match &raw.max_body {
+            None => DEFAULT_MAX_BODY,
+            Some(text) => match parse_size(text.value.trim()) {
+                Ok(n) if (1..=MAX_MAX_BODY).contains(&n) => n,
+                Ok(_) => {
+                    c.report(
+                        &format!("{section}.max_body"),
+                        Some(&text.referenced),
+                        format!(
+                            "{} is out of range: must be between 1B and {}",
+                            text.value,
+                            format_size(MAX_MAX_BODY)
+                        ),
+                    );
+                    DEFAULT_MAX_BODY
+                }
+                Err(why) => {
+                    c.report(&format!("{section}.max_body"), Some(&text.referenced), why);
+                    DEFAULT_MAX_BODY
+                }
+            },
+        };
+        let window = c
+            .duration(
+                &format!("{section}.window"),
+                raw.window.as_ref(),
+                DEFAULT_INGEST_WINDOW,
+                Duration::from_secs(10),
+                Some(Duration::from_secs(3600)),
+            )
+            .unwrap_or(DEFAULT_INGEST_WINDOW);
+        let max_routes = c
+            .count(
+                &format!("{section}.max_routes"),
+                raw.max_routes.as_ref(),
+                DEFAULT_MAX_ROUTES as u64,
+                1..=MAX_MAX_ROUTES as u64,
+            )
+            .try_into()
+            .unwrap_or(DEFAULT_MAX_ROUTES);
+        let min_requests = c.count(
+            &format!("{section}.min_requests"),
+            raw.min_requests.as_ref(),
+            DEFAULT_MIN_REQUESTS,
+            1..=1_000_000,
+        );
+        IngestConfig {
+            enabled: raw.enabled.unwrap_or(true),
+            schedule: check_schedule(c, path, raw.interval.as_ref(), None),
+            max_body,
+            window,
+            max_routes,
+            min_requests,
+        }
+    }
+}
+
+impl Kind for IngestSection {
+    fn build(value: &IngestConfig, context: &Context) -> Vec<Job> {
+        context.ingest.configure(value, context.now);
+        if value.enabled {
+            vec![Job::Blocking(Box::new(IngestCollector::new(
+                context.ingest.clone(),
+                value.schedule,
+            )))]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// `lookout config default`'s text for this section.
+const DEFAULTS_YAML: &str = r#"# Request timings pushed by applications to POST /api/v1/observations
+# (lookout_api_*): a JSON array of {route, method, status, duration_seconds}.
+ingest:
+  # false: the endpoint answers 404 and nothing is exported.
+  enabled: true
+  # Time between exports of the histograms and window figures: from 1s to 1h.
+  interval: 10s
+  # Largest request body: bytes, or with a unit (KiB, MiB, KB, MB), at most 64MiB.
+  # A larger body is refused with 413.
+  max_body: 1MiB
+  # Sliding window of p50/p95/p99, average, error ratio and requests per second:
+  # from 10s to 1h. It moves in steps of window/12.
+  window: 1m
+  # Distinct routes tracked (1-10000); observations of further routes are counted
+  # under route "_overflow" (lookout_ingest_route_overflow_total).
+  max_routes: 100
+  # Requests a window needs before its quantiles, average and error ratio are
+  # exported (1-1000000); below, they are absent rather than noisy.
+  min_requests: 10
+"#;
 
 #[cfg(test)]
 mod tests {

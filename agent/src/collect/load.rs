@@ -8,9 +8,9 @@
 
 use std::time::Instant;
 
+use super::Schedule;
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{LOAD1, LOAD5, LOAD15};
-use crate::config::Schedule;
 
 const LOADAVG: &str = "loadavg";
 

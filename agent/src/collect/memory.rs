@@ -15,11 +15,11 @@
 
 use std::time::Instant;
 
+use super::Schedule;
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{
     MEMORY_AVAILABLE_BYTES, MEMORY_TOTAL_BYTES, MEMORY_USAGE_RATIO, SWAP_USAGE_RATIO,
 };
-use crate::config::Schedule;
 
 const MEMINFO: &str = "meminfo";
 

@@ -7,12 +7,16 @@
 //! error names the file it came from. sysinfo is not used: it always reads the real `/proc`
 //! and lacks iowait/steal, drops, IO time and TCP states.
 //!
-//! Adding a collector: a new file here, one line in [`build_all`], one config section.
+//! Adding a collector: a new file here that owns its `collect.<key>` section (raw struct,
+//! checked config, defaults, checks) and implements [`Kind`], plus one line in the registry
+//! ([`registry!`] below). Nothing else: the configuration file, `lookout config default`,
+//! the agent, the benches and the golden test all take their list from that registry.
 
 pub mod cpu;
 pub mod disk;
 pub mod filesystem;
 pub mod histogram;
+pub mod host;
 pub mod ingest;
 pub mod load;
 pub mod memory;
@@ -26,94 +30,16 @@ pub mod system;
 pub mod tcp;
 pub mod window;
 
-use std::time::Instant;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::catalogue::Metric;
-use crate::config::{Config, Schedule};
+use crate::config::check::{MAX_INTERVAL, MIN_INTERVAL};
+use crate::config::units::{format_duration, parse_duration};
+use crate::config::{Checker, Section, Text};
 
 pub use self::procfs::ProcFs;
-
-/// Label values of one sample, in the order of its metric's `labels`.
-pub type Labels = Vec<(&'static str, String)>;
-
-/// Which series of a metric a sample is: the value of a gauge or counter, or one part of a
-/// histogram (exported as `_bucket{le=...}`, `_sum` and `_count`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub enum Part {
-    /// A gauge or counter value.
-    #[default]
-    Value,
-    /// A cumulative histogram bucket; the upper bound as `f64::to_bits` of a non-negative
-    /// number (or +Inf), which orders like the number itself.
-    Bucket(u64),
-    /// The histogram's sum of observations.
-    Sum,
-    /// The histogram's count of observations.
-    Count,
-}
-
-impl Part {
-    /// The bucket part with upper bound `le` (negative bounds are clamped to 0).
-    pub fn bucket(le: f64) -> Part {
-        Part::Bucket(le.max(0.0).to_bits())
-    }
-}
-
-/// One observed value of a catalogue metric.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    /// The metric this value belongs to.
-    pub metric: &'static Metric,
-    /// Label values (without `host`, which the exporter adds).
-    pub labels: Labels,
-    /// The value, in the metric's base unit.
-    pub value: f64,
-    /// Which series of the metric: [`Part::Value`] except for histograms.
-    pub part: Part,
-}
-
-impl Sample {
-    /// A sample of a metric without labels.
-    pub fn new(metric: &'static Metric, value: f64) -> Self {
-        Sample {
-            metric,
-            labels: Vec::new(),
-            value,
-            part: Part::Value,
-        }
-    }
-
-    /// A sample with labels, given as `(name, value)` pairs in the metric's label order.
-    pub fn with_labels<const N: usize>(
-        metric: &'static Metric,
-        labels: [(&'static str, String); N],
-        value: f64,
-    ) -> Self {
-        debug_assert_eq!(
-            labels.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-            metric.labels,
-            "labels of {} out of catalogue order",
-            metric.name
-        );
-        Sample {
-            metric,
-            labels: labels.into(),
-            value,
-            part: Part::Value,
-        }
-    }
-
-    /// A sample with labels built at run time (`(name, value)` pairs, the catalogue's
-    /// labels first, in order; rule labels may follow on alert series).
-    pub fn from_labels(metric: &'static Metric, labels: Labels, value: f64) -> Self {
-        Sample {
-            metric,
-            labels,
-            value,
-            part: Part::Value,
-        }
-    }
-}
+pub use crate::sample::{Labels, Part, Sample};
 
 /// Why a collector run failed. The scheduler records it and carries on.
 #[derive(Debug, thiserror::Error)]
@@ -196,57 +122,200 @@ impl Job {
     }
 }
 
-/// The network collectors of a configuration (Redis, probes), in a fixed order.
-pub fn build_async(config: &Config) -> Vec<Box<dyn AsyncCollector>> {
-    config
-        .collect
-        .redis
-        .iter()
-        .map(|t| Box::new(redis::RedisCollector::new(t.clone())) as Box<dyn AsyncCollector>)
-        .chain(
-            config.collect.http_probes.iter().map(|t| {
-                Box::new(probe::ProbeCollector::new(t.clone())) as Box<dyn AsyncCollector>
-            }),
-        )
-        .collect()
+/// Default `interval` of every collector.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+/// Default `timeout` of every collector, capped by its interval.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// When a collector runs and how long a run may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// Time between runs.
+    pub interval: Duration,
+    /// Longest a run may take; never more than `interval`.
+    pub timeout: Duration,
 }
 
-/// Builds every enabled collector from the configuration, in a fixed order.
-///
-/// This is the explicit registry: a new collector adds one line here.
-pub fn build_all(config: &Config) -> Vec<Box<dyn Collector>> {
-    let proc = ProcFs::new(&config.agent.proc_root);
-    let host = &config.collect.host;
-    let mut all: Vec<Box<dyn Collector>> =
-        vec![Box::new(process::ProcessCollector::new(host.schedule))];
-    if host.enabled {
-        all.push(Box::new(cpu::CpuCollector::new(
-            proc.clone(),
-            host.schedule,
-        )));
-        all.push(Box::new(load::LoadCollector::new(
-            proc.clone(),
-            host.schedule,
-        )));
-        all.push(Box::new(memory::MemoryCollector::new(
-            proc.clone(),
-            host.schedule,
-        )));
-        all.push(Box::new(filesystem::FilesystemCollector::new(
-            proc.clone(),
-            config.agent.rootfs.clone(),
-            host,
-        )));
-        all.push(Box::new(disk::DiskCollector::new(proc.clone(), host)));
-        all.push(Box::new(network::NetworkCollector::new(proc.clone(), host)));
-        all.push(Box::new(system::SystemCollector::new(
-            proc.clone(),
-            host.schedule,
-        )));
+/// Checks a collector's `interval` (from 1s to 1h) and `timeout` (more than 0, at most the
+/// interval; left out: the smaller of 5s and the interval) under `section`.
+pub fn check_schedule(
+    c: &mut Checker<'_>,
+    section: &str,
+    interval: Option<&Text>,
+    timeout: Option<&Text>,
+) -> Schedule {
+    let interval_path = format!("{section}.interval");
+    let timeout_path = format!("{section}.timeout");
+    // `None` when the given interval is invalid: nothing to compare the timeout with.
+    let checked_interval = match interval {
+        None => Some(DEFAULT_INTERVAL),
+        Some(text) => match parse_duration(&text.value) {
+            Ok(d) if d < MIN_INTERVAL || d > MAX_INTERVAL => {
+                c.report(
+                    &interval_path,
+                    Some(&text.referenced),
+                    format!(
+                        "{} is out of range: must be between {} and {}",
+                        text.value,
+                        format_duration(MIN_INTERVAL),
+                        format_duration(MAX_INTERVAL)
+                    ),
+                );
+                None
+            }
+            Ok(d) => Some(d),
+            Err(why) => {
+                c.report(&interval_path, Some(&text.referenced), why);
+                None
+            }
+        },
+    };
+    let interval_value = checked_interval.unwrap_or(DEFAULT_INTERVAL);
+    let timeout_value = match timeout {
+        None => DEFAULT_TIMEOUT.min(interval_value),
+        Some(text) => match parse_duration(&text.value) {
+            Ok(d) if d.is_zero() => {
+                c.report(
+                    &timeout_path,
+                    Some(&text.referenced),
+                    "must be greater than 0",
+                );
+                d
+            }
+            Ok(d) => {
+                let interval_removed = c.removed(&interval_path);
+                if let Some(limit) = checked_interval.filter(|i| d > *i && !interval_removed) {
+                    c.report(
+                        &timeout_path,
+                        Some(&text.referenced),
+                        format!(
+                            "{} is longer than the interval ({}): a run must end before the next starts",
+                            text.value,
+                            format_duration(limit)
+                        ),
+                    );
+                }
+                d
+            }
+            Err(why) => {
+                c.report(&timeout_path, Some(&text.referenced), why);
+                DEFAULT_TIMEOUT.min(interval_value)
+            }
+        },
+    };
+    Schedule {
+        interval: interval_value,
+        timeout: timeout_value,
     }
-    let tcp = &config.collect.tcp;
-    if tcp.enabled {
-        all.push(Box::new(tcp::TcpCollector::new(proc, tcp)));
+}
+
+/// What collectors are built with besides their own section: where the host's files are,
+/// and the aggregates they share with the HTTP API.
+#[derive(Clone)]
+pub struct Context {
+    /// The proc filesystem to read (`/proc`; `/host/proc` in a container).
+    pub proc: ProcFs,
+    /// Root under which mount points are measured (`/`; `/host/root` in a container).
+    pub rootfs: PathBuf,
+    /// How filesystems are measured: `statvfs`, or captured values in tests and benches.
+    pub statfs: Arc<dyn filesystem::StatFs>,
+    /// Request timings pushed to the API, exported by the ingest collector.
+    pub ingest: Arc<ingest::Ingest>,
+    /// Monotonic time of the build (the start of rate windows).
+    pub now: Instant,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("proc", &self.proc)
+            .field("rootfs", &self.rootfs)
+            .finish_non_exhaustive()
     }
-    all
+}
+
+impl Context {
+    /// A context reading the host through `proc_root` and `rootfs` with `statvfs`, and a
+    /// fresh ingest aggregate.
+    pub fn new(proc_root: &std::path::Path, rootfs: PathBuf) -> Self {
+        let now = Instant::now();
+        Context {
+            proc: ProcFs::new(proc_root),
+            rootfs,
+            statfs: Arc::new(filesystem::SystemStatFs),
+            ingest: Arc::new(ingest::Ingest::new(&ingest::IngestSection::builtin(), now)),
+            now,
+        }
+    }
+}
+
+/// A `collect:` section that builds collectors: one file (or folder) per kind.
+pub trait Kind: Section {
+    /// The collectors this section's value asks for (none when disabled or empty).
+    fn build(value: &Self::Value, context: &Context) -> Vec<Job>;
+}
+
+/// The registry: one line per `collect:` section, `key: type`, in the order the sections
+/// appear in the configuration file and their collectors start. It defines [`RawCollect`],
+/// [`CollectConfig`] and its [`CollectConfig::build`].
+macro_rules! registry {
+    ($($(#[doc = $doc:literal])* $key:ident: $kind:ty,)*) => {
+        /// `collect:` as serde reads it: one optional key per registered section.
+        #[derive(Debug, Default, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct RawCollect {
+            $($(#[doc = $doc])* pub $key: Option<<$kind as Section>::Raw>,)*
+        }
+
+        /// `collect:` checked: one value per registered section.
+        #[derive(Debug, Clone)]
+        pub struct CollectConfig {
+            $($(#[doc = $doc])* pub $key: <$kind as Section>::Value,)*
+        }
+
+        impl CollectConfig {
+            /// Checks every section of `collect:` (absent ones take their defaults).
+            pub fn check(raw: &RawCollect, checker: &mut Checker<'_>) -> Self {
+                CollectConfig {
+                    $($key: match &raw.$key {
+                        Some(section) => <$kind as Section>::check(
+                            section,
+                            concat!("collect.", stringify!($key)),
+                            checker,
+                        ),
+                        None => <$kind as Section>::check(
+                            &Default::default(),
+                            concat!("collect.", stringify!($key)),
+                            checker,
+                        ),
+                    },)*
+                }
+            }
+
+            /// The defaults of every section, in registry order, for the default file.
+            pub fn defaults_yaml() -> Vec<String> {
+                vec![$(<$kind as Section>::defaults_yaml(),)*]
+            }
+
+            /// Every collector this configuration asks for, in registry order.
+            pub fn build(&self, context: &Context) -> Vec<Job> {
+                let mut jobs = Vec::new();
+                $(jobs.extend(<$kind as Kind>::build(&self.$key, context));)*
+                jobs
+            }
+        }
+    };
+}
+
+registry! {
+    /// `collect.host`: CPU, load, memory, filesystems, disks, network, uptime, processes.
+    host: host::HostSection,
+    /// `collect.tcp`: TCP connections by state, host-wide and per local port.
+    tcp: tcp::TcpSection,
+    /// `collect.redis`: Redis/Valkey servers (none by default).
+    redis: redis::RedisSection,
+    /// `collect.http_probes`: HTTP(S) endpoints probed (none by default).
+    http_probes: probe::ProbeSection,
+    /// `collect.ingest`: request timings pushed to `POST /api/v1/observations`.
+    ingest: ingest::IngestSection,
 }

@@ -18,6 +18,8 @@ use procfs_core::FromBufRead;
 use procfs_core::net::{DeviceStatus, InterfaceDeviceStatus};
 use regex::Regex;
 
+use super::Schedule;
+use super::host::HostConfig;
 use super::procfs::procfs_core_message;
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{
@@ -25,7 +27,7 @@ use crate::catalogue::{
     NETWORK_RECEIVE_ERRORS_TOTAL, NETWORK_TRANSMIT_BYTES_PER_SECOND, NETWORK_TRANSMIT_BYTES_TOTAL,
     NETWORK_TRANSMIT_DROPS_TOTAL, NETWORK_TRANSMIT_ERRORS_TOTAL,
 };
-use crate::config::{self, HostConfig, Schedule};
+use crate::config::units as config;
 
 const NET_DEV: &str = "net/dev";
 

@@ -28,7 +28,14 @@ use crate::catalogue::{
     PROBE_ATTEMPTS_FAILED_TOTAL, PROBE_DURATION_SECONDS, PROBE_DURATION_SECONDS_HIST,
     PROBE_HTTP_STATUS_CODE, PROBE_SUCCESS,
 };
-use crate::config::{ProbeTarget, Schedule};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{Context, Job, Kind, Schedule, check_schedule};
+use crate::config::secret::redact_url;
+use crate::config::units::{check_http_method, format_duration};
+use crate::config::{Checker, Section, Text};
 
 /// What one attempt saw.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -221,6 +228,222 @@ impl AsyncCollector for ProbeCollector {
         Box::pin(async move { Ok(self.round().await) })
     }
 }
+
+// The `collect.http_probes` section: what the configuration file says about this collector.
+
+/// Default `collect.http_probes[].expect_status`.
+pub const DEFAULT_EXPECT_STATUS: &[u16] = &[200];
+
+/// Most `collect.http_probes[].attempts` per round.
+pub const MAX_PROBE_ATTEMPTS: u32 = 5;
+
+/// One `collect.http_probes` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbe {
+    /// Unique name, the `probe` label; absent: a problem.
+    pub name: Option<Text>,
+    /// `http://` or `https://` URL; absent: a problem.
+    pub url: Option<Text>,
+    /// HTTP method; absent: `GET`.
+    pub method: Option<Text>,
+    /// Time between rounds; absent: `10s`.
+    pub interval: Option<Text>,
+    /// Bound of each attempt; absent: the smaller of `5s` and the interval.
+    pub timeout: Option<Text>,
+    /// Statuses counted as success; absent: `[200]`. Read as `i64` so that out-of-range
+    /// values reach validation and are reported with their position.
+    pub expect_status: Option<Vec<Spanned<i64>>>,
+    /// Attempts per round; absent: `1`.
+    pub attempts: Option<Spanned<i64>>,
+}
+
+/// One `collect.http_probes` entry: an HTTP(S) endpoint requested on an interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeTarget {
+    /// Unique name, the value of the `probe` label.
+    pub name: String,
+    /// `http://` or `https://` URL requested.
+    pub url: String,
+    /// HTTP method (upper case: `GET`, `HEAD`, `POST`, ...).
+    pub method: String,
+    /// Interval between rounds; `timeout` bounds each attempt, and
+    /// `timeout * attempts <= interval`.
+    pub schedule: Schedule,
+    /// Statuses that count as success (each 100..=599).
+    pub expect_status: Vec<u16>,
+    /// Attempts per round (1..=5); a round succeeds if any attempt does.
+    pub attempts: u32,
+}
+
+/// The `collect.http_probes` section.
+#[derive(Debug)]
+pub struct ProbeSection;
+
+impl Section for ProbeSection {
+    type Raw = Vec<Spanned<RawProbe>>;
+    type Value = Vec<ProbeTarget>;
+
+    fn defaults_yaml() -> String {
+        DEFAULTS_YAML.to_string()
+    }
+
+    fn check(list: &Vec<Spanned<RawProbe>>, path: &str, c: &mut Checker<'_>) -> Vec<ProbeTarget> {
+        let mut targets = Vec::new();
+        // Name of each entry (empty when invalid), aligned with the list for duplicates.
+        let mut names: Vec<String> = Vec::new();
+        for (i, item) in list.iter().enumerate() {
+            let base = format!("{path}[{i}]");
+            let raw = &item.value;
+            let mut valid = true;
+            let name = c.entry_name(&base, item, raw.name.as_ref(), &mut names, "probe");
+            let url = c.required_url(
+                &base,
+                item,
+                raw.url.as_ref(),
+                "http://host:port/path",
+                check_probe_url,
+            );
+            let method = match &raw.method {
+                None => "GET".to_string(),
+                Some(text) => match check_http_method(&text.value) {
+                    Ok(m) => m,
+                    Err(why) => {
+                        c.report(&format!("{base}.method"), Some(&text.referenced), why);
+                        valid = false;
+                        String::new()
+                    }
+                },
+            };
+            let schedule = check_schedule(c, &base, raw.interval.as_ref(), raw.timeout.as_ref());
+            let expect_status = match &raw.expect_status {
+                None => DEFAULT_EXPECT_STATUS.to_vec(),
+                Some(list) => {
+                    let mut statuses = Vec::with_capacity(list.len());
+                    if list.is_empty() {
+                        c.report(
+                            &format!("{base}.expect_status"),
+                            Some(&item.referenced),
+                            "must list at least one status",
+                        );
+                        valid = false;
+                    }
+                    for (s, n) in list.iter().enumerate() {
+                        match u16::try_from(n.value) {
+                            Ok(v) if (100..=599).contains(&v) => statuses.push(v),
+                            _ => {
+                                c.report(
+                                    &format!("{base}.expect_status[{s}]"),
+                                    Some(&n.referenced),
+                                    format!(
+                                        "{} is out of range: must be between 100 and 599",
+                                        n.value
+                                    ),
+                                );
+                                valid = false;
+                            }
+                        }
+                    }
+                    statuses
+                }
+            };
+            let attempts = match &raw.attempts {
+                None => 1,
+                Some(n) => match u32::try_from(n.value) {
+                    Ok(v) if (1..=MAX_PROBE_ATTEMPTS).contains(&v) => v,
+                    _ => {
+                        c.report(
+                            &format!("{base}.attempts"),
+                            Some(&n.referenced),
+                            format!(
+                                "{} is out of range: must be between 1 and {MAX_PROBE_ATTEMPTS}",
+                                n.value
+                            ),
+                        );
+                        valid = false;
+                        1
+                    }
+                },
+            };
+            // The whole round (every attempt at its timeout) must end before the next one.
+            // A timeout alone longer than the interval is already reported by `schedule`.
+            let round = schedule.timeout.saturating_mul(attempts);
+            if attempts > 1
+                && schedule.timeout <= schedule.interval
+                && round > schedule.interval
+                && !c.removed(&format!("{base}.interval"))
+            {
+                let at = raw
+                    .attempts
+                    .as_ref()
+                    .map(|n| &n.referenced)
+                    .unwrap_or(&item.referenced);
+                c.report(
+                    &format!("{base}.attempts"),
+                    Some(at),
+                    format!(
+                        "{attempts} attempts of up to {} each take longer than the interval ({}): a round must end before the next starts",
+                        format_duration(schedule.timeout),
+                        format_duration(schedule.interval)
+                    ),
+                );
+                valid = false;
+            }
+            if let (Some(name), Some(url), true) = (name, url, valid) {
+                targets.push(ProbeTarget {
+                    name,
+                    url,
+                    method,
+                    schedule,
+                    expect_status,
+                    attempts,
+                });
+            }
+        }
+        targets
+    }
+}
+
+impl Kind for ProbeSection {
+    fn build(value: &Vec<ProbeTarget>, _: &Context) -> Vec<Job> {
+        value
+            .iter()
+            .map(|t| Job::Async(Box::new(ProbeCollector::new(t.clone()))))
+            .collect()
+    }
+}
+
+/// Checks a `collect.http_probes` URL: `http` or `https` and a host.
+pub fn check_probe_url(text: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(text)
+        .map_err(|e| format!("invalid URL {:?}: {e}", redact_url(text)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "must be http:// or https://, got {:?}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("URL has no host".into());
+    }
+    Ok(())
+}
+
+/// `lookout config default`'s text for this section.
+const DEFAULTS_YAML: &str = r#"# HTTP(S) endpoints to probe (lookout_probe_*), one entry each. Empty: none.
+# Every key of an entry:
+#   - name: api-health               # required, unique; the `probe` label
+#     url: "http://127.0.0.1:8000/health"  # required; http:// or https://
+#     method: GET                    # GET, HEAD, POST, ...; redirects are not followed
+#     interval: 10s                  # from 1s to 1h
+#     timeout: 5s                    # per attempt; left out: min(5s, interval)
+#     expect_status: [200]           # statuses counted as success, each 100-599
+#     attempts: 1                    # attempts per round, 1-5; the round succeeds if
+#                                    # any does; timeout * attempts <= interval; every
+#                                    # failed attempt is counted
+#                                    # (lookout_probe_attempts_failed_total)
+http_probes: []
+"#;
 
 #[cfg(test)]
 mod tests {

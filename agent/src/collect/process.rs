@@ -8,9 +8,9 @@ use std::time::Instant;
 use procfs_core::FromRead;
 use procfs_core::process::Stat;
 
+use super::Schedule;
 use super::{CollectError, Collector, Sample};
 use crate::catalogue::{BUILD_INFO, PROCESS_CPU_SECONDS_TOTAL, PROCESS_RESIDENT_MEMORY_BYTES};
-use crate::config::Schedule;
 
 const SELF_STAT: &str = "/proc/self/stat";
 

@@ -44,7 +44,15 @@ use crate::catalogue::{
     REDIS_MEMORY_MAX_BYTES, REDIS_MEMORY_USAGE_RATIO, REDIS_MEMORY_USED_BYTES, REDIS_PING_SECONDS,
     REDIS_QUEUE_LENGTH, REDIS_UP,
 };
-use crate::config::{RedisTarget, Schedule};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{Context, Job, Kind, Schedule, check_schedule};
+use crate::config::check::SecretOutcome;
+use crate::config::secret::{redact_url, url_has_password};
+use crate::config::units::check_label_value;
+use crate::config::{Checker, Section, Text};
 
 /// `role` label before the server was ever reached.
 pub const ROLE_UNKNOWN: &str = "unknown";
@@ -355,6 +363,212 @@ impl AsyncCollector for RedisCollector {
     }
 }
 
+// The `collect.redis` section: what the configuration file says about this collector.
+
+/// Default `collect.redis[].min_lookups`.
+pub const DEFAULT_MIN_LOOKUPS: u64 = 10;
+
+/// One `collect.redis` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// Unique name, the `target` label; absent: a problem.
+    pub name: Option<Text>,
+    /// `redis://`, `rediss://`, `valkey://` or `valkeys://` URL with an optional
+    /// `user:password@`; absent: a problem.
+    pub url: Option<Text>,
+    /// File holding the password (trailing newline trimmed), absolute or relative to the
+    /// configuration file's directory; absent: the URL's password, if any.
+    pub password_file: Option<Text>,
+    /// Time between checks; absent: `10s`.
+    pub interval: Option<Text>,
+    /// Bound of every command; absent: the smaller of `5s` and the interval.
+    pub timeout: Option<Text>,
+    /// Lists whose length is exported; absent: none.
+    pub queues: Option<Vec<Text>>,
+    /// Fewer lookups (hits + misses) in an interval: no hit ratio; absent: `10`.
+    pub min_lookups: Option<Spanned<i64>>,
+}
+
+/// One `collect.redis` entry: a Redis or Valkey server to watch.
+///
+/// `Debug` shows the URL with its password replaced ([`RedisTarget::redacted_url`]) and
+/// never the password read from `password_file`.
+#[derive(Clone)]
+pub struct RedisTarget {
+    /// Unique name, the value of the `target` label.
+    pub name: String,
+    /// `redis://`, `rediss://`, `valkey://` or `valkeys://` URL, possibly with
+    /// `user:password@`. Never log it as is: use [`RedisTarget::redacted_url`].
+    pub url: String,
+    /// Password read from `password_file`, used when the URL carries none.
+    pub password: Option<crate::config::secret::Secret>,
+    /// Interval between checks; the timeout bounds every command of a check.
+    pub schedule: Schedule,
+    /// Lists whose `LLEN` is exported as `lookout_redis_queue_length{queue}`.
+    pub queues: Vec<String>,
+    /// Fewer hits + misses than this in an interval: no hit ratio for it.
+    pub min_lookups: u64,
+}
+
+impl RedisTarget {
+    /// The URL with any password replaced by `***`, for logs and problems.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTarget")
+            .field("name", &self.name)
+            .field("url", &self.redacted_url())
+            .field("password", &self.password)
+            .field("schedule", &self.schedule)
+            .field("queues", &self.queues)
+            .field("min_lookups", &self.min_lookups)
+            .finish()
+    }
+}
+
+/// The `collect.redis` section.
+#[derive(Debug)]
+pub struct RedisSection;
+
+impl Section for RedisSection {
+    type Raw = Vec<Spanned<RawRedis>>;
+    type Value = Vec<RedisTarget>;
+
+    fn defaults_yaml() -> String {
+        DEFAULTS_YAML.to_string()
+    }
+
+    fn check(list: &Vec<Spanned<RawRedis>>, path: &str, c: &mut Checker<'_>) -> Vec<RedisTarget> {
+        let mut targets = Vec::new();
+        // Name of each entry (empty when invalid), aligned with the list for duplicates.
+        let mut names: Vec<String> = Vec::new();
+        for (i, item) in list.iter().enumerate() {
+            let base = format!("{path}[{i}]");
+            let raw = &item.value;
+            let mut valid = true;
+            let name = c.entry_name(&base, item, raw.name.as_ref(), &mut names, "Redis target");
+            let url = c.required_url(
+                &base,
+                item,
+                raw.url.as_ref(),
+                "redis://host:port",
+                check_redis_url,
+            );
+            let password = match &raw.password_file {
+                None => None,
+                Some(text) => {
+                    let path = format!("{base}.password_file");
+                    if url.as_deref().is_some_and(url_has_password) {
+                        c.report(
+                            &path,
+                            Some(&text.referenced),
+                            "the URL already carries a password: set it in one place only",
+                        );
+                        valid = false;
+                        None
+                    } else {
+                        match c.secret(&base, ("password", None), ("password_file", Some(text))) {
+                            SecretOutcome::Given(secret, _) => Some(secret),
+                            SecretOutcome::Absent => None,
+                            SecretOutcome::Invalid => {
+                                valid = false;
+                                None
+                            }
+                        }
+                    }
+                }
+            };
+            let schedule = check_schedule(c, &base, raw.interval.as_ref(), raw.timeout.as_ref());
+            let mut queues: Vec<String> = Vec::new();
+            for (q, text) in raw.queues.iter().flatten().enumerate() {
+                let path = format!("{base}.queues[{q}]");
+                if text.value.is_empty() {
+                    c.report(&path, Some(&text.referenced), "must not be empty");
+                } else if let Err(why) = check_label_value(&text.value) {
+                    c.report(&path, Some(&text.referenced), why);
+                } else if let Some(first) = queues.iter().position(|n| *n == text.value) {
+                    c.report(
+                        &path,
+                        Some(&text.referenced),
+                        format!(
+                            "duplicate queue {:?} (already at {base}.queues[{first}])",
+                            text.value
+                        ),
+                    );
+                } else {
+                    queues.push(text.value.clone());
+                    continue;
+                }
+                // Keep indexes aligned for duplicate messages.
+                queues.push(String::new());
+            }
+            queues.retain(|q| !q.is_empty());
+            let min_lookups = c.count(
+                &format!("{base}.min_lookups"),
+                raw.min_lookups.as_ref(),
+                DEFAULT_MIN_LOOKUPS,
+                1..=u64::MAX,
+            );
+            if let (Some(name), Some(url), true) = (name, url, valid) {
+                targets.push(RedisTarget {
+                    name,
+                    url,
+                    password,
+                    schedule,
+                    queues,
+                    min_lookups,
+                });
+            }
+        }
+        targets
+    }
+}
+
+impl Kind for RedisSection {
+    fn build(value: &Vec<RedisTarget>, _: &Context) -> Vec<Job> {
+        value
+            .iter()
+            .map(|t| Job::Async(Box::new(RedisCollector::new(t.clone()))))
+            .collect()
+    }
+}
+
+/// Checks a `collect.redis` URL: a known scheme and a host. Problems never show a password.
+pub fn check_redis_url(text: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(text)
+        .map_err(|e| format!("invalid URL {:?}: {e}", redact_url(text)))?;
+    if !matches!(url.scheme(), "redis" | "rediss" | "valkey" | "valkeys") {
+        return Err(format!(
+            "must be redis://, rediss://, valkey:// or valkeys://, got {:?}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("URL has no host".into());
+    }
+    Ok(())
+}
+
+/// `lookout config default`'s text for this section.
+const DEFAULTS_YAML: &str = r#"# Redis / Valkey servers to watch (lookout_redis_*), one entry each. Empty: none.
+# Every key of an entry:
+#   - name: cache                    # required, unique; the `target` label
+#     url: "redis://127.0.0.1:6379"  # required; redis://, rediss:// (TLS), valkey://,
+#                                    # valkeys://; optional user:password@ and /db
+#     password_file: null            # file holding the password instead (not with one
+#                                    # in the URL); absolute or relative to this file
+#     interval: 10s                  # from 1s to 1h
+#     timeout: 2s                    # bounds every command; left out: min(5s, interval)
+#     queues: [celery]               # lists whose LLEN is exported (queue label)
+#     min_lookups: 10                # fewer hits+misses in an interval: no hit ratio
+redis: []
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,7 +712,7 @@ mod tests {
 
     #[test]
     fn urls_are_redacted_for_logs() {
-        use crate::config::redact_url;
+        use crate::config::secret::redact_url;
         assert_eq!(
             redact_url("redis://app:s3cret@10.0.0.1:6379/2"),
             "redis://app:***@10.0.0.1:6379/2"
@@ -510,7 +724,7 @@ mod tests {
         );
         assert_eq!(redact_url("valkey://user@h"), "valkey://user@h");
         let mut t = target("redis://u:topsecret@127.0.0.1:1");
-        t.password = Some(crate::notify::Secret::new("filesecret"));
+        t.password = Some(crate::config::secret::Secret::new("filesecret"));
         let debug = format!("{:?}", RedisCollector::new(t));
         assert!(
             !debug.contains("topsecret") && !debug.contains("filesecret"),

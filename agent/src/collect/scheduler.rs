@@ -10,18 +10,26 @@
 //! collector's series absent. One collector failing, hanging or panicking never stops the
 //! others.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use super::Schedule;
 use super::{AsyncCollector, CollectError, Collector, Sample};
-use crate::agent::State;
 use crate::catalogue::{COLLECTOR_DURATION_SECONDS, COLLECTOR_UP};
-use crate::config::Schedule;
-use crate::store::Millis;
+use crate::store::{Millis, Store};
+
+/// Where the scheduler records each run: the samples into the store, the outcome into the
+/// collector's run status. The agent's shared state is one; a test can bring its own.
+pub trait Sink: Send + Sync + 'static {
+    /// Write access to the store.
+    fn store_mut(&self) -> RwLockWriteGuard<'_, Store>;
+    /// Updates (creating if needed) the run status of collector `name`.
+    fn record_status(&self, name: &str, f: &mut dyn FnMut(&mut RunStatus));
+}
 
 /// The wall clock as store time.
 pub fn wall_millis() -> Millis {
@@ -67,7 +75,7 @@ fn spawn_run(mut collector: Box<dyn Collector>) -> JoinHandle<RunResult> {
 }
 
 /// Records a run's outcome in the store and the status map.
-fn record(state: &State, name: &str, result: Result<Vec<Sample>, String>, took: Duration) {
+fn record(sink: &dyn Sink, name: &str, result: Result<Vec<Sample>, String>, took: Duration) {
     let at = wall_millis();
     let up = result.is_ok();
     let meta = vec![
@@ -83,7 +91,7 @@ fn record(state: &State, name: &str, result: Result<Vec<Sample>, String>, took: 
         ),
     ];
     let error = {
-        let mut store = state.store_mut();
+        let mut store = sink.store_mut();
         store.apply(&meta_owner(name), meta, at);
         match result {
             Ok(samples) => {
@@ -99,21 +107,22 @@ fn record(state: &State, name: &str, result: Result<Vec<Sample>, String>, took: 
     if let Some(e) = &error {
         tracing::warn!(collector = name, error = %e, "collector run failed");
     }
-    state.update_status(name, |s| {
+    let mut error = error;
+    sink.record_status(name, &mut |s| {
         s.runs += 1;
         s.up = up;
         s.last_duration_seconds = took.as_secs_f64();
         s.last_run_ms = at;
-        s.last_error = error;
+        s.last_error = error.take();
     });
 }
 
 /// Runs a network collector until `shutdown` turns true. Unlike a blocking run, a run that
 /// exceeds its timeout is dropped (its future cancelled), so the next tick starts afresh.
 /// Its status is registered by the caller, as for [`run_collector`].
-pub async fn run_async_collector(
+pub async fn run_async_collector<S: Sink>(
     mut collector: Box<dyn AsyncCollector>,
-    state: Arc<State>,
+    state: Arc<S>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name = collector.name().to_string();
@@ -133,15 +142,15 @@ pub async fn run_async_collector(
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(_) => Err(format!("timed out after {timeout:?}")),
         };
-        record(&state, &name, result, started.elapsed());
+        record(state.as_ref(), &name, result, started.elapsed());
     }
 }
 
 /// Runs `collector` until `shutdown` turns true. The caller registers its status first
 /// (`agent::start_collectors`), so readiness counts it before its first tick.
-pub async fn run_collector(
+pub async fn run_collector<S: Sink>(
     collector: Box<dyn Collector>,
-    state: Arc<State>,
+    state: Arc<S>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name = collector.name().to_string();
@@ -167,12 +176,17 @@ pub async fn run_collector(
         match tokio::time::timeout(timeout, &mut handle).await {
             Ok(Ok((c, result, took))) => {
                 idle = Some(c);
-                record(&state, &name, result.map_err(|e| e.to_string()), took);
+                record(
+                    state.as_ref(),
+                    &name,
+                    result.map_err(|e| e.to_string()),
+                    took,
+                );
             }
             Ok(Err(join_error)) => {
                 // A collector panicked: it is gone, so this task ends; the others carry on.
                 record(
-                    &state,
+                    state.as_ref(),
                     &name,
                     Err(format!("collector crashed: {join_error}")),
                     started.elapsed(),
@@ -182,7 +196,7 @@ pub async fn run_collector(
             }
             Err(_) => {
                 record(
-                    &state,
+                    state.as_ref(),
                     &name,
                     Err(format!(
                         "timed out after {timeout:?}; the next run waits for this one"

@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use procfs_core::{FromRead, Uptime};
 
+use super::Schedule;
 use super::procfs::procfs_core_message;
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{PROCESSES, UPTIME_SECONDS};
-use crate::config::Schedule;
 
 const UPTIME: &str = "uptime";
 

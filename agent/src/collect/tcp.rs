@@ -33,7 +33,12 @@ use std::time::Instant;
 
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{TCP_CONNECTIONS, TCP_PORT_CONNECTIONS};
-use crate::config::{Schedule, TcpConfig};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{Context, Job, Kind, Schedule, check_schedule};
+use crate::config::{Checker, Section, Text};
 
 /// Kernel TCP states (`include/net/tcp_states.h`): code and lower-case name, in code order.
 pub const STATES: [(u8, &str); 12] = [
@@ -461,6 +466,114 @@ impl Collector for TcpCollector {
         Ok(samples)
     }
 }
+
+// The `collect.tcp` section: what the configuration file says about this collector.
+
+/// `collect.tcp` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTcp {
+    /// Whether the TCP collector runs; absent: `true`.
+    pub enabled: Option<bool>,
+    /// Time between runs; absent: `10s`.
+    pub interval: Option<Text>,
+    /// Longest a run may take; absent: the smaller of `5s` and the interval.
+    pub timeout: Option<Text>,
+    /// Local ports counted per connection state; absent: none. Read as `i64` so that
+    /// `0` and `70000` reach validation and are reported with their position.
+    pub ports: Option<Vec<Spanned<i64>>>,
+}
+
+/// `collect.tcp`: TCP connection counts by state, host-wide and per configured local port.
+#[derive(Debug, Clone)]
+pub struct TcpConfig {
+    /// Whether the TCP collector runs.
+    pub enabled: bool,
+    /// Its schedule.
+    pub schedule: Schedule,
+    /// Local ports whose server-side connections are counted per state.
+    pub ports: Vec<u16>,
+}
+
+/// The `collect.tcp` section.
+#[derive(Debug)]
+pub struct TcpSection;
+
+impl Section for TcpSection {
+    type Raw = RawTcp;
+    type Value = TcpConfig;
+
+    fn defaults_yaml() -> String {
+        DEFAULTS_YAML.to_string()
+    }
+
+    fn check(raw: &RawTcp, path: &str, c: &mut Checker<'_>) -> TcpConfig {
+        TcpConfig {
+            enabled: raw.enabled.unwrap_or(true),
+            schedule: check_schedule(c, path, raw.interval.as_ref(), raw.timeout.as_ref()),
+            ports: ports(c, &format!("{path}.ports"), raw.ports.as_deref()),
+        }
+    }
+}
+
+impl Kind for TcpSection {
+    fn build(value: &TcpConfig, context: &Context) -> Vec<Job> {
+        if value.enabled {
+            vec![Job::Blocking(Box::new(TcpCollector::new(
+                context.proc.clone(),
+                value,
+            )))]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+fn ports(c: &mut Checker<'_>, path: &str, given: Option<&[Spanned<i64>]>) -> Vec<u16> {
+    let mut ports: Vec<u16> = Vec::new();
+    // Index in the list where each accepted port first appeared, for duplicate messages.
+    let mut first_index: Vec<usize> = Vec::new();
+    for (i, port) in given.unwrap_or_default().iter().enumerate() {
+        let item = format!("{path}[{i}]");
+        match u16::try_from(port.value).ok().filter(|p| *p != 0) {
+            None => c.report(
+                &item,
+                Some(&port.referenced),
+                format!("port {} is out of range 1-65535", port.value),
+            ),
+            Some(p) => match ports.iter().position(|q| *q == p) {
+                Some(seen) => {
+                    let first = first_index.get(seen).copied().unwrap_or(seen);
+                    c.report(
+                        &item,
+                        Some(&port.referenced),
+                        format!("duplicate port {p} (already at {path}[{first}])"),
+                    );
+                }
+                None => {
+                    ports.push(p);
+                    first_index.push(i);
+                }
+            },
+        }
+    }
+    ports
+}
+
+/// `lookout config default`'s text for this section.
+const DEFAULTS_YAML: &str = r#"# TCP connections by state, host-wide and per local port listed in `ports`.
+tcp:
+  # false: the TCP collector does not run.
+  enabled: true
+  # Time between runs: from 1s to 1h.
+  interval: 10s
+  # Longest a run may take: more than 0, at most the interval.
+  # Left out: the smaller of 5s and the interval.
+  timeout: 5s
+  # Local ports (1-65535, no duplicates) whose server-side connections are counted
+  # per state, e.g. [80, 443, 8000]. Empty: host-wide counts only.
+  ports: []
+"#;
 
 #[cfg(test)]
 mod tests {

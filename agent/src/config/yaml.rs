@@ -1,8 +1,8 @@
-//! Reading a configuration file: YAML text -> [`RawConfig`] -> [`Config`], reporting every
-//! problem as `file:line:col: path: message`.
+//! Reading a YAML file (the configuration, a rule file): text -> raw serde structs -> a
+//! checked value, reporting every problem as `file:line:col: path: message`.
 //!
 //! serde-saphyr stops at the first structural error (unknown key, wrong type, duplicate key)
-//! and its errors name a position, not a key path. To report every problem, [`load_str`]
+//! and its errors name a position, not a key path. To report every problem, [`load_text`]
 //! recovers: it parses the text into a small spanned tree of its own (from the parser's
 //! events), finds the node at the error's position to name its key path, blanks that
 //! mapping entry or list item in a working copy of the text (spaces, so every other
@@ -19,12 +19,7 @@ use serde_saphyr::{
     DefaultMessageFormatter, DuplicateKeyPolicy, Error as YamlError, MessageFormatter, Options,
 };
 
-use super::Config;
-use super::raw::RawConfig;
-use super::validate::{self, ROOT_PATH};
-
-/// The full default configuration, every key present and commented (`lookout config default`).
-pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yaml");
+use super::check::{Checker, ROOT_PATH};
 
 /// Largest configuration file read, in bytes.
 pub const MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;
@@ -68,8 +63,15 @@ impl fmt::Display for Problem {
 #[error("{} configuration problem(s)", .0.len())]
 pub struct Problems(pub Vec<Problem>);
 
-/// Reads, parses and validates the configuration file at `path`.
-pub fn load(path: &Path) -> Result<Config, Problems> {
+/// Reads, parses and checks the YAML file at `path` with `check`: every problem of the file,
+/// structural and semantic, in file order.
+pub fn load_file<R, T>(
+    path: &Path,
+    check: impl FnOnce(&R, &mut Checker<'_>) -> Option<T>,
+) -> Result<T, Problems>
+where
+    R: serde::de::DeserializeOwned + Default,
+{
     let file = path.display().to_string();
     let problem = |message: String| {
         Problems(vec![Problem {
@@ -91,13 +93,19 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
         Err(e) => return Err(problem(format!("cannot read: {e}"))),
     }
     let text = std::fs::read_to_string(path).map_err(|e| problem(format!("cannot read: {e}")))?;
-    let mut config = load_str(&text, &file)?;
-    config.source = Some(path.to_path_buf());
-    Ok(config)
+    load_text(&text, &file, check)
 }
 
-/// Parses and validates configuration text; `file` only names it in problems.
-pub fn load_str(text: &str, file: &str) -> Result<Config, Problems> {
+/// Parses YAML `text` and checks it with `check`; `file` only names it in problems. `check`
+/// returns `None` only when it reported why no value can be built.
+pub fn load_text<R, T>(
+    text: &str,
+    file: &str,
+    check: impl FnOnce(&R, &mut Checker<'_>) -> Option<T>,
+) -> Result<T, Problems>
+where
+    R: serde::de::DeserializeOwned + Default,
+{
     let mut problems = Vec::new();
     if text.len() > MAX_CONFIG_BYTES {
         problems.push(problem(
@@ -108,12 +116,14 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, Problems> {
         ));
         return Err(Problems(problems));
     }
-    let parsed: Parsed<RawConfig> = parse_recovering(text, file, &mut problems);
+    let parsed: Parsed<R> = parse_recovering(text, file, &mut problems);
     if let Some(raw) = &parsed.raw {
-        match validate::validate(raw, file, &parsed.neutralized) {
-            Ok(config) if problems.is_empty() => return Ok(config),
-            Ok(_) => {}
-            Err(mut semantic) => {
+        let mut checker = Checker::new(file, &parsed.neutralized);
+        let value = check(raw, &mut checker);
+        let mut semantic = checker.into_problems();
+        match value {
+            Some(value) if problems.is_empty() && semantic.is_empty() => return Ok(value),
+            _ => {
                 parsed.fix_paths(&mut semantic);
                 problems.extend(semantic);
             }
@@ -947,425 +957,7 @@ fn enclosing_path(node: &Node, path: &str, target: (usize, usize)) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::fs;
-    use std::path::PathBuf;
-
     use super::*;
-    use crate::config::raw::RawConfig;
-
-    fn fixtures(kind: &str) -> Vec<PathBuf> {
-        let dir = PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/fixtures/config/"
-        ))
-        .join(kind);
-        let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-            .expect("fixture dir")
-            .map(|e| e.expect("dir entry").path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-            .collect();
-        files.sort();
-        assert!(!files.is_empty(), "no fixtures in {}", dir.display());
-        files
-    }
-
-    fn rendered(problems: &Problems) -> Vec<String> {
-        problems.0.iter().map(ToString::to_string).collect()
-    }
-
-    #[test]
-    fn invalid_fixtures_report_every_expected_problem() {
-        for path in fixtures("invalid") {
-            let text = fs::read_to_string(&path).expect("read fixture");
-            let expected: Vec<&str> = text
-                .lines()
-                .filter_map(|l| l.strip_prefix("# expect: "))
-                .collect();
-            assert!(
-                !expected.is_empty(),
-                "{}: no `# expect:` line",
-                path.display()
-            );
-            let problems = load(&path).expect_err(&path.display().to_string());
-            let lines = rendered(&problems);
-            for want in &expected {
-                assert!(
-                    lines.iter().any(|l| l.contains(want)),
-                    "{}: expected a problem containing {want:?}, got:\n{}",
-                    path.display(),
-                    lines.join("\n")
-                );
-            }
-            assert_eq!(
-                lines.len(),
-                expected.len(),
-                "{}: got:\n{}",
-                path.display(),
-                lines.join("\n")
-            );
-            for line in &lines {
-                assert!(line.starts_with(&path.display().to_string()), "{line}");
-                assert!(!line.contains('\n'), "{line}");
-            }
-        }
-    }
-
-    #[test]
-    fn valid_fixtures_load() {
-        for path in fixtures("valid") {
-            let config = load(&path)
-                .unwrap_or_else(|p| panic!("{}:\n{}", path.display(), rendered(&p).join("\n")));
-            assert_eq!(config.source.as_deref(), Some(path.as_path()));
-        }
-    }
-
-    #[test]
-    fn full_fixture_values() {
-        let path = fixtures("valid")
-            .into_iter()
-            .find(|p| p.ends_with("full.yaml"))
-            .expect("full.yaml");
-        let config = load(&path).expect("full.yaml is valid");
-        let agent = &config.agent;
-        assert_eq!(agent.hostname, "web-1.example.com");
-        assert_eq!(agent.listen.to_string(), "0.0.0.0:9100");
-        assert_eq!(agent.data_dir, Some(PathBuf::from("/srv/lookout")));
-        assert_eq!(
-            agent.api_token_file,
-            Some(PathBuf::from("/etc/lookout/token"))
-        );
-        assert_eq!(agent.proc_root, PathBuf::from("/host/proc"));
-        assert_eq!(agent.rootfs, PathBuf::from("/host/root"));
-        let host = &config.collect.host;
-        assert!(!host.enabled);
-        assert_eq!(host.schedule.interval, std::time::Duration::from_secs(90));
-        assert_eq!(host.schedule.timeout, std::time::Duration::from_secs(20));
-        assert_eq!(host.exclude_fstypes, ["tmpfs", "overlay"]);
-        let patterns = |list: &[regex::Regex]| {
-            list.iter()
-                .map(|r| r.as_str().to_string())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(patterns(&host.exclude_mounts), ["^(?:/mnt/scratch(/.*)?)$"]);
-        assert_eq!(patterns(&host.exclude_disks), [r"^(?:loop\d+)$"]);
-        assert_eq!(
-            patterns(&host.exclude_interfaces),
-            ["^(?:lo)$", "^(?:veth.*)$"]
-        );
-        let tcp = &config.collect.tcp;
-        assert!(tcp.enabled);
-        assert_eq!(tcp.schedule.interval, std::time::Duration::from_secs(30));
-        // Timeout left out: the smaller of 5s and the interval.
-        assert_eq!(tcp.schedule.timeout, std::time::Duration::from_secs(5));
-        assert_eq!(tcp.ports, [80, 443, 8000]);
-    }
-
-    #[test]
-    fn empty_document_is_builtin() {
-        for text in [
-            // nothing at all
-            "",
-            // only a comment
-            "# nothing\n",
-            // explicit nulls
-            "agent:\ncollect:\nrules:\nscalability:\nnotify:\n",
-            // explicit nulls one level down
-            "rules:\n  files:\nscalability:\n  sessions:\n  grades:\nnotify:\n  repeat_interval:\n",
-            // an explicit document marker
-            "---\n",
-        ] {
-            let config =
-                load_str(text, "t.yaml").unwrap_or_else(|p| panic!("{text:?}: {:?}", rendered(&p)));
-            assert_eq!(
-                format!("{config:?}"),
-                format!("{:?}", Config::builtin()),
-                "{text:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn default_yaml_is_builtin_and_complete() {
-        let config = load_str(DEFAULT_CONFIG_YAML, "default.yaml")
-            .unwrap_or_else(|p| panic!("{:?}", rendered(&p)));
-        assert_eq!(format!("{config:?}"), format!("{:?}", Config::builtin()));
-        // Every key is written out, so the file documents all of them.
-        let raw: Option<RawConfig> = serde_saphyr::from_str(DEFAULT_CONFIG_YAML).expect("parses");
-        let raw = raw.expect("a document");
-        let agent = raw.agent.expect("agent");
-        assert!(
-            agent.hostname.is_some()
-                && agent.listen.is_some()
-                && agent.proc_root.is_some()
-                && agent.rootfs.is_some()
-        );
-        let collect = raw.collect.expect("collect");
-        let host = collect.host.expect("collect.host");
-        assert!(host.enabled.is_some() && host.interval.is_some() && host.timeout.is_some());
-        assert!(host.exclude_fstypes.is_some() && host.exclude_mounts.is_some());
-        assert!(host.exclude_disks.is_some() && host.exclude_interfaces.is_some());
-        let tcp = collect.tcp.expect("collect.tcp");
-        assert!(
-            tcp.enabled.is_some()
-                && tcp.interval.is_some()
-                && tcp.timeout.is_some()
-                && tcp.ports.is_some()
-        );
-        let rules = raw.rules.expect("rules");
-        assert!(
-            rules.files.is_some()
-                && rules.evaluation_interval.is_some()
-                && rules.stale_after.is_some()
-        );
-        let scalability = raw.scalability.expect("scalability");
-        for term in [scalability.sessions, scalability.background_tasks] {
-            let term = term.expect("scalability load term");
-            assert!(
-                term.expr.is_some()
-                    && term.free.is_some()
-                    && term.points_per_unit.is_some()
-                    && term.max_penalty.is_some()
-            );
-        }
-        let health = scalability.health.expect("scalability.health");
-        assert!(health.warning.is_some() && health.critical.is_some());
-        let grades = scalability.grades.expect("scalability.grades");
-        assert!(grades.excellent.is_some() && grades.good.is_some() && grades.moderate.is_some());
-        let notify = raw.notify.expect("notify");
-        assert!(notify.repeat_interval.is_some());
-        // The keys whose default is null are written as `key: null`.
-        for key in ["  data_dir: null\n", "  api_token_file: null\n"] {
-            assert!(DEFAULT_CONFIG_YAML.contains(key), "{key}");
-        }
-    }
-
-    #[test]
-    fn documentation_examples_load() {
-        let doc = fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../docs/configuration.md"
-        ))
-        .expect("docs/configuration.md");
-        let mut blocks = Vec::new();
-        let mut current: Option<String> = None;
-        for line in doc.lines() {
-            match (&mut current, line) {
-                (None, "```yaml") => current = Some(String::new()),
-                (Some(block), "```") => {
-                    blocks.push(std::mem::take(block));
-                    current = None;
-                }
-                (Some(block), _) => {
-                    block.push_str(line);
-                    block.push('\n');
-                }
-                (None, _) => {}
-            }
-        }
-        // Snippets that are whole configurations (not bare default lists).
-        let configs: Vec<&String> = blocks
-            .iter()
-            .filter(|b| {
-                ["agent:", "collect:", "rules:", "scalability:", "notify:"]
-                    .iter()
-                    .any(|section| b.starts_with(section))
-            })
-            .collect();
-        assert!(configs.len() >= 4, "{}", configs.len());
-        for block in &configs {
-            load_str(block, "docs")
-                .unwrap_or_else(|p| panic!("{block}\n{}", rendered(&p).join("\n")));
-        }
-        let full = doc
-            .split("## Full default file")
-            .nth(1)
-            .and_then(|rest| rest.split("```yaml\n").nth(1))
-            .expect("full default block");
-        let full = full.split("```").next().expect("block end");
-        let config = load_str(full, "docs").expect("full default file loads");
-        assert_eq!(format!("{config:?}"), format!("{:?}", Config::builtin()));
-    }
-
-    #[test]
-    fn problem_display() {
-        let cases: &[(Option<u32>, &str)] = &[
-            // with a position
-            (Some(3), "f.yaml:3:7: collect.host.interval: bad"),
-            // without one
-            (None, "f.yaml: collect.host.interval: bad"),
-        ];
-        for (line, expected) in cases {
-            let p = Problem {
-                file: "f.yaml".into(),
-                line: *line,
-                column: line.map(|_| 7),
-                path: "collect.host.interval".into(),
-                message: "bad".into(),
-            };
-            assert_eq!(p.to_string(), *expected);
-        }
-    }
-
-    #[test]
-    fn unreadable_file_is_one_problem() {
-        let problems = load(Path::new("/nonexistent/lookout.yaml")).expect_err("missing file");
-        let lines = rendered(&problems);
-        assert_eq!(lines.len(), 1);
-        assert!(
-            lines[0].starts_with("/nonexistent/lookout.yaml: <root>: cannot read: "),
-            "{}",
-            lines[0]
-        );
-    }
-
-    #[test]
-    fn recovery_never_panics_or_loops() {
-        let deep_flow = format!("agent: {}{}", "[".repeat(2000), "]".repeat(2000));
-        let deep_block: String = (0..200)
-            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
-            .collect();
-        let many_typos: String = (0..150).map(|i| format!("typo{i}: 1\n")).collect();
-        let bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n\
-                    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n\
-                    e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n";
-        let cases: Vec<(&str, String)> = vec![
-            // unclosed flow sequence
-            ("unclosed", "agent: [\n".into()),
-            // lone brace
-            ("brace", "{".into()),
-            // tab indentation
-            ("tab", "agent:\n\thostname: x\n".into()),
-            // two documents
-            ("two documents", "agent: {}\n---\ncollect: {}\n".into()),
-            // alias to an undefined anchor
-            ("undefined alias", "agent: *nothing\n".into()),
-            // alias reused where a different type is expected
-            ("alias", "agent: &a\n  hostname: x\ncollect: *a\n".into()),
-            // a scalar document
-            ("scalar document", "hello\n".into()),
-            // very deep flow nesting
-            ("deep flow", deep_flow),
-            // very deep block nesting
-            ("deep block", deep_block),
-            // more typos than the recovery bound
-            ("many typos", many_typos),
-            // alias bomb
-            ("bomb", bomb.into()),
-            // a non-string key
-            ("complex key", "? [a, b]\n: c\n".into()),
-            // an item with an anchor that blanking cannot remove cleanly
-            (
-                "anchored item",
-                "collect:\n  tcp:\n    ports:\n      - &p http\n".into(),
-            ),
-            // multi-byte characters before the error
-            (
-                "unicode",
-                "agent:\n  hostname: \"héllo wörld\"\n  lïsten: x\n".into(),
-            ),
-            // Windows line ends
-            (
-                "crlf",
-                "agent:\r\n  hostnme: x\r\n  listen: nope\r\n".into(),
-            ),
-        ];
-        for (name, text) in &cases {
-            let problems = load_str(text, "t.yaml").expect_err(name);
-            assert!(!problems.0.is_empty(), "{name}");
-            assert!(
-                problems.0.len() <= MAX_RECOVERIES + 1 + 1,
-                "{name}: {}",
-                problems.0.len()
-            );
-            for line in rendered(&problems) {
-                assert!(line.starts_with("t.yaml"), "{name}: {line}");
-                assert!(!line.contains('\n'), "{name}: {line}");
-            }
-        }
-    }
-
-    #[test]
-    fn recovery_specific_outcomes() {
-        let cases: &[(&str, &str, &[&str])] = &[
-            // CRLF: the typo and the bad address are both found, at their positions
-            (
-                "crlf",
-                "agent:\r\n  hostnme: x\r\n  listen: nope\r\n",
-                &[
-                    "t.yaml:2:3: agent.hostnme: unknown key",
-                    "t.yaml:3:11: agent.listen: invalid address \"nope\"",
-                ],
-            ),
-            // multi-byte characters: columns count characters
-            (
-                "unicode",
-                "agent:\n  hostname: \"héllo wörld\"\n  lïsten: x\n",
-                &["t.yaml:3:3: agent.lïsten: unknown key `lïsten`; did you mean `listen`?"],
-            ),
-            // the last entry of a flow mapping is removed with the comma before it
-            (
-                "flow last entry",
-                "collect: {tcp: {ports: [80], prots: [1]}, host: {interval: x}}\n",
-                &[
-                    "t.yaml:1:30: collect.tcp.prots: unknown key",
-                    "t.yaml:1:60: collect.host.interval: invalid duration \"x\"",
-                ],
-            ),
-            // a wrong item in a block list, then a problem after it
-            (
-                "block item",
-                "collect:\n  tcp:\n    ports:\n      - http\n      - 0\n",
-                &[
-                    "t.yaml:4:9: collect.tcp.ports[0]: expected an integer, found \"http\"",
-                    "t.yaml:5:9: collect.tcp.ports[1]: port 0",
-                ],
-            ),
-            // two documents: the second is the problem
-            (
-                "two documents",
-                "agent: {}\n---\ncollect: {}\n",
-                &["t.yaml:3:1: <root>: a configuration is one YAML document"],
-            ),
-            // a top-level typo with nothing close to suggest
-            (
-                "top-level typo",
-                "typo: 1\n",
-                &[
-                    "t.yaml:1:1: typo: unknown key `typo`; expected one of: agent, collect, rules, scalability, notify",
-                ],
-            ),
-            // an interval removed by recovery is not compared with the timeout
-            (
-                "removed interval",
-                "collect:\n  host:\n    interval: [1s]\n    timeout: 30s\n",
-                &["t.yaml:3:15: collect.host.interval: expected a single value, found a list"],
-            ),
-        ];
-        for (name, text, expected) in cases {
-            let lines = rendered(&load_str(text, "t.yaml").expect_err(name));
-            for want in *expected {
-                assert!(
-                    lines.iter().any(|l| l.contains(want)),
-                    "{name}: want {want:?} in:\n{}",
-                    lines.join("\n")
-                );
-            }
-            assert_eq!(lines.len(), expected.len(), "{name}:\n{}", lines.join("\n"));
-        }
-        let many: String = (0..150).map(|i| format!("typo{i}: 1\n")).collect();
-        let lines = rendered(&load_str(&many, "t.yaml").expect_err("many"));
-        assert_eq!(lines.len(), MAX_RECOVERIES + 1);
-        assert!(
-            lines[0].starts_with("t.yaml:1:1: typo0: unknown key"),
-            "{}",
-            lines[0]
-        );
-        let last = lines.last().expect("a last line");
-        assert!(
-            last.contains("stopped after 100 structural problems"),
-            "{last}"
-        );
-    }
 
     #[test]
     fn typo_suggestions() {

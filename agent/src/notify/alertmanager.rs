@@ -39,12 +39,16 @@ use serde_json::{Value, json};
 
 use super::webhook::{http_client, origin, parse_url, post, wire_labels};
 use super::{AlertPayload, BoxFuture, Message, Receiver, SendError, rfc3339};
-use crate::config::AlertmanagerConfig;
 use crate::rules::LabelSet;
 use crate::rules::engine::Status;
 use crate::rules::model::Severity;
 use crate::rules::state::Kind;
 use crate::store::Millis;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::config::{MAX_RECEIVER_TIMEOUT, MIN_RECEIVER_TIMEOUT};
+use crate::config::{Checker, Text};
 
 /// API path appended to each configured base URL.
 pub const ALERTS_PATH: &str = "api/v2/alerts";
@@ -240,6 +244,129 @@ pub fn postable_alerts(message: &Message, now_ms: Millis, resend_interval: Durat
         }
     }
     Value::Array(alerts)
+}
+
+// Configuration: the `alertmanager:` kind of a receiver entry.
+
+/// Default `alertmanager.timeout`.
+pub const DEFAULT_ALERTMANAGER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default `alertmanager.resend_interval`.
+pub const DEFAULT_RESEND_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Shortest accepted `alertmanager.resend_interval`.
+pub const MIN_RESEND_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Longest accepted `alertmanager.resend_interval` (Alertmanager's default
+/// `resolve_timeout`: an alert not re-sent within it resolves on its own).
+pub const MAX_RESEND_INTERVAL: Duration = Duration::from_secs(300);
+
+/// `alertmanager:` receiver settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlertmanager {
+    /// Base URLs of every Alertmanager of the cluster; absent (or empty): a problem.
+    pub urls: Option<Spanned<Vec<Text>>>,
+    /// Bound on one request, from `1s` to `5m`; absent: `10s`.
+    pub timeout: Option<Text>,
+    /// How often firing alerts are sent again, from `10s` to `5m`; absent: `1m`.
+    pub resend_interval: Option<Text>,
+}
+
+/// `alertmanager:` receiver settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertmanagerConfig {
+    /// Base URLs of every Alertmanager of the cluster (`http://am-1:9093`).
+    pub urls: Vec<String>,
+    /// Bound on one request.
+    pub timeout: Duration,
+    /// How often firing alerts are sent again (Alertmanager forgets alerts not re-sent).
+    pub resend_interval: Duration,
+}
+
+/// The `alertmanager` receiver kind.
+#[derive(Debug)]
+pub struct AlertmanagerKind;
+
+impl super::config::Kind for AlertmanagerKind {
+    const KEY: &'static str = "alertmanager";
+    const EXAMPLE: &'static str = r#"  - name: am
+    alertmanager: {urls: ["http://127.0.0.1:9093"]}"#;
+    type Raw = RawAlertmanager;
+    type Config = AlertmanagerConfig;
+
+    fn check(
+        raw: &Spanned<RawAlertmanager>,
+        base: &str,
+        c: &mut Checker<'_>,
+    ) -> Option<AlertmanagerConfig> {
+        let at = &raw.referenced;
+        let raw = &raw.value;
+        let mut valid = true;
+        let mut urls: Vec<String> = Vec::new();
+        match &raw.urls {
+            None => {
+                if !c.removed(&format!("{base}.urls")) {
+                    c.report(
+                        base,
+                        Some(at),
+                        "`urls` is required (every Alertmanager of the cluster)",
+                    );
+                }
+                valid = false;
+            }
+            Some(list) => {
+                if list.value.is_empty() && !c.removed_under(&format!("{base}.urls")) {
+                    c.report(
+                        &format!("{base}.urls"),
+                        Some(&list.referenced),
+                        "must list at least one URL",
+                    );
+                    valid = false;
+                }
+                for (i, text) in list.value.iter().enumerate() {
+                    let path = format!("{base}.urls[{i}]");
+                    match c.http_url(&path, text) {
+                        Some(url) if urls.contains(&url) => {
+                            c.report(&path, Some(&text.referenced), "duplicate URL");
+                            valid = false;
+                        }
+                        Some(url) => urls.push(url),
+                        None => valid = false,
+                    }
+                }
+            }
+        }
+        let timeout = c.duration(
+            &format!("{base}.timeout"),
+            raw.timeout.as_ref(),
+            DEFAULT_ALERTMANAGER_TIMEOUT,
+            MIN_RECEIVER_TIMEOUT,
+            Some(MAX_RECEIVER_TIMEOUT),
+        );
+        let resend_interval = c.duration(
+            &format!("{base}.resend_interval"),
+            raw.resend_interval.as_ref(),
+            DEFAULT_RESEND_INTERVAL,
+            MIN_RESEND_INTERVAL,
+            Some(MAX_RESEND_INTERVAL),
+        );
+        let (timeout, resend_interval) = (timeout?, resend_interval?);
+        valid.then_some(AlertmanagerConfig {
+            urls,
+            timeout,
+            resend_interval,
+        })
+    }
+
+    fn build(
+        name: &str,
+        config: &AlertmanagerConfig,
+    ) -> Result<std::sync::Arc<dyn Receiver>, String> {
+        Ok(std::sync::Arc::new(AlertmanagerReceiver::new(
+            name, config,
+        )?))
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 
+use super::config::{NotifyConfig, ReceiverConfig, ReceiverKind};
 use super::group::Grouper;
 use super::outbox::{Outbox, Outcome};
 use super::policy::{Breaker, BreakerState, RateLimit, backoff, give_up};
@@ -39,36 +40,16 @@ use super::{AlertPayload, Message, Receiver, SendError, fingerprint};
 use crate::catalogue::{
     NOTIFICATIONS_TOTAL, OUTBOX_OLDEST_AGE_SECONDS, OUTBOX_PENDING, RECEIVER_CIRCUIT_STATE,
 };
-use crate::collect::Sample;
 use crate::collect::scheduler::wall_millis;
-use crate::config::{NotifyConfig, ReceiverConfig, ReceiverKind};
 use crate::rules::LabelSet;
 use crate::rules::engine::{ActiveAlert, Notification, Status};
 use crate::rules::state::{Kind, Phase};
+use crate::sample::Sample;
 use crate::store::Millis;
 
 /// Builds the receivers of a configuration.
 pub fn build_receivers(receivers: &[ReceiverConfig]) -> Result<Vec<Arc<dyn Receiver>>, String> {
-    receivers
-        .iter()
-        .map(|r| -> Result<Arc<dyn Receiver>, String> {
-            Ok(match &r.kind {
-                ReceiverKind::Log => Arc::new(super::log::LogReceiver::new(&r.name)),
-                ReceiverKind::Webhook(cfg) => Arc::new(
-                    super::webhook::WebhookReceiver::new(&r.name, cfg)
-                        .map_err(|e| format!("receiver {}: {e}", r.name))?,
-                ),
-                ReceiverKind::Alertmanager(cfg) => Arc::new(
-                    super::alertmanager::AlertmanagerReceiver::new(&r.name, cfg)
-                        .map_err(|e| format!("receiver {}: {e}", r.name))?,
-                ),
-                ReceiverKind::Email(cfg) => Arc::new(
-                    super::email::EmailReceiver::new(&r.name, cfg)
-                        .map_err(|e| format!("receiver {}: {e}", r.name))?,
-                ),
-            })
-        })
-        .collect()
+    receivers.iter().map(|r| r.kind.build(&r.name)).collect()
 }
 
 /// A notification as receivers format it.
@@ -675,7 +656,8 @@ mod tests {
 
     use super::super::outbox::Pending;
     use super::*;
-    use crate::config::{AlertmanagerConfig, LabelMatcher, MatchOp, RouteConfig};
+    use crate::notify::alertmanager::AlertmanagerConfig;
+    use crate::notify::route::{LabelMatcher, MatchOp, RouteConfig};
     use crate::rules::model::Severity;
 
     fn am(name: &str, resend: u64) -> ReceiverConfig {
@@ -695,7 +677,7 @@ mod tests {
         ReceiverConfig {
             name: name.into(),
             send_resolved: None,
-            kind: ReceiverKind::Log,
+            kind: ReceiverKind::Log(crate::notify::log::LogConfig),
         }
     }
 

@@ -29,9 +29,14 @@ use lettre::transport::smtp::{AsyncSmtpTransport, AsyncSmtpTransportBuilder};
 use lettre::{AsyncTransport, Tokio1Executor};
 
 use super::{AlertPayload, BoxFuture, Message, Receiver, SendError, rfc3339};
-use crate::config::{EmailConfig, SmtpTls};
 use crate::rules::engine::Status;
 use crate::rules::state::Kind;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::config::{MAX_RECEIVER_TIMEOUT, MIN_RECEIVER_TIMEOUT};
+use crate::config::check::SecretOutcome;
+use crate::config::{Checker, Text};
 
 /// Header carrying [`Message::id`], for receivers that deduplicate.
 pub const IDEMPOTENCY_HEADER: &str = "X-Lookout-Idempotency-Key";
@@ -124,7 +129,7 @@ impl EmailReceiver {
             Ok(Err(e)) => Err(classify(&target, &e)),
             Err(_) => Err(SendError::Retryable(format!(
                 "{target}: no answer within {}",
-                crate::config::validate::format_duration(self.timeout)
+                crate::config::units::format_duration(self.timeout)
             ))),
         }
     }
@@ -375,11 +380,317 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+// Configuration: the `email:` kind of a receiver entry.
+
+/// Default `email.timeout`.
+pub const DEFAULT_EMAIL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `email:` receiver settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    /// Relay as `host:port` (`[::1]:25` for IPv6); absent: a problem.
+    pub smarthost: Option<Text>,
+    /// `starttls`, `implicit` or `none` (local relays only); absent: `starttls`.
+    pub tls: Option<Text>,
+    /// Login user; absent: no authentication.
+    pub username: Option<Text>,
+    /// Login password, only as a `${ENV_NAME}` reference; absent: see `password_file`.
+    pub password: Option<Text>,
+    /// File holding the login password (trailing newline trimmed), absolute or relative to
+    /// the configuration file's directory; absent: see `password`.
+    pub password_file: Option<Text>,
+    /// Sender mailbox; absent: a problem.
+    pub from: Option<Text>,
+    /// Recipient mailboxes; absent (or empty): a problem.
+    pub to: Option<Spanned<Vec<Text>>>,
+    /// Bound on connecting and sending one message, from `1s` to `5m`; absent: `30s`.
+    pub timeout: Option<Text>,
+}
+
+/// How an SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required, not opportunistic).
+    StartTls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Implicit,
+    /// No TLS (a local relay only).
+    None,
+}
+
+/// `email:` receiver settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailConfig {
+    /// Relay host name.
+    pub host: String,
+    /// Relay port.
+    pub port: u16,
+    /// Connection security.
+    pub tls: SmtpTls,
+    /// Login user; authentication only when set.
+    pub username: Option<String>,
+    /// Login password (from `password_file` or `${ENV}`).
+    pub password: Option<crate::config::secret::Secret>,
+    /// Sender mailbox (`lookout@example.com` or `Lookout <lookout@example.com>`).
+    pub from: String,
+    /// Recipient mailboxes; at least one.
+    pub to: Vec<String>,
+    /// Bound on connecting and sending one message.
+    pub timeout: Duration,
+}
+
+/// The `email` receiver kind.
+#[derive(Debug)]
+pub struct EmailKind;
+
+impl super::config::Kind for EmailKind {
+    const KEY: &'static str = "email";
+    const EXAMPLE: &'static str = r#"  - name: oncall
+    email: {smarthost: "smtp.example.com:587", tls: starttls, username: alerts,
+            password_file: /etc/lookout/smtp-password, from: lookout@example.com,
+            to: [ops@example.com]}"#;
+    type Raw = RawEmail;
+    type Config = EmailConfig;
+
+    fn check(raw: &Spanned<RawEmail>, base: &str, c: &mut Checker<'_>) -> Option<EmailConfig> {
+        let at = &raw.referenced;
+        let raw = &raw.value;
+        let mut valid = true;
+        let smarthost = match &raw.smarthost {
+            None => {
+                if !c.removed(&format!("{base}.smarthost")) {
+                    c.report(base, Some(at), "`smarthost` is required (host:port)");
+                }
+                None
+            }
+            Some(text) => match parse_host_port(&text.value) {
+                Ok(pair) => Some(pair),
+                Err(why) => {
+                    c.report(&format!("{base}.smarthost"), Some(&text.referenced), why);
+                    None
+                }
+            },
+        };
+        let tls = match &raw.tls {
+            None => SmtpTls::StartTls,
+            Some(text) => match text.value.as_str() {
+                "starttls" => SmtpTls::StartTls,
+                "implicit" => SmtpTls::Implicit,
+                "none" => SmtpTls::None,
+                other => {
+                    c.report(
+                        &format!("{base}.tls"),
+                        Some(&text.referenced),
+                        format!("unknown TLS mode {other:?}: expected starttls, implicit or none"),
+                    );
+                    valid = false;
+                    SmtpTls::StartTls
+                }
+            },
+        };
+        let username = match &raw.username {
+            Some(text) if text.value.trim().is_empty() => {
+                c.report(
+                    &format!("{base}.username"),
+                    Some(&text.referenced),
+                    "must not be empty (remove the key for no authentication)",
+                );
+                valid = false;
+                None
+            }
+            other => other.as_ref().map(|t| t.value.clone()),
+        };
+        let password = c.secret(
+            base,
+            ("password", raw.password.as_ref()),
+            ("password_file", raw.password_file.as_ref()),
+        );
+        let password = match password {
+            SecretOutcome::Invalid => {
+                valid = false;
+                None
+            }
+            SecretOutcome::Absent => None,
+            SecretOutcome::Given(secret, given_at) => {
+                if raw.username.is_none() {
+                    c.report(&given_at.0, Some(given_at.1), "a password needs `username`");
+                    valid = false;
+                }
+                Some(secret)
+            }
+        };
+        if let Some(text) = &raw.username
+            && raw.password.is_none()
+            && raw.password_file.is_none()
+        {
+            c.report(
+                &format!("{base}.username"),
+                Some(&text.referenced),
+                "a username needs `password_file` or `password: ${ENV_NAME}`",
+            );
+            valid = false;
+        }
+        let from = match &raw.from {
+            None => {
+                if !c.removed(&format!("{base}.from")) {
+                    c.report(
+                        base,
+                        Some(at),
+                        "`from` is required (a mailbox such as lookout@example.com)",
+                    );
+                }
+                None
+            }
+            Some(text) => mailbox(c, &format!("{base}.from"), text),
+        };
+        let mut to = Vec::new();
+        match &raw.to {
+            None => {
+                if !c.removed(&format!("{base}.to")) {
+                    c.report(base, Some(at), "`to` is required (a list of mailboxes)");
+                }
+                valid = false;
+            }
+            Some(list) => {
+                if list.value.is_empty() && !c.removed_under(&format!("{base}.to")) {
+                    c.report(
+                        &format!("{base}.to"),
+                        Some(&list.referenced),
+                        "must list at least one recipient",
+                    );
+                    valid = false;
+                }
+                for (i, text) in list.value.iter().enumerate() {
+                    match mailbox(c, &format!("{base}.to[{i}]"), text) {
+                        Some(m) => to.push(m),
+                        None => valid = false,
+                    }
+                }
+            }
+        }
+        let timeout = c.duration(
+            &format!("{base}.timeout"),
+            raw.timeout.as_ref(),
+            DEFAULT_EMAIL_TIMEOUT,
+            MIN_RECEIVER_TIMEOUT,
+            Some(MAX_RECEIVER_TIMEOUT),
+        );
+        let ((host, port), from, timeout) = (smarthost?, from?, timeout?);
+        valid.then_some(EmailConfig {
+            host,
+            port,
+            tls,
+            username,
+            password,
+            from,
+            to,
+            timeout,
+        })
+    }
+
+    fn build(name: &str, config: &EmailConfig) -> Result<std::sync::Arc<dyn Receiver>, String> {
+        Ok(std::sync::Arc::new(EmailReceiver::new(name, config)?))
+    }
+}
+
+/// A mailbox (`a@b.c` or `Name <a@b.c>`) as written, if lettre parses it.
+fn mailbox(c: &mut Checker<'_>, path: &str, text: &Text) -> Option<String> {
+    match text.value.parse::<lettre::message::Mailbox>() {
+        Ok(_) => Some(text.value.clone()),
+        Err(e) => {
+            c.report(
+                path,
+                Some(&text.referenced),
+                format!("invalid mailbox {:?}: {e}", text.value),
+            );
+            None
+        }
+    }
+}
+
+/// Parses `host:port` (`[::1]:25` for an IPv6 address); the port is required.
+pub fn parse_host_port(text: &str) -> Result<(String, u16), String> {
+    let invalid = |why: &str| {
+        format!(
+            "invalid smarthost {text:?}: {why} (expected host:port such as smtp.example.com:587)"
+        )
+    };
+    if text.contains("://") {
+        return Err(invalid(
+            "not a host name or address (write host:port, no scheme)",
+        ));
+    }
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| invalid("`[` without `]`"))?;
+        let port = after
+            .strip_prefix(':')
+            .ok_or_else(|| invalid("missing port"))?;
+        (host, port)
+    } else {
+        let (host, port) = text
+            .rsplit_once(':')
+            .ok_or_else(|| invalid("missing port"))?;
+        if host.contains(':') {
+            return Err(invalid("write an IPv6 address in brackets, as [::1]:25"));
+        }
+        (host, port)
+    };
+    if host.is_empty() {
+        return Err(invalid("missing host"));
+    }
+    if host
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "/@?#".contains(c))
+    {
+        return Err(invalid("not a host name or address"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p != 0 => Ok((host.to_string(), p)),
+        _ => Err(invalid("port must be 1-65535")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    #[test]
+    fn smarthosts() {
+        // (text, expected host and port, or a message part)
+        type Expected = Result<(&'static str, u16), &'static str>;
+        let rows: &[(&str, Expected)] = &[
+            // name and port
+            ("smtp.example.com:587", Ok(("smtp.example.com", 587))),
+            // IPv4
+            ("127.0.0.1:25", Ok(("127.0.0.1", 25))),
+            // IPv6 in brackets
+            ("[::1]:2525", Ok(("::1", 2525))),
+            // the port is required
+            ("smtp.example.com", Err("missing port")),
+            // port zero
+            ("h:0", Err("port must be 1-65535")),
+            // port too large
+            ("h:70000", Err("port must be 1-65535")),
+            // bare IPv6
+            ("::1:25", Err("in brackets")),
+            // no host
+            (":25", Err("missing host")),
+            // a URL is not a host
+            ("smtp://h:25", Err("not a host name")),
+        ];
+        for (text, expected) in rows {
+            match (parse_host_port(text), expected) {
+                (Ok((h, p)), Ok((wh, wp))) => assert_eq!((h.as_str(), p), (*wh, *wp), "{text}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "{text}: {got}"),
+                (got, _) => panic!("{text}: {got:?}"),
+            }
+        }
+    }
     use crate::rules::model::Severity;
 
     fn alert(name: &str, host: &str, severity: Severity, status: Status) -> AlertPayload {

@@ -3,6 +3,10 @@
 
 use super::{BoxFuture, Message, Receiver, SendError};
 use crate::rules::engine::Status;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::config::Checker;
 
 /// Writes notifications to the agent's log.
 #[derive(Debug)]
@@ -59,5 +63,36 @@ impl Receiver for LogReceiver {
     fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), SendError>> {
         log_message(&self.name, message);
         Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+// Configuration: the `log:` kind of a receiver entry (`log: {}`, no settings).
+
+/// `log: {}`: no settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {}
+
+/// The `log` receiver's settings: none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogConfig;
+
+/// The `log` receiver kind.
+#[derive(Debug)]
+pub struct LogKind;
+
+impl super::config::Kind for LogKind {
+    const KEY: &'static str = "log";
+    /// None: the default file shows the log receiver as the default value itself.
+    const EXAMPLE: &'static str = "";
+    type Raw = RawLog;
+    type Config = LogConfig;
+
+    fn check(_: &Spanned<RawLog>, _: &str, _: &mut Checker<'_>) -> Option<LogConfig> {
+        Some(LogConfig)
+    }
+
+    fn build(name: &str, _: &LogConfig) -> Result<std::sync::Arc<dyn Receiver>, String> {
+        Ok(std::sync::Arc::new(LogReceiver::new(name)))
     }
 }

@@ -8,6 +8,7 @@
 //! ([`SendError`]); nothing here decides *whether* to notify: that is the engine's job.
 
 pub mod alertmanager;
+pub mod config;
 pub mod dispatch;
 pub mod email;
 pub mod group;
@@ -23,6 +24,7 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::secret::Secret;
 use crate::rules::LabelSet;
 use crate::rules::engine::Status;
 use crate::rules::model::Severity;
@@ -146,28 +148,6 @@ pub trait Receiver: Send + Sync {
     fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), SendError>>;
 }
 
-/// A secret read from a file or the environment: never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
 /// Fingerprint of an alert instance: stable hex of (name, labels).
 pub fn fingerprint(alert: &str, labels: &LabelSet) -> String {
     use sha2::{Digest, Sha256};
@@ -219,13 +199,6 @@ mod tests {
         for (ms, expected) in rows {
             assert_eq!(rfc3339(ms), expected, "{ms}");
         }
-    }
-
-    #[test]
-    fn secrets_never_print() {
-        let s = Secret::new("hunter2");
-        assert_eq!(format!("{s:?}"), "<redacted>");
-        assert_eq!(s.expose(), "hunter2");
     }
 
     #[test]

@@ -13,8 +13,13 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::config::{BreakerConfig, RateLimitConfig, RetryConfig};
 use crate::store::Millis;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::config::check::MIN_INTERVAL;
+use crate::config::units::number_text;
+use crate::config::{Checker, Text};
 
 /// A duration as milliseconds, saturating instead of overflowing.
 fn millis(d: Duration) -> Millis {
@@ -201,6 +206,194 @@ impl RateLimit {
     /// A send at `t` no longer counts at `now` once `per` has passed.
     fn left_window(&self, t: Millis, now: Millis) -> bool {
         t.saturating_add(self.per) <= now
+    }
+}
+
+// Configuration: `notify.retry`, `notify.circuit_breaker` and `notify.rate_limit`.
+
+/// Shortest accepted `notify.retry.initial` and `notify.retry.max`.
+pub const MIN_RETRY_DELAY: Duration = Duration::from_millis(100);
+/// Longest accepted `notify.retry.initial`.
+pub const MAX_RETRY_INITIAL: Duration = Duration::from_secs(3600);
+/// Shortest accepted `notify.retry.give_up_after`.
+pub const MIN_GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+
+/// `notify.retry`: exponential backoff.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    /// First delay, at least `100ms`; absent: `1s`.
+    pub initial: Option<Text>,
+    /// Longest delay, at least `initial`; absent: `60s`.
+    pub max: Option<Text>,
+    /// Growth per attempt, at least 1; absent: 2.
+    pub multiplier: Option<Spanned<f64>>,
+    /// Randomize each delay; absent: `true`.
+    pub jitter: Option<bool>,
+    /// Age after which an undelivered message goes to the dead letters, at least `max`;
+    /// absent: `24h`.
+    pub give_up_after: Option<Text>,
+}
+
+/// `notify.circuit_breaker`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    /// Consecutive failures that open the circuit, at least 1; absent: 5.
+    pub failures: Option<Spanned<i64>>,
+    /// How long it stays open before one probe, at least `1s`; absent: `5m`.
+    pub open_for: Option<Text>,
+}
+
+/// `notify.rate_limit`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    /// Messages per receiver per window, at least 1; absent: 30.
+    pub max: Option<Spanned<i64>>,
+    /// The window, at least `1s`; absent: `1h`.
+    pub per: Option<Text>,
+}
+
+/// `notify.retry`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryConfig {
+    /// First delay.
+    pub initial: Duration,
+    /// Longest delay.
+    pub max: Duration,
+    /// Growth per attempt.
+    pub multiplier: f64,
+    /// Randomize each delay (full jitter between half and the whole delay).
+    pub jitter: bool,
+    /// A message not delivered this long after it was queued goes to the dead letters.
+    pub give_up_after: Duration,
+}
+
+/// `notify.circuit_breaker`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open the circuit.
+    pub failures: u32,
+    /// How long it stays open before one probe is let through.
+    pub open_for: Duration,
+}
+
+/// `notify.rate_limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Messages per receiver per `per`.
+    pub max: u32,
+    /// The window.
+    pub per: Duration,
+}
+
+/// Checks `notify.retry` (`path`); absent keys take `defaults`.
+pub fn check_retry(
+    c: &mut Checker<'_>,
+    path: &str,
+    raw: &RawRetry,
+    defaults: RetryConfig,
+) -> RetryConfig {
+    let initial_path = &format!("{path}.initial");
+    let max_path = &format!("{path}.max");
+    let give_up_path = &format!("{path}.give_up_after");
+    let initial = c.duration(
+        initial_path,
+        raw.initial.as_ref(),
+        defaults.initial,
+        MIN_RETRY_DELAY,
+        Some(MAX_RETRY_INITIAL),
+    );
+    let max = c.duration(
+        max_path,
+        raw.max.as_ref(),
+        defaults.max,
+        MIN_RETRY_DELAY,
+        None,
+    );
+    let give_up_after = c.duration(
+        give_up_path,
+        raw.give_up_after.as_ref(),
+        defaults.give_up_after,
+        MIN_GIVE_UP_AFTER,
+        None,
+    );
+    c.not_shorter(
+        (initial_path, initial, raw.initial.as_ref()),
+        (max_path, max, raw.max.as_ref()),
+    );
+    c.not_shorter(
+        (max_path, max, raw.max.as_ref()),
+        (give_up_path, give_up_after, raw.give_up_after.as_ref()),
+    );
+    let multiplier = match &raw.multiplier {
+        None => defaults.multiplier,
+        Some(m) if m.value.is_finite() && m.value >= 1.0 => m.value,
+        Some(m) => {
+            c.report(
+                &format!("{path}.multiplier"),
+                Some(&m.referenced),
+                format!(
+                    "must be a finite number of at least 1, got {}",
+                    number_text(m.value)
+                ),
+            );
+            defaults.multiplier
+        }
+    };
+    RetryConfig {
+        initial: initial.unwrap_or(defaults.initial),
+        max: max.unwrap_or(defaults.max),
+        multiplier,
+        jitter: raw.jitter.unwrap_or(defaults.jitter),
+        give_up_after: give_up_after.unwrap_or(defaults.give_up_after),
+    }
+}
+
+/// Checks `notify.circuit_breaker` (`path`); absent keys take `defaults`.
+pub fn check_breaker(
+    c: &mut Checker<'_>,
+    path: &str,
+    raw: &RawBreaker,
+    defaults: BreakerConfig,
+) -> BreakerConfig {
+    BreakerConfig {
+        failures: c.count_u32(
+            &format!("{path}.failures"),
+            raw.failures.as_ref(),
+            defaults.failures,
+        ),
+        open_for: c
+            .duration(
+                &format!("{path}.open_for"),
+                raw.open_for.as_ref(),
+                defaults.open_for,
+                MIN_INTERVAL,
+                None,
+            )
+            .unwrap_or(defaults.open_for),
+    }
+}
+
+/// Checks `notify.rate_limit` (`path`); absent keys take `defaults`.
+pub fn check_rate_limit(
+    c: &mut Checker<'_>,
+    path: &str,
+    raw: &RawRateLimit,
+    defaults: RateLimitConfig,
+) -> RateLimitConfig {
+    RateLimitConfig {
+        max: c.count_u32(&format!("{path}.max"), raw.max.as_ref(), defaults.max),
+        per: c
+            .duration(
+                &format!("{path}.per"),
+                raw.per.as_ref(),
+                defaults.per,
+                MIN_INTERVAL,
+                None,
+            )
+            .unwrap_or(defaults.per),
     }
 }
 

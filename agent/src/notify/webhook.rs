@@ -34,10 +34,16 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::{AlertPayload, BoxFuture, Message, Receiver, SendError, rfc3339};
-use crate::config::{WebhookConfig, WebhookFormat};
 use crate::rules::LabelSet;
 use crate::rules::engine::Status;
 use crate::rules::model::Severity;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::config::{MAX_RECEIVER_TIMEOUT, MIN_RECEIVER_TIMEOUT};
+use crate::config::check::SecretOutcome;
+use crate::config::secret::{Secret, interpolate_env};
+use crate::config::{Checker, Text};
 
 /// Most redirects (307/308, same origin) followed for one delivery.
 pub const MAX_REDIRECTS: usize = 3;
@@ -496,7 +502,7 @@ async fn excerpt(mut response: reqwest::Response) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::notify::Secret;
+    use crate::config::secret::Secret;
     use crate::rules::state::Kind;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
@@ -958,5 +964,174 @@ pub(crate) mod tests {
         assert!(!format!("{r:?}").contains("hunter2"));
         assert_eq!(r.kind(), "webhook");
         assert_eq!(r.name(), "h");
+    }
+}
+
+// Configuration: the `webhook:` kind of a receiver entry.
+
+/// Default `webhook.timeout`.
+pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Headers a webhook sets itself; a configured header may not replace them.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "idempotency-key",
+    "x-lookout-signature",
+];
+
+/// `webhook:` receiver settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    /// `http://` or `https://` URL; absent: a problem.
+    pub url: Option<Text>,
+    /// `alertmanager` (webhook v4 JSON) or `slack`; absent: `alertmanager`.
+    pub format: Option<Text>,
+    /// HMAC key, only as a `${ENV_NAME}` reference; absent: see `secret_file`.
+    pub secret: Option<Text>,
+    /// File holding the HMAC key (trailing newline trimmed), absolute or relative to the
+    /// configuration file's directory; absent with `secret`: requests are not signed.
+    pub secret_file: Option<Text>,
+    /// Extra request headers; values literal or with `${ENV_NAME}` references; absent: none.
+    pub headers: Option<std::collections::BTreeMap<String, Text>>,
+    /// Bound on one request, from `1s` to `5m`; absent: `10s`.
+    pub timeout: Option<Text>,
+}
+
+/// Body format of a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// Alertmanager webhook v4 JSON.
+    Alertmanager,
+    /// Slack incoming-webhook JSON.
+    Slack,
+}
+
+/// `webhook:` receiver settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookConfig {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// Body format.
+    pub format: WebhookFormat,
+    /// HMAC-SHA256 key for `X-Lookout-Signature`; none: unsigned.
+    pub secret: Option<crate::config::secret::Secret>,
+    /// Extra headers (values may be secrets, e.g. an `Authorization`).
+    pub headers: Vec<(String, crate::config::secret::Secret)>,
+    /// Bound on one request.
+    pub timeout: Duration,
+}
+
+/// The `webhook` receiver kind.
+#[derive(Debug)]
+pub struct WebhookKind;
+
+impl super::config::Kind for WebhookKind {
+    const KEY: &'static str = "webhook";
+    const EXAMPLE: &'static str = r#"  - name: chat
+    webhook: {url: "https://hooks.example.com/x", secret_file: /etc/lookout/hook-secret}"#;
+    type Raw = RawWebhook;
+    type Config = WebhookConfig;
+
+    fn check(raw: &Spanned<RawWebhook>, base: &str, c: &mut Checker<'_>) -> Option<WebhookConfig> {
+        let at = &raw.referenced;
+        let raw = &raw.value;
+        let mut valid = true;
+        let url = match &raw.url {
+            None => {
+                if !c.removed(&format!("{base}.url")) {
+                    c.report(base, Some(at), "`url` is required");
+                }
+                None
+            }
+            Some(text) => c.http_url(&format!("{base}.url"), text),
+        };
+        let format = match &raw.format {
+            None => WebhookFormat::Alertmanager,
+            Some(text) => match text.value.as_str() {
+                "alertmanager" => WebhookFormat::Alertmanager,
+                "slack" => WebhookFormat::Slack,
+                other => {
+                    c.report(
+                        &format!("{base}.format"),
+                        Some(&text.referenced),
+                        format!("unknown format {other:?}: expected alertmanager or slack"),
+                    );
+                    valid = false;
+                    WebhookFormat::Alertmanager
+                }
+            },
+        };
+        let secret = match c.secret(
+            base,
+            ("secret", raw.secret.as_ref()),
+            ("secret_file", raw.secret_file.as_ref()),
+        ) {
+            SecretOutcome::Invalid => {
+                valid = false;
+                None
+            }
+            SecretOutcome::Absent => None,
+            SecretOutcome::Given(secret, _) => Some(secret),
+        };
+        let mut headers = Vec::new();
+        for (name, value) in raw.headers.iter().flatten() {
+            let path = format!("{base}.headers.{name}");
+            let at = Some(&value.referenced);
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                c.report(&path, at, format!("invalid header name {name:?}"));
+                valid = false;
+                continue;
+            }
+            if RESERVED_HEADERS
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(name))
+            {
+                c.report(
+                    &path,
+                    at,
+                    format!("header {name:?} is set by lookout itself"),
+                );
+                valid = false;
+                continue;
+            }
+            match interpolate_env(&value.value, c.env()) {
+                // The value may hold a secret: the message never shows it.
+                Ok(resolved) if reqwest::header::HeaderValue::from_str(&resolved).is_err() => {
+                    c.report(
+                        &path,
+                        at,
+                        "not a valid header value (control characters or non-ASCII bytes)",
+                    );
+                    valid = false;
+                }
+                Ok(resolved) => headers.push((name.clone(), Secret::new(resolved))),
+                Err(why) => {
+                    c.report(&path, at, why);
+                    valid = false;
+                }
+            }
+        }
+        let timeout = c.duration(
+            &format!("{base}.timeout"),
+            raw.timeout.as_ref(),
+            DEFAULT_WEBHOOK_TIMEOUT,
+            MIN_RECEIVER_TIMEOUT,
+            Some(MAX_RECEIVER_TIMEOUT),
+        );
+        let (url, timeout) = (url?, timeout?);
+        valid.then_some(WebhookConfig {
+            url,
+            format,
+            secret,
+            headers,
+            timeout,
+        })
+    }
+
+    fn build(name: &str, config: &WebhookConfig) -> Result<std::sync::Arc<dyn Receiver>, String> {
+        Ok(std::sync::Arc::new(WebhookReceiver::new(name, config)?))
     }
 }

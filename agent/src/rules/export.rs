@@ -531,7 +531,7 @@ fn millis(ms: i64) -> Duration {
 /// A Prometheus duration (`2m`, `1m30s`, `1d`): lookout's own duration format, which
 /// Prometheus reads unchanged.
 fn prom_duration(d: Duration) -> String {
-    crate::config::validate::format_duration(d)
+    crate::config::units::format_duration(d)
 }
 
 #[cfg(test)]

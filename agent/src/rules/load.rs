@@ -18,12 +18,13 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::LabelSet;
+use super::config::RulesConfig;
 use super::expr;
 use super::model::{Conditions, OnMissing, Op, Rule, Threshold};
 use super::template;
-use crate::config::validate::parse_duration;
+use crate::config::units::parse_duration;
 use crate::config::yaml::{Parsed, parse_recovering, problem};
-use crate::config::{Config, Problem, Problems};
+use crate::config::{Problem, Problems};
 
 type Text = Spanned<String>;
 
@@ -100,28 +101,20 @@ pub struct Defaults {
     pub repeat_interval: Duration,
 }
 
-impl Defaults {
-    /// The defaults of a configuration.
-    pub fn of(config: &Config) -> Self {
-        Defaults {
-            evaluation_interval: config.rules.evaluation_interval,
-            stale_after: config.rules.stale_after,
-            repeat_interval: config.notify.repeat_interval,
-        }
+/// Loads the rules the `rules:` section names (its `files` globs, relative to the directory
+/// of `source`, the configuration file), or the built-in set when it names none.
+pub fn load(
+    config: &RulesConfig,
+    defaults: &Defaults,
+    source: Option<&Path>,
+) -> Result<Vec<Rule>, Problems> {
+    if config.files.is_empty() {
+        return load_builtin(defaults);
     }
-}
-
-/// Loads the rules a configuration names (its `rules.files` globs, relative to the config
-/// file's directory), or the built-in set when it names none.
-pub fn load(config: &Config) -> Result<Vec<Rule>, Problems> {
-    let defaults = Defaults::of(config);
-    if config.rules.files.is_empty() {
-        return load_builtin(&defaults);
-    }
-    let base = config.source.as_deref().and_then(Path::parent);
+    let base = source.and_then(Path::parent);
     let mut sources = Vec::new();
     let mut problems = Vec::new();
-    for pattern in &config.rules.files {
+    for pattern in &config.files {
         let full = match base {
             Some(dir) if !Path::new(pattern).is_absolute() => {
                 dir.join(pattern).display().to_string()
@@ -142,9 +135,7 @@ pub fn load(config: &Config) -> Result<Vec<Rule>, Problems> {
                 }
                 if matched == 0 {
                     problems.push(file_problem(
-                        config
-                            .source
-                            .as_deref()
+                        source
                             .map_or("<config>".into(), |p| p.display().to_string())
                             .as_str(),
                         format!("rules.files: {pattern:?} matches no file"),
@@ -156,7 +147,7 @@ pub fn load(config: &Config) -> Result<Vec<Rule>, Problems> {
     }
     sources.sort();
     sources.dedup();
-    let rules = load_paths(&sources, &defaults, &mut problems);
+    let rules = load_paths(&sources, defaults, &mut problems);
     if problems.is_empty() {
         Ok(rules)
     } else {
@@ -341,7 +332,7 @@ impl Validator<'_> {
                     format!(
                         "{} is too short: at least {}",
                         t.value,
-                        crate::config::validate::format_duration(min)
+                        crate::config::units::format_duration(min)
                     ),
                 );
                 None

@@ -7,7 +7,7 @@ use crate::catalogue::{
     ALERT_FIRING, ALERTS, HEALTH_STATUS, RULE_EVALUATION_DURATION_SECONDS, SCALABILITY_PENALTY,
     SCALABILITY_SCORE,
 };
-use crate::collect::Sample;
+use crate::sample::Sample;
 use crate::store::intern;
 
 /// The store owner of the engine's samples.
@@ -59,12 +59,12 @@ pub fn samples(engine: &Engine, score: &Score, eval_seconds: f64) -> Vec<Sample>
 /// The scalability score now: the configured inputs evaluated over the store (summed; absent
 /// when they yield nothing) and the engine's health.
 pub fn score(
-    cfg: &crate::config::ScalabilityConfig,
+    cfg: &super::score::ScalabilityConfig,
     store: &crate::store::Store,
     health: super::score::Health,
     now: crate::store::Millis,
 ) -> Score {
-    let input = |term: &crate::config::LoadTerm| {
+    let input = |term: &super::score::LoadTerm| {
         let values = term.expr.eval(store, now);
         (!values.is_empty()).then(|| values.iter().map(|(_, v)| v).sum())
     };

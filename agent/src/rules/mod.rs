@@ -13,6 +13,7 @@
 //! Evaluation never calls back into collection or delivery: it reads the store and
 //! returns notifications, which the caller hands to receivers.
 
+pub mod config;
 pub mod engine;
 pub mod export;
 pub mod expr;

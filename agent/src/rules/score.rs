@@ -14,8 +14,13 @@
 
 use serde::Serialize;
 
-use crate::config::validate::number_text;
-use crate::config::{Grades, LoadTerm, ScalabilityConfig};
+use crate::config::units::number_text;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::config::check::Number;
+use crate::config::{Checker, Section, Text};
+use crate::rules::expr;
 
 /// The worst severity among firing alerts (`lookout_health_status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -211,10 +216,413 @@ fn health_component(cfg: &ScalabilityConfig, health: Health) -> Component {
     }
 }
 
+// The `scalability:` section: the score formula's numbers, checked.
+
+/// The defaults of one scalability load term.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadTermDefaults {
+    /// Expression text.
+    pub expr: &'static str,
+    /// Units before any penalty.
+    pub free: f64,
+    /// Points off per unit above `free`.
+    pub points_per_unit: f64,
+    /// Most points the term takes off.
+    pub max_penalty: f64,
+}
+/// Default `scalability.sessions`: established connections on the watched ports.
+pub const DEFAULT_SESSIONS: LoadTermDefaults = LoadTermDefaults {
+    expr: r#"sum(lookout_tcp_port_connections{state="established"})"#,
+    free: 20.0,
+    points_per_unit: 2.0,
+    max_penalty: 50.0,
+};
+/// Default `scalability.background_tasks`: the length of every watched Redis queue.
+pub const DEFAULT_BACKGROUND_TASKS: LoadTermDefaults = LoadTermDefaults {
+    expr: "sum(lookout_redis_queue_length)",
+    free: 10.0,
+    points_per_unit: 1.0,
+    max_penalty: 20.0,
+};
+/// Default `scalability.health`.
+pub const DEFAULT_HEALTH: HealthTerm = HealthTerm {
+    warning: 15.0,
+    critical: 30.0,
+};
+/// Default `scalability.grades`.
+pub const DEFAULT_GRADES: Grades = Grades {
+    excellent: 80.0,
+    good: 60.0,
+    moderate: 40.0,
+};
+
+/// `scalability:` section (DESIGN section 7).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScalability {
+    /// The concurrent-sessions term; absent: its defaults (established connections on the
+    /// watched ports, 20 free, 2 points each, at most 50).
+    pub sessions: Option<RawLoadTerm>,
+    /// The background-backlog term; absent: its defaults (Redis queue lengths, 10 free,
+    /// 1 point each, at most 20).
+    pub background_tasks: Option<RawLoadTerm>,
+    /// The alert-health term; absent: 15 points off for a warning, 30 for a critical.
+    pub health: Option<RawHealth>,
+    /// Lowest score of each grade; absent: 80 / 60 / 40.
+    pub grades: Option<RawGrades>,
+}
+
+/// One load term of the score: `min(max_penalty, points_per_unit * max(0, value - free))`.
+/// Each absent key takes the default of the term it belongs to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoadTerm {
+    /// Expression over the store whose value is the load; absent: the term's default
+    /// expression.
+    pub expr: Option<Text>,
+    /// Units before any penalty; absent: the term's default (20 sessions, 10 tasks).
+    pub free: Option<Spanned<f64>>,
+    /// Points off per unit above `free`; absent: the term's default (2, 1).
+    pub points_per_unit: Option<Spanned<f64>>,
+    /// Most points the term takes off; absent: the term's default (50, 20).
+    pub max_penalty: Option<Spanned<f64>>,
+}
+
+/// `scalability.health`: points off by the worst firing alert's severity.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// Points off while the worst firing alert is a warning; absent: 15.
+    pub warning: Option<Spanned<f64>>,
+    /// Points off while any critical alert fires; absent: 30.
+    pub critical: Option<Spanned<f64>>,
+}
+
+/// `scalability.grades`: the lowest score of each grade; below `moderate` is "poor".
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrades {
+    /// Lowest "excellent" score; absent: 80.
+    pub excellent: Option<Spanned<f64>>,
+    /// Lowest "good" score; absent: 60.
+    pub good: Option<Spanned<f64>>,
+    /// Lowest "moderate" score; absent: 40.
+    pub moderate: Option<Spanned<f64>>,
+}
+
+/// `scalability:` section: every number of the score formula.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScalabilityConfig {
+    /// Concurrent sessions.
+    pub sessions: LoadTerm,
+    /// Backlog of background jobs.
+    pub background_tasks: LoadTerm,
+    /// Points off by the worst firing severity.
+    pub health: HealthTerm,
+    /// Lowest score of each grade.
+    pub grades: Grades,
+}
+
+/// A load term: `min(max_penalty, points_per_unit * max(0, value - free))`, where `value`
+/// is what `expr` yields over the store. Every number is finite and `>= 0`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadTerm {
+    /// The parsed expression.
+    pub expr: crate::rules::expr::Expr,
+    /// The expression as written, for explanations.
+    pub expr_text: String,
+    /// Units before any penalty.
+    pub free: f64,
+    /// Points off per unit above `free`.
+    pub points_per_unit: f64,
+    /// Most points this term takes off.
+    pub max_penalty: f64,
+}
+
+/// Points off while the worst firing alert has a severity; `warning <= critical`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HealthTerm {
+    /// Worst firing alert is a warning.
+    pub warning: f64,
+    /// A critical alert fires.
+    pub critical: f64,
+}
+
+/// Lowest score of each grade, within 0..=100 and `excellent > good > moderate`;
+/// below `moderate` is poor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grades {
+    /// Lowest excellent score.
+    pub excellent: f64,
+    /// Lowest good score.
+    pub good: f64,
+    /// Lowest moderate score.
+    pub moderate: f64,
+}
+
+/// The `scalability:` section. Its value is `None` only when a load term's expression,
+/// given or built-in, does not parse (a problem says so).
+#[derive(Debug)]
+pub struct ScalabilitySection;
+
+impl Section for ScalabilitySection {
+    type Raw = RawScalability;
+    type Value = Option<ScalabilityConfig>;
+
+    fn defaults_yaml() -> String {
+        DEFAULTS_YAML.to_string()
+    }
+
+    fn check(raw: &RawScalability, path: &str, c: &mut Checker<'_>) -> Option<ScalabilityConfig> {
+        check_scalability(c, path, raw)
+    }
+}
+
+fn check_scalability(
+    c: &mut Checker<'_>,
+    path: &str,
+    raw: &RawScalability,
+) -> Option<ScalabilityConfig> {
+    let sessions = load_term(
+        c,
+        &format!("{path}.sessions"),
+        raw.sessions.as_ref().unwrap_or(&RawLoadTerm::default()),
+        &DEFAULT_SESSIONS,
+    );
+    let background_tasks = load_term(
+        c,
+        &format!("{path}.background_tasks"),
+        raw.background_tasks
+            .as_ref()
+            .unwrap_or(&RawLoadTerm::default()),
+        &DEFAULT_BACKGROUND_TASKS,
+    );
+    let health = health(
+        c,
+        path,
+        raw.health.as_ref().unwrap_or(&RawHealth::default()),
+    );
+    let grades = grades(
+        c,
+        path,
+        raw.grades.as_ref().unwrap_or(&RawGrades::default()),
+    );
+    Some(ScalabilityConfig {
+        sessions: sessions?,
+        background_tasks: background_tasks?,
+        health,
+        grades,
+    })
+}
+
+/// A load term; `None` only when neither the given nor the default expression parses.
+fn load_term(
+    c: &mut Checker<'_>,
+    section: &str,
+    raw: &RawLoadTerm,
+    defaults: &LoadTermDefaults,
+) -> Option<LoadTerm> {
+    let free = c.number(&format!("{section}.free"), raw.free.as_ref(), defaults.free);
+    let points_per_unit = c.number(
+        &format!("{section}.points_per_unit"),
+        raw.points_per_unit.as_ref(),
+        defaults.points_per_unit,
+    );
+    let max_penalty = c.number(
+        &format!("{section}.max_penalty"),
+        raw.max_penalty.as_ref(),
+        defaults.max_penalty,
+    );
+    let path = format!("{section}.expr");
+    let given = match &raw.expr {
+        None => None,
+        Some(text) if text.value.trim().is_empty() => {
+            c.report(
+                &path,
+                Some(&text.referenced),
+                "must not be empty (remove the key for the default)",
+            );
+            None
+        }
+        Some(text) => match expr::parse(&text.value) {
+            Ok(parsed) => Some((parsed, text.value.clone())),
+            Err(why) => {
+                c.report(&path, Some(&text.referenced), why);
+                None
+            }
+        },
+    };
+    let (expr, expr_text) = match given {
+        Some(pair) => pair,
+        None => match expr::parse(defaults.expr) {
+            Ok(parsed) => (parsed, defaults.expr.to_string()),
+            Err(why) => {
+                c.report(
+                    &path,
+                    None,
+                    format!(
+                        "the built-in expression {:?} does not parse: {why}",
+                        defaults.expr
+                    ),
+                );
+                return None;
+            }
+        },
+    };
+    Some(LoadTerm {
+        expr,
+        expr_text,
+        free: free.value,
+        points_per_unit: points_per_unit.value,
+        max_penalty: max_penalty.value,
+    })
+}
+
+fn health(c: &mut Checker<'_>, path: &str, raw: &RawHealth) -> HealthTerm {
+    let warning_path = &format!("{path}.health.warning");
+    let critical_path = &format!("{path}.health.critical");
+    let warning = c.number(warning_path, raw.warning.as_ref(), DEFAULT_HEALTH.warning);
+    let critical = c.number(
+        critical_path,
+        raw.critical.as_ref(),
+        DEFAULT_HEALTH.critical,
+    );
+    let comparable =
+        warning.valid && critical.valid && !c.removed(warning_path) && !c.removed(critical_path);
+    if comparable && warning.value > critical.value {
+        const WHY: &str = "a critical alert must cost at least as many points as a warning";
+        let (w, cr) = (number_text(warning.value), number_text(critical.value));
+        // The problem goes to `critical` when it was written in the file.
+        if critical.at.is_some() {
+            c.report(
+                critical_path,
+                critical.at,
+                format!("{cr} is less than {warning_path} ({w}): {WHY}"),
+            );
+        } else {
+            c.report(
+                warning_path,
+                warning.at,
+                format!("{w} is more than {critical_path} ({cr}): {WHY}"),
+            );
+        }
+    }
+    HealthTerm {
+        warning: warning.value,
+        critical: critical.value,
+    }
+}
+
+fn grades(c: &mut Checker<'_>, path: &str, raw: &RawGrades) -> Grades {
+    let excellent_path = &format!("{path}.grades.excellent");
+    let good_path = &format!("{path}.grades.good");
+    let moderate_path = &format!("{path}.grades.moderate");
+    let excellent = grade(
+        c,
+        excellent_path,
+        raw.excellent.as_ref(),
+        DEFAULT_GRADES.excellent,
+    );
+    let good = grade(c, good_path, raw.good.as_ref(), DEFAULT_GRADES.good);
+    let moderate = grade(
+        c,
+        moderate_path,
+        raw.moderate.as_ref(),
+        DEFAULT_GRADES.moderate,
+    );
+    decreasing(c, (excellent_path, &excellent), (good_path, &good));
+    decreasing(c, (good_path, &good), (moderate_path, &moderate));
+    Grades {
+        excellent: excellent.value,
+        good: good.value,
+        moderate: moderate.value,
+    }
+}
+
+/// A grade threshold: a number within 0..=100.
+fn grade<'r>(
+    c: &mut Checker<'_>,
+    path: &str,
+    given: Option<&'r Spanned<f64>>,
+    default: f64,
+) -> Number<'r> {
+    let mut number = c.number(path, given, default);
+    if number.valid && number.value > 100.0 {
+        c.report(
+            path,
+            number.at,
+            format!(
+                "{} is out of range: must be between 0 and 100",
+                number_text(number.value)
+            ),
+        );
+        number = Number {
+            value: default,
+            valid: false,
+            ..number
+        };
+    }
+    number
+}
+
+/// Reports when the higher grade's threshold is not above the lower one's. The problem
+/// goes to the lower grade when it was written in the file, else to the higher one.
+fn decreasing(c: &mut Checker<'_>, high: (&str, &Number<'_>), low: (&str, &Number<'_>)) {
+    let ((high_path, high), (low_path, low)) = (high, low);
+    let comparable = high.valid && low.valid && !c.removed(high_path) && !c.removed(low_path);
+    if !comparable || high.value > low.value {
+        return;
+    }
+    let (h, l) = (number_text(high.value), number_text(low.value));
+    const WHY: &str = "grades must go down from excellent to good to moderate";
+    if low.at.is_some() {
+        c.report(
+            low_path,
+            low.at,
+            format!("{l} must be below {high_path} ({h}): {WHY}"),
+        );
+    } else {
+        c.report(
+            high_path,
+            high.at,
+            format!("{h} must be above {low_path} ({l}): {WHY}"),
+        );
+    }
+}
+
+/// `lookout config default`'s text for this section.
+const DEFAULTS_YAML: &str = r#"# The scalability score: 100 minus the points each term takes off, clamped to 0..100.
+# Every number is at least 0.
+scalability:
+  # Concurrent sessions: established connections on the ports in collect.tcp.ports.
+  # Points off: min(max_penalty, points_per_unit * max(0, value - free)).
+  # An expression returning nothing (no watched port) takes nothing off.
+  sessions:
+    expr: 'sum(lookout_tcp_port_connections{state="established"})'
+    free: 20
+    points_per_unit: 2
+    max_penalty: 50
+  # Backlog of background jobs: the length of every watched Redis queue. Same formula.
+  background_tasks:
+    expr: 'sum(lookout_redis_queue_length)'
+    free: 10
+    points_per_unit: 1
+    max_penalty: 20
+  # Points off by the worst firing alert (warning at most critical).
+  health:
+    warning: 15
+    critical: 30
+  # Lowest score of each grade, from 0 to 100, going down; below moderate is "poor".
+  grades:
+    excellent: 80
+    good: 60
+    moderate: 40
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::settings::Config;
 
     fn cfg() -> ScalabilityConfig {
         Config::builtin().scalability

@@ -65,14 +65,16 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::LabelSet;
+use super::config::RulesSection;
 use super::engine::{ActiveAlert, Engine, Notification, Status};
 use super::load::{Defaults, load_paths};
 use super::model::{Rule, Severity};
+use super::score::{ScalabilityConfig, ScalabilitySection};
 use super::state::{Kind, Phase};
 use crate::catalogue::{self, Metric};
-use crate::collect::{Labels, Sample};
-use crate::config::Config;
-use crate::config::validate::parse_duration;
+use crate::config::Section;
+use crate::config::units::parse_duration;
+use crate::sample::{Labels, Sample};
 use crate::store::{Millis, Retention, Store};
 
 /// Where the simulated clock starts (ms since the Unix epoch), so timestamps look real.
@@ -237,7 +239,11 @@ pub fn run_file(path: &Path) -> Result<FileReport, String> {
                 Some(t) => parse_duration(t).map_err(|e| format!("{file}: {what}: {e}")),
             }
         };
-    let builtin = Config::builtin();
+    let Some(scalability) = ScalabilitySection::builtin() else {
+        return Err(format!(
+            "{file}: the built-in scalability formula does not parse"
+        ));
+    };
     let evaluation_interval = duration(
         "evaluation_interval",
         &raw.evaluation_interval,
@@ -253,7 +259,7 @@ pub fn run_file(path: &Path) -> Result<FileReport, String> {
     )?;
     let defaults = Defaults {
         evaluation_interval,
-        stale_after: builtin.rules.stale_after,
+        stale_after: RulesSection::builtin().stale_after,
         repeat_interval,
     };
 
@@ -276,7 +282,7 @@ pub fn run_file(path: &Path) -> Result<FileReport, String> {
 
     let mut report = FileReport::default();
     for test in &tests {
-        let diff = run_test(test, &rules, eval_ms, &builtin);
+        let diff = run_test(test, &rules, eval_ms, &scalability);
         if diff.is_empty() {
             report.passed += 1;
             let _ = writeln!(report.text, "PASS {}", test.name);
@@ -568,7 +574,12 @@ fn number(text: &str) -> Result<f64, String> {
 /// A notification with the time it was decided, relative to the start.
 type Noted = (Millis, Notification);
 
-fn run_test(test: &Test, rules: &[Rule], eval_ms: Millis, config: &Config) -> String {
+fn run_test(
+    test: &Test,
+    rules: &[Rule],
+    eval_ms: Millis,
+    scalability: &ScalabilityConfig,
+) -> String {
     let mut engine = Engine::new(rules.to_vec(), vec![]);
     let mut store = Store::new(Retention {
         keep_ms: 3_600_000,
@@ -638,7 +649,7 @@ fn run_test(test: &Test, rules: &[Rule], eval_ms: Millis, config: &Config) -> St
             }
             if let Some(want) = e.score {
                 // The same computation the agent runs.
-                let got = super::metrics::score(&config.scalability, &store, engine.health(), now);
+                let got = super::metrics::score(scalability, &store, engine.health(), now);
                 if (got.score - want).abs() > 1e-9 {
                     let _ = writeln!(diff, "  at {}: score", e.at_text);
                     let _ = writeln!(diff, "    - {}", fmt_num(want));

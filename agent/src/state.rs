@@ -1,0 +1,203 @@
+//! The agent's shared state: what the collector tasks, the rules task and the HTTP handlers
+//! all read and write. It is built by the agent at start-up and handed to each of them as an
+//! `Arc<State>`; it holds no behaviour of its own beyond guarded access.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use crate::collect::ingest::{Ingest, IngestSection};
+use crate::collect::scheduler::{self, RunStatus, Sink};
+use crate::config::Section;
+use crate::notify::config::NotifyConfig;
+use crate::notify::dispatch::Dispatcher;
+use crate::rules::engine::Engine;
+use crate::rules::score::Score;
+use crate::store::{Retention, Store};
+
+/// State shared by the scheduler tasks and the HTTP handlers.
+#[derive(Debug)]
+pub struct State {
+    store: RwLock<Store>,
+    status: Mutex<BTreeMap<String, RunStatus>>,
+    hostname: RwLock<String>,
+    api_token_file: RwLock<Option<PathBuf>>,
+    started: Instant,
+    reload: mpsc::Sender<ReloadRequest>,
+    engine: Mutex<Engine>,
+    score: Mutex<Option<Score>>,
+    delivery: Mutex<Option<(Dispatcher, NotifyConfig)>>,
+    ingest: Arc<Ingest>,
+}
+
+/// A reload asked for over HTTP, answered with the outcome.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), Vec<String>>>;
+
+impl State {
+    /// Fresh state for `hostname`; reload requests go to `reload`.
+    pub fn new(hostname: String, reload: mpsc::Sender<ReloadRequest>, engine: Engine) -> Self {
+        let started = Instant::now();
+        State {
+            store: RwLock::new(Store::new(Retention::default())),
+            status: Mutex::new(BTreeMap::new()),
+            hostname: RwLock::new(hostname),
+            api_token_file: RwLock::new(None),
+            started,
+            reload,
+            engine: Mutex::new(engine),
+            score: Mutex::new(None),
+            delivery: Mutex::new(None),
+            ingest: Arc::new(Ingest::new(&IngestSection::builtin(), started)),
+        }
+    }
+
+    /// Read access to the store. A poisoned lock (a panic while writing) still yields the data:
+    /// the store is valid after every single `apply`.
+    pub fn store(&self) -> RwLockReadGuard<'_, Store> {
+        self.store.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Write access to the store.
+    pub fn store_mut(&self) -> RwLockWriteGuard<'_, Store> {
+        self.store.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The `host` label value.
+    pub fn hostname(&self) -> String {
+        self.hostname
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Changes the `host` label value (on reload).
+    pub fn set_hostname(&self, hostname: String) {
+        *self.hostname.write().unwrap_or_else(|e| e.into_inner()) = hostname;
+    }
+
+    /// Sets the file holding the API bearer token (`None`: no token needed).
+    pub fn set_api_token_file(&self, path: Option<PathBuf>) {
+        *self
+            .api_token_file
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = path;
+    }
+
+    /// The API bearer token, read from its file on each call so a rotated token takes effect
+    /// at once: `None` when no token is configured, `Some(Err)` when the file is unusable.
+    pub fn api_token(&self) -> Option<Result<String, String>> {
+        let path = self
+            .api_token_file
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        Some(match std::fs::read_to_string(&path) {
+            Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_string()),
+            Ok(_) => Err(format!("API token file {} is empty", path.display())),
+            Err(e) => Err(format!(
+                "cannot read API token file {}: {e}",
+                path.display()
+            )),
+        })
+    }
+
+    /// The aggregate of pushed request timings.
+    pub fn ingest(&self) -> &Arc<Ingest> {
+        &self.ingest
+    }
+
+    /// The rule engine.
+    pub fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The score of the last evaluation, if one ran.
+    pub fn score(&self) -> Option<Score> {
+        self.score.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records the score of the last evaluation.
+    pub fn set_score(&self, score: Score) {
+        *self.score.lock().unwrap_or_else(|e| e.into_inner()) = Some(score);
+    }
+
+    /// The running dispatcher and the notify configuration it runs on.
+    pub fn delivery(&self) -> Option<(Dispatcher, NotifyConfig)> {
+        self.delivery
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Sets (or clears) the running dispatcher and its configuration.
+    pub fn set_delivery(&self, delivery: Option<(Dispatcher, NotifyConfig)>) {
+        *self.delivery.lock().unwrap_or_else(|e| e.into_inner()) = delivery;
+    }
+
+    /// Forgets collector `name` (a reload removed it): its series become absent and it no
+    /// longer counts for readiness.
+    pub fn retire(&self, name: &str) {
+        let at = scheduler::wall_millis();
+        {
+            let mut store = self.store_mut();
+            store.mark_absent(name, at);
+            store.mark_absent(&scheduler::meta_owner(name), at);
+        }
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
+    /// Updates (creating if needed) the run status of collector `name`.
+    pub fn update_status(&self, name: &str, f: impl FnOnce(&mut RunStatus)) {
+        let mut map = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        f(map.entry(name.to_string()).or_default());
+    }
+
+    /// A copy of every collector's run status.
+    pub fn status(&self) -> BTreeMap<String, RunStatus> {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Collectors that have not completed a run yet (empty once ready).
+    pub fn not_ready(&self) -> Vec<String> {
+        self.status()
+            .into_iter()
+            .filter(|(_, s)| s.runs == 0)
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// Seconds since the agent started.
+    pub fn uptime_seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Asks the agent to reload its configuration; answers with the problems if it was invalid.
+    pub async fn request_reload(&self) -> Result<(), Vec<String>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.reload
+            .send(tx)
+            .await
+            .map_err(|_| vec!["the agent is shutting down".to_string()])?;
+        rx.await
+            .unwrap_or_else(|_| Err(vec!["the agent is shutting down".to_string()]))
+    }
+}
+
+impl Sink for State {
+    fn store_mut(&self) -> RwLockWriteGuard<'_, Store> {
+        State::store_mut(self)
+    }
+
+    fn record_status(&self, name: &str, f: &mut dyn FnMut(&mut RunStatus)) {
+        self.update_status(name, f);
+    }
+}
