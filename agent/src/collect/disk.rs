@@ -18,7 +18,6 @@ use procfs_core::DiskStat;
 use regex::Regex;
 
 use super::Schedule;
-use super::host::HostConfig;
 use super::procfs::procfs_core_message;
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{DISK_IO_TIME_RATIO, DISK_READ_BYTES_TOTAL, DISK_WRITTEN_BYTES_TOTAL};
@@ -64,11 +63,11 @@ fn parse_diskstats(bytes: &[u8]) -> Result<Vec<DiskStat>, String> {
 impl DiskCollector {
     /// A collector reading `diskstats` under `proc`, with the schedule and device exclusions
     /// of `host`.
-    pub fn new(proc: ProcFs, host: &HostConfig) -> Self {
+    pub fn new(proc: ProcFs, schedule: Schedule, exclude: Vec<Regex>) -> Self {
         DiskCollector {
             proc,
-            schedule: host.schedule,
-            exclude: host.exclude_disks.clone(),
+            schedule,
+            exclude,
             prev: None,
         }
     }
@@ -138,22 +137,18 @@ mod tests {
     use std::path::Path;
     use std::time::Duration;
 
-    /// Host settings excluding devices whose whole name matches one of `patterns`.
-    fn host(patterns: &[&str]) -> HostConfig {
-        HostConfig {
-            enabled: true,
-            schedule: Schedule {
-                interval: Duration::from_secs(10),
-                timeout: Duration::from_secs(5),
-            },
-            exclude_fstypes: Vec::new(),
-            exclude_mounts: Vec::new(),
-            exclude_disks: patterns
-                .iter()
-                .map(|p| Regex::new(&format!("^(?:{p})$")).unwrap())
-                .collect(),
-            exclude_interfaces: Vec::new(),
-        }
+    /// The schedule the tests run on.
+    const SCHEDULE: Schedule = Schedule {
+        interval: Duration::from_secs(10),
+        timeout: Duration::from_secs(5),
+    };
+
+    /// Exclusions of every name that matches one of `patterns` whole.
+    fn exclude(patterns: &[&str]) -> Vec<Regex> {
+        patterns
+            .iter()
+            .map(|p| Regex::new(&format!("^(?:{p})$")).unwrap())
+            .collect()
     }
 
     /// Fields of the fixture's diskstats line for `device`, read with plain string operations.
@@ -189,7 +184,7 @@ mod tests {
 
     #[test]
     fn fixtures_give_bytes_then_busy_ratio() {
-        let mut c = DiskCollector::new(fixture("t0"), &host(&["loop\\d+", "zram\\d+"]));
+        let mut c = DiskCollector::new(fixture("t0"), SCHEDULE, exclude(&["loop\\d+", "zram\\d+"]));
         let t0 = Instant::now();
         let first = c.collect(t0).unwrap();
         assert_eq!(devices(&first), ["vda"]);
@@ -222,7 +217,7 @@ mod tests {
 
     #[test]
     fn every_device_is_reported_without_exclusions() {
-        let mut c = DiskCollector::new(fixture("t0"), &host(&[]));
+        let mut c = DiskCollector::new(fixture("t0"), SCHEDULE, exclude(&[]));
         let samples = c.collect(Instant::now()).unwrap();
         let text = std::fs::read_to_string(fixture("t0").path("diskstats")).unwrap();
         let names: Vec<&str> = text
@@ -240,7 +235,7 @@ mod tests {
             line("nvme0n1", 0, 0, 0),
         ]
         .concat();
-        let mut c = DiskCollector::new(fixture("t0"), &host(&["sd[a-z]+\\d+"]));
+        let mut c = DiskCollector::new(fixture("t0"), SCHEDULE, exclude(&["sd[a-z]+\\d+"]));
         let samples = c.samples_from(text.as_bytes(), Instant::now()).unwrap();
         assert_eq!(devices(&samples), ["sda", "nvme0n1"]);
     }
@@ -257,7 +252,7 @@ mod tests {
             (1000, 1000, Duration::from_secs(1), Some(0.0)), // idle
         ];
         for (before, after, elapsed, want) in cases {
-            let mut c = DiskCollector::new(fixture("t0"), &host(&[]));
+            let mut c = DiskCollector::new(fixture("t0"), SCHEDULE, exclude(&[]));
             c.samples_from(line("vda", 0, 0, before).as_bytes(), t0)
                 .unwrap();
             let s = c
@@ -274,7 +269,7 @@ mod tests {
     #[test]
     fn devices_that_disappear_are_forgotten() {
         let t0 = Instant::now();
-        let mut c = DiskCollector::new(fixture("t0"), &host(&[]));
+        let mut c = DiskCollector::new(fixture("t0"), SCHEDULE, exclude(&[]));
         c.samples_from(
             [line("sda", 0, 0, 100), line("sdb", 0, 0, 100)]
                 .concat()
@@ -324,14 +319,14 @@ mod tests {
     #[test]
     fn errors_name_the_file() {
         crate::collect::procfs::assert_errors_name_the_file(
-            |proc| DiskCollector::new(proc, &host(&[])),
+            |proc| DiskCollector::new(proc, SCHEDULE, exclude(&[])),
             "diskstats",
         );
     }
 
     #[test]
     fn live_host_smoke() {
-        let mut c = DiskCollector::new(ProcFs::new(Path::new("/proc")), &host(&[]));
+        let mut c = DiskCollector::new(ProcFs::new(Path::new("/proc")), SCHEDULE, exclude(&[]));
         c.collect(Instant::now()).unwrap();
     }
 }

@@ -42,7 +42,6 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 
 use super::Schedule;
-use super::host::HostConfig;
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{
     FILESYSTEM_AVAIL_BYTES, FILESYSTEM_INODES_USAGE_RATIO, FILESYSTEM_SIZE_BYTES,
@@ -436,15 +435,21 @@ impl FilesystemCollector {
     ///
     /// `statvfs` calls of one run wait at most 5 s or half the schedule timeout, whichever is
     /// shorter, so a hung mount never makes the whole run time out.
-    pub fn new(proc: ProcFs, rootfs: PathBuf, host: &HostConfig) -> Self {
+    pub fn new(
+        proc: ProcFs,
+        rootfs: PathBuf,
+        schedule: Schedule,
+        exclude_fstypes: Vec<String>,
+        exclude_mounts: Vec<Regex>,
+    ) -> Self {
         FilesystemCollector {
             proc,
             rootfs,
-            schedule: host.schedule,
-            exclude_fstypes: host.exclude_fstypes.clone(),
-            exclude_mounts: host.exclude_mounts.clone(),
+            schedule,
+            exclude_fstypes,
+            exclude_mounts,
             statfs: Arc::new(SystemStatFs),
-            stat_timeout: MAX_STAT_TIMEOUT.min(host.schedule.timeout / 2),
+            stat_timeout: MAX_STAT_TIMEOUT.min(schedule.timeout / 2),
             stuck: Arc::new(Mutex::new(HashSet::new())),
         }
     }
@@ -710,25 +715,40 @@ mod tests {
             .collect()
     }
 
-    fn host(fstypes: &[&str], mounts: &[&str]) -> HostConfig {
-        HostConfig {
-            enabled: true,
+    /// The host section's settings the collector takes.
+    struct Host {
+        schedule: Schedule,
+        exclude_fstypes: Vec<String>,
+        exclude_mounts: Vec<Regex>,
+    }
+
+    fn host(fstypes: &[&str], mounts: &[&str]) -> Host {
+        Host {
             schedule: Schedule {
                 interval: Duration::from_secs(10),
                 timeout: Duration::from_secs(10),
             },
             exclude_fstypes: fstypes.iter().map(|s| s.to_string()).collect(),
             exclude_mounts: patterns(mounts),
-            exclude_disks: Vec::new(),
-            exclude_interfaces: Vec::new(),
         }
+    }
+
+    /// A collector with `host`'s settings.
+    fn with_host(proc: ProcFs, rootfs: PathBuf, host: &Host) -> FilesystemCollector {
+        FilesystemCollector::new(
+            proc,
+            rootfs,
+            host.schedule,
+            host.exclude_fstypes.clone(),
+            host.exclude_mounts.clone(),
+        )
     }
 
     /// The pseudo filesystems of the fixtures.
     const PSEUDO: &[&str] = &["proc", "sysfs", "cgroup", "cgroup2", "devpts"];
 
-    fn collector(t: &str, host: &HostConfig) -> FilesystemCollector {
-        FilesystemCollector::new(ProcFs::new(&fixtures().join(t)), PathBuf::from("/"), host)
+    fn collector(t: &str, host: &Host) -> FilesystemCollector {
+        with_host(ProcFs::new(&fixtures().join(t)), PathBuf::from("/"), host)
             .with_statfs(fixture_statfs())
     }
 
@@ -1294,7 +1314,7 @@ mod tests {
             "1/mountinfo",
             b"22 27 0:21 / /proc rw,relatime - proc proc rw\nnot a mount line\n",
         );
-        let mut c = FilesystemCollector::new(ProcFs::new(&dir.0), "/".into(), &host(&[], &[]))
+        let mut c = with_host(ProcFs::new(&dir.0), "/".into(), &host(&[], &[]))
             .with_statfs(fixture_statfs());
         match c.collect(Instant::now()) {
             Err(CollectError::Parse { path, message }) => {
@@ -1312,12 +1332,12 @@ mod tests {
             "self/mountinfo",
             b"27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n",
         );
-        let mut c = FilesystemCollector::new(ProcFs::new(&dir.0), "/".into(), &host(&[], &[]))
+        let mut c = with_host(ProcFs::new(&dir.0), "/".into(), &host(&[], &[]))
             .with_statfs(fixture_statfs());
         assert_eq!(mountpoints(&c.collect(Instant::now()).unwrap()), ["/"]);
         // neither file: a read error naming the fallback
         let empty = TempDir::new("none");
-        let mut c = FilesystemCollector::new(ProcFs::new(&empty.0), "/".into(), &host(&[], &[]));
+        let mut c = with_host(ProcFs::new(&empty.0), "/".into(), &host(&[], &[]));
         match c.collect(Instant::now()) {
             Err(CollectError::Read { path, .. }) => {
                 assert!(path.ends_with("self/mountinfo"), "{path}")
@@ -1366,7 +1386,7 @@ mod tests {
             fail: PathBuf::new(),
             asked: Mutex::new(Vec::new()),
         });
-        let mut c = FilesystemCollector::new(
+        let mut c = with_host(
             ProcFs::new(&fixtures().join("t1")),
             "/host/root".into(),
             &host(
@@ -1460,8 +1480,7 @@ mod tests {
 
     #[test]
     fn live_root_usage_matches_df() {
-        let mut c =
-            FilesystemCollector::new(ProcFs::new(Path::new("/proc")), "/".into(), &host(&[], &[]));
+        let mut c = with_host(ProcFs::new(Path::new("/proc")), "/".into(), &host(&[], &[]));
         let samples = c.collect(Instant::now()).unwrap();
         let ours = find(&samples, &FILESYSTEM_USAGE_RATIO, "/")
             .expect("no sample for /")

@@ -174,12 +174,22 @@ impl Kind for HostSection {
                     filesystem::FilesystemCollector::new(
                         proc.clone(),
                         context.rootfs.clone(),
-                        host,
+                        host.schedule,
+                        host.exclude_fstypes.clone(),
+                        host.exclude_mounts.clone(),
                     )
                     .with_statfs_arc(context.statfs.clone()),
                 )),
-                Job::Blocking(Box::new(disk::DiskCollector::new(proc.clone(), host))),
-                Job::Blocking(Box::new(network::NetworkCollector::new(proc.clone(), host))),
+                Job::Blocking(Box::new(disk::DiskCollector::new(
+                    proc.clone(),
+                    host.schedule,
+                    host.exclude_disks.clone(),
+                ))),
+                Job::Blocking(Box::new(network::NetworkCollector::new(
+                    proc.clone(),
+                    host.schedule,
+                    host.exclude_interfaces.clone(),
+                ))),
                 Job::Blocking(Box::new(system::SystemCollector::new(
                     proc.clone(),
                     host.schedule,

@@ -19,7 +19,6 @@ use procfs_core::net::{DeviceStatus, InterfaceDeviceStatus};
 use regex::Regex;
 
 use super::Schedule;
-use super::host::HostConfig;
 use super::procfs::procfs_core_message;
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{
@@ -61,11 +60,11 @@ fn parse_net_dev(bytes: &[u8]) -> Result<Vec<DeviceStatus>, String> {
 impl NetworkCollector {
     /// A collector reading `net/dev` under `proc`, with the schedule and interface exclusions
     /// of `host`.
-    pub fn new(proc: ProcFs, host: &HostConfig) -> Self {
+    pub fn new(proc: ProcFs, schedule: Schedule, exclude: Vec<Regex>) -> Self {
         NetworkCollector {
             proc,
-            schedule: host.schedule,
-            exclude: host.exclude_interfaces.clone(),
+            schedule,
+            exclude,
             prev: None,
         }
     }
@@ -151,22 +150,18 @@ mod tests {
 
     const HEADER: &str = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n";
 
-    /// Host settings excluding interfaces whose whole name matches one of `patterns`.
-    fn host(patterns: &[&str]) -> HostConfig {
-        HostConfig {
-            enabled: true,
-            schedule: Schedule {
-                interval: Duration::from_secs(10),
-                timeout: Duration::from_secs(5),
-            },
-            exclude_fstypes: Vec::new(),
-            exclude_mounts: Vec::new(),
-            exclude_disks: Vec::new(),
-            exclude_interfaces: patterns
-                .iter()
-                .map(|p| Regex::new(&format!("^(?:{p})$")).unwrap())
-                .collect(),
-        }
+    /// The schedule the tests run on.
+    const SCHEDULE: Schedule = Schedule {
+        interval: Duration::from_secs(10),
+        timeout: Duration::from_secs(5),
+    };
+
+    /// Exclusions of every name that matches one of `patterns` whole.
+    fn exclude(patterns: &[&str]) -> Vec<Regex> {
+        patterns
+            .iter()
+            .map(|p| Regex::new(&format!("^(?:{p})$")).unwrap())
+            .collect()
     }
 
     /// The 16 counters of the fixture's line for `iface`, read with plain string operations.
@@ -209,7 +204,7 @@ mod tests {
 
     #[test]
     fn fixtures_give_counters_then_rates() {
-        let mut c = NetworkCollector::new(fixture("t0"), &host(&[]));
+        let mut c = NetworkCollector::new(fixture("t0"), SCHEDULE, exclude(&[]));
         let t0 = Instant::now();
         let first = c.collect(t0).unwrap();
         let lo0 = fields("t0", "lo");
@@ -270,12 +265,12 @@ mod tests {
             .collect();
         names.sort();
         assert!(names.contains(&"lo".to_string()));
-        let samples = NetworkCollector::new(fixture("t0"), &host(&[]))
+        let samples = NetworkCollector::new(fixture("t0"), SCHEDULE, exclude(&[]))
             .collect(Instant::now())
             .unwrap();
         assert_eq!(devices(&samples), names);
 
-        let samples = NetworkCollector::new(fixture("t0"), &host(&["lo", "ifb\\d+"]))
+        let samples = NetworkCollector::new(fixture("t0"), SCHEDULE, exclude(&["lo", "ifb\\d+"]))
             .collect(Instant::now())
             .unwrap();
         names.retain(|n| n != "lo" && !n.starts_with("ifb"));
@@ -285,7 +280,7 @@ mod tests {
     #[test]
     fn exclusions_match_whole_names() {
         let text = net_dev(&[("eth0", 0, 0), ("veth12ab", 0, 0), ("eth0.100", 0, 0)]);
-        let mut c = NetworkCollector::new(fixture("t0"), &host(&["veth.*", "eth0"]));
+        let mut c = NetworkCollector::new(fixture("t0"), SCHEDULE, exclude(&["veth.*", "eth0"]));
         let samples = c.samples_from(text.as_bytes(), Instant::now()).unwrap();
         assert_eq!(devices(&samples), ["eth0.100"]);
     }
@@ -311,7 +306,7 @@ mod tests {
             ((1000, 500), (3000, 1500), Duration::ZERO, None),       // no time elapsed
         ];
         for (before, after, elapsed, want) in cases {
-            let mut c = NetworkCollector::new(fixture("t0"), &host(&[]));
+            let mut c = NetworkCollector::new(fixture("t0"), SCHEDULE, exclude(&[]));
             c.samples_from(net_dev(&[("eth0", before.0, before.1)]).as_bytes(), t0)
                 .unwrap();
             let s = c
@@ -335,7 +330,7 @@ mod tests {
     #[test]
     fn interfaces_that_disappear_are_forgotten() {
         let t0 = Instant::now();
-        let mut c = NetworkCollector::new(fixture("t0"), &host(&[]));
+        let mut c = NetworkCollector::new(fixture("t0"), SCHEDULE, exclude(&[]));
         c.samples_from(
             net_dev(&[("eth0", 10, 10), ("tun0", 500, 500)]).as_bytes(),
             t0,
@@ -393,16 +388,17 @@ mod tests {
     #[test]
     fn errors_name_the_file() {
         crate::collect::procfs::assert_errors_name_the_file(
-            |proc| NetworkCollector::new(proc, &host(&[])),
+            |proc| NetworkCollector::new(proc, SCHEDULE, exclude(&[])),
             "net/dev",
         );
     }
 
     #[test]
     fn live_host_smoke() {
-        let samples = NetworkCollector::new(ProcFs::new(Path::new("/proc")), &host(&[]))
-            .collect(Instant::now())
-            .unwrap();
+        let samples =
+            NetworkCollector::new(ProcFs::new(Path::new("/proc")), SCHEDULE, exclude(&[]))
+                .collect(Instant::now())
+                .unwrap();
         assert!(value(&samples, "lookout_network_receive_bytes_total", "lo").is_some());
     }
 }

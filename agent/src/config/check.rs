@@ -18,7 +18,38 @@ use super::secret::{EnvLookup, Secret, env_reference, env_value, process_env, re
 use super::units::{
     check_glob, check_label_value, compile_whole_name, format_duration, number_text, parse_duration,
 };
-use super::yaml::Problem;
+
+use std::fmt;
+
+/// One configuration problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// File as given on the command line (or a name such as `<builtin>`).
+    pub file: String,
+    /// 1-based line, when the problem has a position.
+    pub line: Option<u32>,
+    /// 1-based column (in characters), when the problem has a position.
+    pub column: Option<u32>,
+    /// Key path such as `collect.tcp.ports[2]`; `<root>` for the document itself.
+    pub path: String,
+    /// What is wrong, on one line.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let (Some(l), Some(c)) = (self.line, self.column) {
+            write!(f, ":{l}:{c}")?;
+        }
+        write!(f, ": {}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in one configuration, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} configuration problem(s)", .0.len())]
+pub struct Problems(pub Vec<Problem>);
 
 /// A string value with its position in the file.
 pub type Text = Spanned<String>;

@@ -21,8 +21,7 @@ pub mod secret;
 pub mod units;
 pub mod yaml;
 
-pub use self::check::{Checker, Text};
-pub use self::yaml::{Problem, Problems};
+pub use self::check::{Checker, Problem, Problems, Text};
 
 /// One section of the configuration file, owned by the feature it configures: its raw
 /// form, its checked form, its defaults and its checks sit beside the feature's code.

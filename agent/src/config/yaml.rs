@@ -11,7 +11,6 @@
 //! last successfully parsed copy, so a typo'd key and a bad duration are both reported.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::path::Path;
 
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Span, StructureStyle};
@@ -19,7 +18,7 @@ use serde_saphyr::{
     DefaultMessageFormatter, DuplicateKeyPolicy, Error as YamlError, MessageFormatter, Options,
 };
 
-use super::check::{Checker, ROOT_PATH};
+use super::check::{Checker, Problem, Problems, ROOT_PATH};
 
 /// Largest configuration file read, in bytes.
 pub const MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;
@@ -32,36 +31,6 @@ const MAX_TREE_DEPTH: usize = 64;
 
 /// Most parser events the recovery tree reads.
 const MAX_TREE_EVENTS: usize = 500_000;
-
-/// One configuration problem.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// File as given on the command line (or a name such as `<builtin>`).
-    pub file: String,
-    /// 1-based line, when the problem has a position.
-    pub line: Option<u32>,
-    /// 1-based column (in characters), when the problem has a position.
-    pub column: Option<u32>,
-    /// Key path such as `collect.tcp.ports[2]`; `<root>` for the document itself.
-    pub path: String,
-    /// What is wrong, on one line.
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
-        if let (Some(l), Some(c)) = (self.line, self.column) {
-            write!(f, ":{l}:{c}")?;
-        }
-        write!(f, ": {}: {}", self.path, self.message)
-    }
-}
-
-/// Every problem found in one configuration, in file order.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{} configuration problem(s)", .0.len())]
-pub struct Problems(pub Vec<Problem>);
 
 /// Reads, parses and checks the YAML file at `path` with `check`: every problem of the file,
 /// structural and semantic, in file order.

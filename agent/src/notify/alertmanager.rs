@@ -47,7 +47,7 @@ use crate::store::Millis;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::config::{MAX_RECEIVER_TIMEOUT, MIN_RECEIVER_TIMEOUT};
+use super::{MAX_RECEIVER_TIMEOUT, MIN_RECEIVER_TIMEOUT};
 use crate::config::{Checker, Text};
 
 /// API path appended to each configured base URL.
@@ -288,7 +288,7 @@ pub struct AlertmanagerConfig {
 #[derive(Debug)]
 pub struct AlertmanagerKind;
 
-impl super::config::Kind for AlertmanagerKind {
+impl super::Integration for AlertmanagerKind {
     const KEY: &'static str = "alertmanager";
     const EXAMPLE: &'static str = r#"  - name: am
     alertmanager: {urls: ["http://127.0.0.1:9093"]}"#;

@@ -3,7 +3,7 @@
 //! The section's own keys (repeat, grouping, retry, breaker, rate limit, routes) are checked
 //! here with the policy's and the router's checks; each receiver entry names exactly one
 //! kind, and each kind (email, webhook, alertmanager, log, ...) owns its settings in its own
-//! file by implementing [`Kind`]. Adding a receiver kind is that file plus one line in
+//! file by implementing [`Integration`](super::Integration). Adding a receiver kind is that file plus one line in
 //! [`kinds!`] below: the raw entry, the checked [`ReceiverKind`], the "exactly one of"
 //! messages, the default file's examples and the receiver builder all follow from it.
 
@@ -13,12 +13,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::Receiver;
 use super::policy::{
     BreakerConfig, RateLimitConfig, RawBreaker, RawRateLimit, RawRetry, RetryConfig, check_breaker,
     check_rate_limit, check_retry,
 };
 use super::route::{RawRoute, RouteConfig, check_routes};
+use super::{Integration, Receiver};
 use crate::config::{Checker, Section, Text};
 use crate::rules::config::DEFAULT_REPEAT_INTERVAL;
 
@@ -26,29 +26,6 @@ use crate::rules::config::DEFAULT_REPEAT_INTERVAL;
 pub const MIN_REPEAT_INTERVAL: Duration = Duration::from_secs(60);
 /// Longest accepted `notify.group_wait`.
 pub const MAX_GROUP_WAIT: Duration = Duration::from_secs(600);
-/// Shortest accepted receiver `timeout`.
-pub const MIN_RECEIVER_TIMEOUT: Duration = Duration::from_secs(1);
-/// Longest accepted receiver `timeout`.
-pub const MAX_RECEIVER_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// A kind of receiver: the key that names it in a receiver entry, its settings, and how a
-/// receiver is built from them.
-pub trait Kind {
-    /// The key of this kind in a receiver entry (`email`).
-    const KEY: &'static str;
-    /// One commented-out example entry, for the default file.
-    const EXAMPLE: &'static str;
-    /// What serde reads under the key.
-    type Raw: serde::de::DeserializeOwned + std::fmt::Debug;
-    /// The checked settings.
-    type Config: Clone + std::fmt::Debug + PartialEq;
-    /// Checks the settings under `base` (`notify.receivers[2].email`); `None` when invalid
-    /// (every problem reported).
-    fn check(raw: &Spanned<Self::Raw>, base: &str, c: &mut Checker<'_>) -> Option<Self::Config>;
-    /// Builds the receiver called `name`.
-    fn build(name: &str, config: &Self::Config) -> Result<Arc<dyn Receiver>, String>;
-}
-
 /// The receiver registry: `key => Variant(kind type)`, one line per kind.
 macro_rules! kinds {
     ($($key:ident => $variant:ident($kind:ty),)*) => {
@@ -62,7 +39,7 @@ macro_rules! kinds {
             pub send_resolved: Option<bool>,
             $(
                 #[doc = concat!("`", stringify!($key), ":` settings; absent: not this kind.")]
-                pub $key: Option<Spanned<<$kind as Kind>::Raw>>,
+                pub $key: Option<Spanned<<$kind as Integration>::Raw>>,
             )*
         }
 
@@ -71,40 +48,40 @@ macro_rules! kinds {
         pub enum ReceiverKind {
             $(
                 #[doc = concat!("`", stringify!($key), ":`.")]
-                $variant(<$kind as Kind>::Config),
+                $variant(<$kind as Integration>::Config),
             )*
         }
 
         /// The kind keys, in registry order.
-        pub const KEYS: &[&str] = &[$(<$kind as Kind>::KEY,)*];
+        pub const KEYS: &[&str] = &[$(<$kind as Integration>::KEY,)*];
 
         /// The kind keys an entry gives.
         fn given_kinds(raw: &RawReceiver) -> Vec<&'static str> {
             let mut given = Vec::new();
             $(if raw.$key.is_some() {
-                given.push(<$kind as Kind>::KEY);
+                given.push(<$kind as Integration>::KEY);
             })*
             given
         }
 
         /// One example entry per kind, for the default file.
         fn examples() -> Vec<&'static str> {
-            vec![$(<$kind as Kind>::EXAMPLE,)*]
+            vec![$(<$kind as Integration>::EXAMPLE,)*]
         }
 
         impl ReceiverKind {
             /// The kind's key (`email`).
             pub fn key(&self) -> &'static str {
                 match self {
-                    $(ReceiverKind::$variant(_) => <$kind as Kind>::KEY,)*
+                    $(ReceiverKind::$variant(_) => <$kind as Integration>::KEY,)*
                 }
             }
 
             /// Checks the (first) kind an entry gives, under `base` (the entry's path).
             fn check(raw: &RawReceiver, base: &str, c: &mut Checker<'_>) -> Option<ReceiverKind> {
                 $(if let Some(settings) = &raw.$key {
-                    let path = format!("{base}.{}", <$kind as Kind>::KEY);
-                    return <$kind as Kind>::check(settings, &path, c).map(ReceiverKind::$variant);
+                    let path = format!("{base}.{}", <$kind as Integration>::KEY);
+                    return <$kind as Integration>::check(settings, &path, c).map(ReceiverKind::$variant);
                 })*
                 None
             }
@@ -112,7 +89,7 @@ macro_rules! kinds {
             /// Builds the receiver called `name`.
             pub fn build(&self, name: &str) -> Result<Arc<dyn Receiver>, String> {
                 match self {
-                    $(ReceiverKind::$variant(config) => <$kind as Kind>::build(name, config),)*
+                    $(ReceiverKind::$variant(config) => <$kind as Integration>::build(name, config),)*
                 }
                 .map_err(|e| format!("receiver {name}: {e}"))
             }

@@ -34,7 +34,7 @@ use crate::rules::state::Kind;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::config::{MAX_RECEIVER_TIMEOUT, MIN_RECEIVER_TIMEOUT};
+use super::{MAX_RECEIVER_TIMEOUT, MIN_RECEIVER_TIMEOUT};
 use crate::config::check::SecretOutcome;
 use crate::config::{Checker, Text};
 
@@ -444,7 +444,7 @@ pub struct EmailConfig {
 #[derive(Debug)]
 pub struct EmailKind;
 
-impl super::config::Kind for EmailKind {
+impl super::Integration for EmailKind {
     const KEY: &'static str = "email";
     const EXAMPLE: &'static str = r#"  - name: oncall
     email: {smarthost: "smtp.example.com:587", tls: starttls, username: alerts,

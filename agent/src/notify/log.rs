@@ -81,7 +81,7 @@ pub struct LogConfig;
 #[derive(Debug)]
 pub struct LogKind;
 
-impl super::config::Kind for LogKind {
+impl super::Integration for LogKind {
     const KEY: &'static str = "log";
     /// None: the default file shows the log receiver as the default value itself.
     const EXAMPLE: &'static str = "";

@@ -148,6 +148,33 @@ pub trait Receiver: Send + Sync {
     fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), SendError>>;
 }
 
+/// Shortest accepted receiver `timeout`.
+pub const MIN_RECEIVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest accepted receiver `timeout`.
+pub const MAX_RECEIVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A receiver kind (an integration: email, webhook, ...): the key that names it in a
+/// receiver entry, its settings, and how a receiver is built from them.
+pub trait Integration {
+    /// The key of this kind in a receiver entry (`email`).
+    const KEY: &'static str;
+    /// One commented-out example entry, for the default file.
+    const EXAMPLE: &'static str;
+    /// What serde reads under the key.
+    type Raw: serde::de::DeserializeOwned + std::fmt::Debug;
+    /// The checked settings.
+    type Config: Clone + std::fmt::Debug + PartialEq;
+    /// Checks the settings under `base` (`notify.receivers[2].email`); `None` when invalid
+    /// (every problem reported).
+    fn check(
+        raw: &serde_saphyr::Spanned<Self::Raw>,
+        base: &str,
+        c: &mut crate::config::Checker<'_>,
+    ) -> Option<Self::Config>;
+    /// Builds the receiver called `name`.
+    fn build(name: &str, config: &Self::Config) -> Result<std::sync::Arc<dyn Receiver>, String>;
+}
+
 /// Fingerprint of an alert instance: stable hex of (name, labels).
 pub fn fingerprint(alert: &str, labels: &LabelSet) -> String {
     use sha2::{Digest, Sha256};

@@ -40,7 +40,7 @@ use crate::rules::model::Severity;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::config::{MAX_RECEIVER_TIMEOUT, MIN_RECEIVER_TIMEOUT};
+use super::{MAX_RECEIVER_TIMEOUT, MIN_RECEIVER_TIMEOUT};
 use crate::config::check::SecretOutcome;
 use crate::config::secret::{Secret, interpolate_env};
 use crate::config::{Checker, Text};
@@ -1028,7 +1028,7 @@ pub struct WebhookConfig {
 #[derive(Debug)]
 pub struct WebhookKind;
 
-impl super::config::Kind for WebhookKind {
+impl super::Integration for WebhookKind {
     const KEY: &'static str = "webhook";
     const EXAMPLE: &'static str = r#"  - name: chat
     webhook: {url: "https://hooks.example.com/x", secret_file: /etc/lookout/hook-secret}"#;
