@@ -2,7 +2,7 @@
 """Runs lookout beside Debian's prometheus-node-exporter on this machine and prints, side by
 side and as ratios: steady RSS, CPU seconds while each is scraped every second for a window,
 and /metrics latency p50/p99 over repeated requests. Then lookout alone at a 1 s interval,
-as a share of one core (DESIGN section 10: < 1%).
+as a share of one core.
 
 Usage: bench/compare.py [--lookout target/release/lookout] [--window 30] [--requests 100]
 """

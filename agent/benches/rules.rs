@@ -1,4 +1,4 @@
-//! One rule-evaluation tick with 10,000 alert instances (DESIGN section 10: < 10 ms).
+//! One rule-evaluation tick with 10,000 alert instances.
 //!
 //! The store holds 10,000 filesystem series (100 devices x 100 mounts), half of them above
 //! the warning threshold, so each tick steps 5,000 firing instances and 5,000 that stay

@@ -137,7 +137,7 @@ async fn run_rules(
     }
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // When firing alerts were last re-sent to the alertmanager receivers (DESIGN section 9);
+    // When firing alerts were last re-sent to the alertmanager receivers;
     // `None`: not yet, so the first evaluation re-sends what a restart restored.
     let mut last_refresh: Option<crate::store::Millis> = None;
     loop {

@@ -1,4 +1,4 @@
-//! The one catalogue of metric names (DESIGN section 4).
+//! The one catalogue of metric names.
 //!
 //! Every metric lookout exports is declared here once, with its type, its label names and
 //! its help text. Collectors build samples from these definitions, the exposition writes

@@ -1,4 +1,4 @@
-//! The command line (DESIGN section 2): parsing and the commands behind it.
+//! The command line: parsing and the commands behind it.
 //!
 //! Exit codes: 0 ok, 1 a check failed, 2 usage or fatal start-up error.
 

@@ -1,7 +1,7 @@
 //! The store: the latest value and a short, bounded window of each series.
 //!
 //! Collectors' sample sets land here ([`Store::apply`]); the exporter renders the present
-//! series and, from issue 3 on, rules read the windows. A collector owns the series it
+//! series and the rules read the windows. A collector owns the series it
 //! reports: a series it stops reporting (an unmounted filesystem, a closed port) becomes
 //! absent at once, and a failed run makes all of its series absent, so neither `/metrics`
 //! nor a rule ever sees a stale value as if it were current. Windows are kept for

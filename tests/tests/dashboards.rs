@@ -24,7 +24,7 @@ use lookout::rules::model::{Op, Rule};
 use lookout_tests::{Agent, Peer, TempDir, free_port, http, redis_commands, redis_server, require};
 use serde_json::Value;
 
-/// The dashboards DESIGN section 1 and issue 6 ask for; any other `*.json` is checked too.
+/// The dashboards that ship (host, cache, API, alerts & scalability); any other `*.json` is checked too.
 const EXPECTED: &[&str] = &[
     "alerts.json",
     "api.json",

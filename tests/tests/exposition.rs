@@ -1,5 +1,5 @@
 //! `/metrics` of a live agent: accepted by the real `promtool`, names from the catalogue,
-//! `host` on every sample, and every host metric of DESIGN section 4 present.
+//! `host` on every sample, and every host metric of the catalogue present.
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! The scalability score end to end: N established connections on a watched port and M
-//! jobs queued in a real Redis give the formula's score (DESIGN section 7).
+//! jobs queued in a real Redis give the formula's score.
 
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;

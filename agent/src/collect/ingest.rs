@@ -1,4 +1,4 @@
-//! Request timings pushed by applications (`POST /api/v1/observations`, DESIGN section 4).
+//! Request timings pushed by applications (`POST /api/v1/observations`).
 //!
 //! [`Ingest`] is the shared aggregate: the HTTP handler validates a batch and calls
 //! [`Ingest::record`]; the `ingest` collector turns the aggregate into samples on its
@@ -383,7 +383,7 @@ pub struct RawIngest {
     pub min_requests: Option<Spanned<i64>>,
 }
 
-/// `collect.ingest`: request timings that applications push (DESIGN section 4).
+/// `collect.ingest`: request timings that applications push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestConfig {
     /// Whether `POST /api/v1/observations` accepts data (else it answers 404).

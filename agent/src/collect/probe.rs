@@ -1,5 +1,5 @@
 //! HTTP(S) probes: availability and latency of one `collect.http_probes` endpoint, as
-//! `lookout_probe_*` (DESIGN section 4).
+//! `lookout_probe_*`.
 //!
 //! One [`ProbeCollector`] per configured probe, named `probe:<name>`. It holds one
 //! [`reqwest::Client`], built once, with the probe's per-attempt timeout and redirects
@@ -10,7 +10,7 @@
 //! succeeds when a response arrived, its body was read, and its status is in
 //! `expect_status`. The round succeeds if any attempt does.
 //!
-//! **Retries do not hide failures** (PEERS P10): every failed attempt, including one
+//! **Retries do not hide failures**: every failed attempt, including one
 //! followed by a successful retry, increments `lookout_probe_attempts_failed_total`, and
 //! every attempt's duration goes into the histogram `lookout_probe_duration_seconds_hist`.
 //!

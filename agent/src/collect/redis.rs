@@ -1,5 +1,5 @@
 //! Redis / Valkey: availability, latency, keyspace hit ratio, memory, clients and queue
-//! lengths of one `collect.redis` target, as `lookout_redis_*` (DESIGN section 4).
+//! lengths of one `collect.redis` target, as `lookout_redis_*`.
 //!
 //! One [`RedisCollector`] per configured target, named `redis:<name>`. It holds one
 //! [`redis::aio::ConnectionManager`], created on the first run (not at start-up, so a Redis
@@ -13,7 +13,7 @@
 //! it, never a panic or a silent zero.
 //!
 //! **Hit ratio.** `keyspace_hits` / `keyspace_misses` are cumulative since start or the last
-//! `CONFIG RESETSTAT`, so a lifetime ratio hides a current collapse (PEERS P7). The ratio is
+//! `CONFIG RESETSTAT`, so a lifetime ratio hides a current collapse. The ratio is
 //! computed from the deltas since the previous successful run: `Δhits / (Δhits + Δmisses)`,
 //! and only when
 //! - there was a previous successful run (the first run and the run after a failure have

@@ -8,13 +8,13 @@
 //!   it waits for the message's next attempt time, for the circuit breaker and for the rate
 //!   limit, sends with the receiver's own timeout, and records the outcome: delivered,
 //!   retry after a backoff, or dead (a permanent error, or `give_up_after` passed).
-//! - **Rate-limit overflow folds into one digest** (DESIGN section 3): when the receiver's
+//! - **Rate-limit overflow folds into one digest**: when the receiver's
 //!   rate limit is reached, the worker folds the receiver's waiting messages into the oldest
 //!   one never attempted ([`Outbox::fold_pending`]: alerts appended in order, `folded`
 //!   counting the messages merged in, counted as
 //!   `lookout_notifications_total{result="folded"}`), then waits for the free slot: one
 //!   digest goes out instead of a burst, nothing is dropped.
-//! - **Alertmanager re-sends** (DESIGN section 9): Alertmanager resolves an alert by itself
+//! - **Alertmanager re-sends**: Alertmanager resolves an alert by itself
 //!   at its `endsAt` unless the client posts it again, as Prometheus does. The rule loop calls
 //!   [`Dispatcher::refresh`] with every firing instance ([`refresh_payloads`]) at the first
 //!   evaluation once [`refresh_interval`] (the shortest `resend_interval` of the alertmanager

@@ -1,5 +1,5 @@
 //! Grouping: notifications for one receiver decided within `group_wait` go out as one
-//! message (DESIGN section 9), so an incident that trips ten alerts at once pages once.
+//! message, so an incident that trips ten alerts at once pages once.
 //!
 //! Pure, with time passed in: [`Grouper::add`] starts or extends a receiver's batch,
 //! [`Grouper::due`] hands out the batches whose wait is over. With `group_wait: 0s` every

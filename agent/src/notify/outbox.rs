@@ -1,6 +1,6 @@
 //! The durable outbox: every [`Message`] is written here, fsynced, before any send, and leaves
 //! only when its outcome is recorded (delivered, or moved to the dead letters). At-least-once
-//! delivery that survives `kill -9` and reboots (DESIGN section 9, PEERS P4-P6, P16).
+//! delivery that survives `kill -9` and reboots.
 //!
 //! # Why redb
 //!
@@ -496,8 +496,8 @@ impl Outbox {
     }
 
     /// Folds the waiting messages of `receiver` into one digest, in one durable commit (the
-    /// dispatcher calls it when the receiver's rate limit is reached: DESIGN section 3,
-    /// "overflow folds into one digest, never dropped silently").
+    /// dispatcher calls it when the receiver's rate limit is reached: overflow folds into one
+    /// digest, never dropped silently).
     ///
     /// The candidates are the receiver's pending messages that were never attempted
     /// (`attempts == 0`) and are not fire drills (`test`), in queue order. With two or more,

@@ -1,5 +1,5 @@
 //! `lookout rules export --format prometheus`: the loaded rules as a Prometheus rule file
-//! (DESIGN sections 2 and 5), which `promtool check rules` accepts.
+//!, which `promtool check rules` accepts.
 //!
 //! The mapping, rule by rule (docs/rules-export.md explains each difference):
 //!

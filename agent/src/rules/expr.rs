@@ -1,5 +1,5 @@
 //! The PromQL subset rules are written in: parse, check, evaluate over the [`Store`], and
-//! print back as PromQL (DESIGN section 5, "Expression subset").
+//! print back as PromQL.
 //!
 //! Text is parsed with `promql-parser` and converted into a small fixed-shape AST, so
 //! every accepted expression exports 1:1 to Prometheus. An expression is, from the inside out:

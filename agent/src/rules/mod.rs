@@ -1,4 +1,4 @@
-//! Rules: turning samples into decisions (DESIGN sections 5-7).
+//! Rules: turning samples into decisions.
 //!
 //! - [`model`]: rule files (YAML groups) -> validated [`model::Rule`]s, every problem reported
 //!   with file, line and key path; thresholds, severities, missing-data policies.

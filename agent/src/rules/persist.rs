@@ -1,5 +1,5 @@
 //! Alert states persisted in `data_dir/alerts.json`, so a restart neither re-notifies a firing
-//! alert nor forgets to send its resolve (DESIGN section 5, PEERS P6).
+//! alert nor forgets to send its resolve.
 //!
 //! Format: `{"version": 1, "instances": [{"alert", "labels", "state"}, ...]}`; `state` is the
 //! [`InstanceState`] as is. [`StateFile::save`] is atomic: it writes `alerts.json.tmp` in the

@@ -1,4 +1,4 @@
-//! The scalability score (DESIGN section 7): a pure function of the configured formula,
+//! The scalability score: a pure function of the configured formula,
 //! the two load inputs and the worst firing severity.
 //!
 //! ```text
@@ -256,7 +256,7 @@ pub const DEFAULT_GRADES: Grades = Grades {
     moderate: 40.0,
 };
 
-/// `scalability:` section (DESIGN section 7).
+/// `scalability:` section.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawScalability {

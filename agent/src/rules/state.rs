@@ -328,7 +328,7 @@ pub fn step(
     now: Millis,
 ) -> Option<Decision> {
     // NaN is "undefined" (0/0 on an idle cache), not a value below every threshold: treating
-    // it as one would resolve a firing alert and re-fire it on the next real value (P3).
+    // it as one would resolve a firing alert and re-fire it on the next real value.
     match value.filter(|v| !v.is_nan()) {
         Some(v) => step_present(c, state, v, now),
         None => step_absent(c, state, now),
@@ -806,7 +806,7 @@ mod tests {
                 Phase::Inactive,
                 None,
             ),
-            // keep: data back before stale: no notification at all (P3).
+            // keep: data back before stale: no notification at all.
             row(
                 "keep gap then data returns",
                 base(),
@@ -950,7 +950,7 @@ mod tests {
                 Phase::Inactive,
                 None,
             ),
-            // P1: flapping across 0.70 inside the hysteresis band notifies once.
+            // flapping across 0.70 inside the hysteresis band notifies once.
             row(
                 "flapping with hysteresis",
                 hyst,
@@ -963,7 +963,7 @@ mod tests {
                 Phase::Firing,
                 Some(Warning),
             ),
-            // P1: flapping without hysteresis but with clear_for 30 notifies once.
+            // flapping without hysteresis but with clear_for 30 notifies once.
             row(
                 "flapping with clear_for",
                 with(|c| c.clear_for_ms = secs(30)),
@@ -976,7 +976,7 @@ mod tests {
                 Phase::Firing,
                 Some(Warning),
             ),
-            // P1: flapping with for 30 and no band never fires at all.
+            // flapping with for 30 and no band never fires at all.
             row(
                 "flapping with for",
                 with(|c| c.for_ms = secs(30)),
@@ -985,7 +985,7 @@ mod tests {
                 Phase::Inactive,
                 None,
             ),
-            // P1: flapping across critical's line inside its band: one escalation, no de-escalation.
+            // flapping across critical's line inside its band: one escalation, no de-escalation.
             row(
                 "flapping around critical",
                 hyst,
@@ -1026,7 +1026,7 @@ mod tests {
         }
     }
 
-    /// P6: serialize the state after every step of every row, restore it with serde_json
+    /// serialize the state after every step of every row, restore it with serde_json
     /// and continue: the decisions and the final state are the same as without a restart.
     #[test]
     fn restart_at_every_step_of_every_row() {
@@ -1059,7 +1059,7 @@ mod tests {
         }
     }
 
-    /// P6: a firing instance restored after a restart does not notify again before its
+    /// a firing instance restored after a restart does not notify again before its
     /// repeat interval, and a resolve after the restart is notified.
     #[test]
     fn restart_firing_neither_renotifies_nor_loses_resolve() {
@@ -1141,7 +1141,7 @@ mod tests {
         assert_eq!(s.last_seen(), Some(secs(140)));
     }
 
-    /// The clear timer is visible while a resolve waits for clear_for (P2).
+    /// The clear timer is visible while a resolve waits for clear_for.
     #[test]
     fn clearing_since_exposes_the_delay() {
         let c = with(|c| c.clear_for_ms = secs(60));

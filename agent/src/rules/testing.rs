@@ -1,4 +1,4 @@
-//! Rule unit tests (`lookout test rules`, DESIGN section 6): promtool-style YAML files that
+//! Rule unit tests (`lookout test rules`): promtool-style YAML files that
 //! feed series into a store on a simulated clock, run the real [`Engine`] over them and
 //! compare the alerts, the scalability score and the notifications with expectations.
 //!

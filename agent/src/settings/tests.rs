@@ -309,7 +309,7 @@ fn builtin_notify_is_the_documented_default() {
         Config::builtin().notify,
         NotifyConfig::defaults(DEFAULT_REPEAT_INTERVAL)
     );
-    // default.yaml writes every notify key out.
+    // The default file writes every notify key out.
     let raw: Option<RawConfig> = serde_saphyr::from_str(&default_yaml()).expect("parses");
     let notify = raw.and_then(|r| r.notify).expect("notify");
     let retry = notify.retry.expect("retry");
