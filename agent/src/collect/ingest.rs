@@ -510,6 +510,47 @@ ingest:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::check_section;
+
+    #[test]
+    fn section_reads_sizes_as_numbers_or_with_units() {
+        let ingest = check_section::<IngestSection>(
+            "{max_body: 65536, window: 5m, max_routes: 7, min_requests: 1}\n",
+            "collect.ingest",
+        )
+        .expect("valid");
+        assert_eq!(
+            (
+                ingest.max_body,
+                ingest.window,
+                ingest.max_routes,
+                ingest.min_requests
+            ),
+            (65536, Duration::from_secs(300), 7, 1)
+        );
+        let problems = check_section::<IngestSection>("{max_body: 65MiB}\n", "collect.ingest")
+            .expect_err("over the limit")
+            .0;
+        assert_eq!(
+            problems[0].to_string(),
+            "collect.ingest:1:12: collect.ingest.max_body: 65MiB is out of range: must be between 1B and 64MiB"
+        );
+        let defaults = IngestSection::builtin();
+        assert_eq!(
+            (
+                defaults.enabled,
+                defaults.max_body,
+                defaults.window,
+                defaults.max_routes
+            ),
+            (
+                true,
+                DEFAULT_MAX_BODY,
+                DEFAULT_INGEST_WINDOW,
+                DEFAULT_MAX_ROUTES
+            )
+        );
+    }
 
     fn config(max_routes: usize, min_requests: u64) -> IngestConfig {
         IngestConfig {

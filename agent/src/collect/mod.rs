@@ -319,3 +319,22 @@ registry! {
     /// `collect.ingest`: request timings pushed to `POST /api/v1/observations`.
     ingest: ingest::IngestSection,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_defaults_to_interval_when_shorter() {
+        let host =
+            crate::config::check_section::<host::HostSection>("interval: 2s\n", "collect.host")
+                .expect("valid");
+        assert_eq!(
+            host.schedule,
+            Schedule {
+                interval: Duration::from_secs(2),
+                timeout: Duration::from_secs(2)
+            }
+        );
+    }
+}

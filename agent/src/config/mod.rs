@@ -45,3 +45,12 @@ pub trait Section {
         Self::check(&Self::Raw::default(), "", &mut checker)
     }
 }
+
+/// Checks `text` as the YAML of section `S` on its own, its problems reported under `path`
+/// (the section's key path) and in a file of that name: how a section's own tests, and
+/// tools that check one section, read it.
+pub fn check_section<S: Section>(text: &str, path: &str) -> Result<S::Value, Problems> {
+    yaml::load_text(text, path, |raw: &S::Raw, c: &mut Checker<'_>| {
+        Some(S::check(raw, path, c))
+    })
+}

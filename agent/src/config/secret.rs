@@ -144,6 +144,27 @@ pub type EnvLookup = fn(&str) -> Result<String, std::env::VarError>;
 mod tests {
     use super::*;
 
+    #[test]
+    fn secret_files_are_read_trimmed_and_checked() {
+        let dir = std::env::temp_dir().join(format!("lookout-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let good = dir.join("good");
+        std::fs::write(&good, "pa55\r\n").expect("write");
+        let empty = dir.join("empty");
+        std::fs::write(&empty, "\n").expect("write");
+        assert_eq!(read_secret_file(&good), Ok("pa55".to_string()));
+        let err = read_secret_file(&empty).expect_err("empty");
+        assert!(err.ends_with("empty") && err.contains("/empty"), "{err}");
+        let err = read_secret_file(&dir.join("missing")).expect_err("missing");
+        assert!(
+            err.starts_with("cannot read ") && err.contains("missing"),
+            "{err}"
+        );
+        let err = read_secret_file(&dir).expect_err("a directory");
+        assert!(err.contains("not a regular file"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     fn fake_env(name: &str) -> Result<String, std::env::VarError> {
         match name {
             "SMTP_PASSWORD" => Ok("s3cret-from-env".into()),

@@ -28,47 +28,6 @@ use crate::settings::agent::DEFAULT_LISTEN;
 // ---- checks of whole documents (sections and their defaults) ----
 
 #[test]
-fn ingest_section_reads_sizes_as_numbers_or_with_units() {
-    let config = load_str(
-        "collect:\n  ingest: {max_body: 65536, window: 5m, max_routes: 7, min_requests: 1}\n",
-        "t.yaml",
-    )
-    .expect("valid");
-    let ingest = config.collect.ingest;
-    assert_eq!(
-        (
-            ingest.max_body,
-            ingest.window,
-            ingest.max_routes,
-            ingest.min_requests
-        ),
-        (65536, Duration::from_secs(300), 7, 1)
-    );
-    let problems = load_str("collect:\n  ingest: {max_body: 65MiB}\n", "t.yaml")
-        .expect_err("over the limit")
-        .0;
-    assert_eq!(
-        problems[0].to_string(),
-        "t.yaml:2:22: collect.ingest.max_body: 65MiB is out of range: must be between 1B and 64MiB"
-    );
-    let defaults = Config::builtin().collect.ingest;
-    assert_eq!(
-        (
-            defaults.enabled,
-            defaults.max_body,
-            defaults.window,
-            defaults.max_routes
-        ),
-        (
-            true,
-            DEFAULT_MAX_BODY,
-            DEFAULT_INGEST_WINDOW,
-            DEFAULT_MAX_ROUTES
-        )
-    );
-}
-
-#[test]
 fn builtin_defaults() {
     let config = Config::builtin();
     assert_eq!(config.agent.listen.to_string(), DEFAULT_LISTEN);
@@ -485,40 +444,6 @@ fn secrets_come_from_env_and_never_show() {
     assert_eq!(
         hook.headers,
         [("Authorization".to_string(), Secret::new("Bearer tok"))]
-    );
-}
-
-#[test]
-fn secret_files_are_read_trimmed_and_checked() {
-    let dir = std::env::temp_dir().join(format!("lookout-secret-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let good = dir.join("good");
-    std::fs::write(&good, "pa55\r\n").expect("write");
-    let empty = dir.join("empty");
-    std::fs::write(&empty, "\n").expect("write");
-    assert_eq!(read_secret_file(&good), Ok("pa55".to_string()));
-    let err = read_secret_file(&empty).expect_err("empty");
-    assert!(err.ends_with("empty") && err.contains("/empty"), "{err}");
-    let err = read_secret_file(&dir.join("missing")).expect_err("missing");
-    assert!(
-        err.starts_with("cannot read ") && err.contains("missing"),
-        "{err}"
-    );
-    let err = read_secret_file(&dir).expect_err("a directory");
-    assert!(err.contains("not a regular file"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn timeout_defaults_to_interval_when_shorter() {
-    let yaml = "collect:\n  host:\n    interval: 2s\n";
-    let config = load_str(yaml, "t.yaml").expect("valid");
-    assert_eq!(
-        config.collect.host.schedule,
-        Schedule {
-            interval: Duration::from_secs(2),
-            timeout: Duration::from_secs(2)
-        }
     );
 }
 
