@@ -9,10 +9,9 @@ use super::*;
 use crate::collect::host::{
     DEFAULT_EXCLUDE_DISKS, DEFAULT_EXCLUDE_FSTYPES, DEFAULT_EXCLUDE_MOUNTS,
 };
-use crate::collect::ingest::{DEFAULT_INGEST_WINDOW, DEFAULT_MAX_BODY, DEFAULT_MAX_ROUTES};
 use crate::collect::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Schedule};
 use crate::config::Problem;
-use crate::config::secret::{Secret, read_secret_file};
+use crate::config::secret::Secret;
 use crate::config::yaml::MAX_RECOVERIES;
 use crate::notify::config::ReceiverKind;
 use crate::notify::email::{DEFAULT_EMAIL_TIMEOUT, SmtpTls};
