@@ -378,6 +378,74 @@ impl<'a> Checker<'a> {
             }
         }
     }
+    /// `value` when given. When absent (and not removed by structural recovery), reports at
+    /// the entry `base` (written at `at`) that `key` is required, followed by `hint` in
+    /// parentheses when there is one.
+    pub fn required<'v, V>(
+        &mut self,
+        base: &str,
+        at: &Location,
+        key: &str,
+        value: Option<&'v V>,
+        hint: &str,
+    ) -> Option<&'v V> {
+        if value.is_none() && !self.removed(&format!("{base}.{key}")) {
+            let hint = if hint.is_empty() {
+                String::new()
+            } else {
+                format!(" ({hint})")
+            };
+            self.report(base, Some(at), format!("`{key}` is required{hint}"));
+        }
+        value
+    }
+
+    /// The items of the required list `key` of entry `base`: `None` when it is absent
+    /// (reported as [`required`](Self::required) does) or empty (reported as `empty`, at the
+    /// list, unless recovery removed items from it).
+    pub fn required_list<'v, V>(
+        &mut self,
+        base: &str,
+        at: &Location,
+        key: &str,
+        list: Option<&'v Spanned<Vec<V>>>,
+        hint: &str,
+        empty: &str,
+    ) -> Option<&'v [V]> {
+        let list = self.required(base, at, key, list, hint)?;
+        let path = format!("{base}.{key}");
+        if list.value.is_empty() {
+            if !self.removed_under(&path) {
+                self.report(&path, Some(&list.referenced), empty);
+            }
+            return None;
+        }
+        Some(&list.value)
+    }
+
+    /// Checks a list of named entries (`collect.redis`, `collect.http_probes`): each entry
+    /// gets its path `{path}[i]` and its checked name (see [`entry_name`](Self::entry_name);
+    /// `None` when invalid, reported), then `entry` checks the rest and builds it. Entries
+    /// for which `entry` returns `None` (every problem reported) are left out.
+    pub fn named_entries<R, T>(
+        &mut self,
+        path: &str,
+        list: &[Spanned<R>],
+        what: &str,
+        name_of: impl Fn(&R) -> Option<&Text>,
+        mut entry: impl FnMut(&mut Self, &str, &Spanned<R>, Option<String>) -> Option<T>,
+    ) -> Vec<T> {
+        // Name of each entry (empty when invalid), aligned with the list for duplicates.
+        let mut names: Vec<String> = Vec::new();
+        let mut built = Vec::new();
+        for (i, item) in list.iter().enumerate() {
+            let base = format!("{path}[{i}]");
+            let name = self.entry_name(&base, item, name_of(&item.value), &mut names, what);
+            built.extend(entry(self, &base, item, name));
+        }
+        built
+    }
+
     /// The `name` of list entry `base`: required, non-empty, a valid label value, and unique
     /// among `names` (which gets this entry's name, empty when invalid, to stay aligned with
     /// the list). `what` names the kind of entry in the duplicate message.
@@ -389,13 +457,8 @@ impl<'a> Checker<'a> {
         names: &mut Vec<String>,
         what: &str,
     ) -> Option<String> {
-        let valid = match name {
-            None => {
-                if !self.removed(&format!("{base}.name")) {
-                    self.report(base, Some(&item.referenced), "`name` is required");
-                }
-                None
-            }
+        let valid = match self.required(base, &item.referenced, "name", name, "") {
+            None => None,
             Some(name) => {
                 let path = format!("{base}.name");
                 if let Err(why) = check_label_value(&name.value) {
@@ -433,24 +496,13 @@ impl<'a> Checker<'a> {
         hint: &str,
         check: fn(&str) -> Result<(), String>,
     ) -> Option<String> {
-        match url {
-            None => {
-                if !self.removed(&format!("{base}.url")) {
-                    self.report(
-                        base,
-                        Some(&item.referenced),
-                        format!("`url` is required ({hint})"),
-                    );
-                }
+        let text = self.required(base, &item.referenced, "url", url, hint)?;
+        match check(&text.value) {
+            Ok(()) => Some(text.value.clone()),
+            Err(why) => {
+                self.report(&format!("{base}.url"), Some(&text.referenced), why);
                 None
             }
-            Some(text) => match check(&text.value) {
-                Ok(()) => Some(text.value.clone()),
-                Err(why) => {
-                    self.report(&format!("{base}.url"), Some(&text.referenced), why);
-                    None
-                }
-            },
         }
     }
     /// A list of exact names; a list given replaces `defaults`.

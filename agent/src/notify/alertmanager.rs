@@ -304,27 +304,17 @@ impl super::Integration for AlertmanagerKind {
         let raw = &raw.value;
         let mut valid = true;
         let mut urls: Vec<String> = Vec::new();
-        match &raw.urls {
-            None => {
-                if !c.removed(&format!("{base}.urls")) {
-                    c.report(
-                        base,
-                        Some(at),
-                        "`urls` is required (every Alertmanager of the cluster)",
-                    );
-                }
-                valid = false;
-            }
+        match c.required_list(
+            base,
+            at,
+            "urls",
+            raw.urls.as_ref(),
+            "every Alertmanager of the cluster",
+            "must list at least one URL",
+        ) {
+            None => valid = false,
             Some(list) => {
-                if list.value.is_empty() && !c.removed_under(&format!("{base}.urls")) {
-                    c.report(
-                        &format!("{base}.urls"),
-                        Some(&list.referenced),
-                        "must list at least one URL",
-                    );
-                    valid = false;
-                }
-                for (i, text) in list.value.iter().enumerate() {
+                for (i, text) in list.iter().enumerate() {
                     let path = format!("{base}.urls[{i}]");
                     match c.http_url(&path, text) {
                         Some(url) if urls.contains(&url) => {

@@ -320,38 +320,8 @@ fn check_receivers(
     for (i, item) in list.value.iter().enumerate() {
         let base = format!("{path}[{i}]");
         let raw = &item.value;
-        let name = match &raw.name {
-            None => {
-                if !c.removed(&format!("{base}.name")) {
-                    c.report(&base, Some(&item.referenced), "`name` is required");
-                }
-                None
-            }
-            Some(name) if name.value.trim().is_empty() => {
-                c.report(
-                    &format!("{base}.name"),
-                    Some(&name.referenced),
-                    "must not be empty",
-                );
-                None
-            }
-            Some(name) => match names.iter().position(|n| *n == name.value) {
-                Some(first) => {
-                    c.report(
-                        &format!("{base}.name"),
-                        Some(&name.referenced),
-                        format!(
-                            "duplicate receiver name {:?} (already at {path}[{first}])",
-                            name.value
-                        ),
-                    );
-                    None
-                }
-                None => Some(name.value.clone()),
-            },
-        };
-        // Keep indexes aligned with the list for duplicate messages.
-        names.push(name.clone().unwrap_or_default());
+        // Receiver names are the `receiver` label of the delivery metrics.
+        let name = c.entry_name(&base, item, raw.name.as_ref(), &mut names, "receiver");
         let label = name
             .as_deref()
             .map_or_else(|| format!("receiver {i}"), |n| format!("receiver {n:?}"));

@@ -457,13 +457,9 @@ impl super::Integration for EmailKind {
         let at = &raw.referenced;
         let raw = &raw.value;
         let mut valid = true;
-        let smarthost = match &raw.smarthost {
-            None => {
-                if !c.removed(&format!("{base}.smarthost")) {
-                    c.report(base, Some(at), "`smarthost` is required (host:port)");
-                }
-                None
-            }
+        let smarthost = match c.required(base, at, "smarthost", raw.smarthost.as_ref(), "host:port")
+        {
+            None => None,
             Some(text) => match parse_host_port(&text.value) {
                 Ok(pair) => Some(pair),
                 Err(why) => {
@@ -531,37 +527,27 @@ impl super::Integration for EmailKind {
             );
             valid = false;
         }
-        let from = match &raw.from {
-            None => {
-                if !c.removed(&format!("{base}.from")) {
-                    c.report(
-                        base,
-                        Some(at),
-                        "`from` is required (a mailbox such as lookout@example.com)",
-                    );
-                }
-                None
-            }
-            Some(text) => mailbox(c, &format!("{base}.from"), text),
-        };
+        let from = c
+            .required(
+                base,
+                at,
+                "from",
+                raw.from.as_ref(),
+                "a mailbox such as lookout@example.com",
+            )
+            .and_then(|text| mailbox(c, &format!("{base}.from"), text));
         let mut to = Vec::new();
-        match &raw.to {
-            None => {
-                if !c.removed(&format!("{base}.to")) {
-                    c.report(base, Some(at), "`to` is required (a list of mailboxes)");
-                }
-                valid = false;
-            }
+        match c.required_list(
+            base,
+            at,
+            "to",
+            raw.to.as_ref(),
+            "a list of mailboxes",
+            "must list at least one recipient",
+        ) {
+            None => valid = false,
             Some(list) => {
-                if list.value.is_empty() && !c.removed_under(&format!("{base}.to")) {
-                    c.report(
-                        &format!("{base}.to"),
-                        Some(&list.referenced),
-                        "must list at least one recipient",
-                    );
-                    valid = false;
-                }
-                for (i, text) in list.value.iter().enumerate() {
+                for (i, text) in list.iter().enumerate() {
                     match mailbox(c, &format!("{base}.to[{i}]"), text) {
                         Some(m) => to.push(m),
                         None => valid = false,

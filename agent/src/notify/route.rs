@@ -175,27 +175,17 @@ pub fn check_routes(
             }
         }
         let mut receivers: Vec<String> = Vec::new();
-        match &raw.receivers {
-            None => {
-                if !c.removed(&format!("{base}.receivers")) {
-                    c.report(
-                        &base,
-                        Some(&item.referenced),
-                        "`receivers` is required (the names of the receivers this route sends to)",
-                    );
-                }
-                valid = false;
-            }
+        match c.required_list(
+            &base,
+            &item.referenced,
+            "receivers",
+            raw.receivers.as_ref(),
+            "the names of the receivers this route sends to",
+            "must list at least one receiver",
+        ) {
+            None => valid = false,
             Some(names) => {
-                if names.value.is_empty() && !c.removed_under(&format!("{base}.receivers")) {
-                    c.report(
-                        &format!("{base}.receivers"),
-                        Some(&names.referenced),
-                        "must list at least one receiver",
-                    );
-                    valid = false;
-                }
-                for (j, name) in names.value.iter().enumerate() {
+                for (j, name) in names.iter().enumerate() {
                     let path = format!("{base}.receivers[{j}]");
                     if receivers.contains(&name.value) {
                         c.report(

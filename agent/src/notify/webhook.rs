@@ -1039,15 +1039,9 @@ impl super::Integration for WebhookKind {
         let at = &raw.referenced;
         let raw = &raw.value;
         let mut valid = true;
-        let url = match &raw.url {
-            None => {
-                if !c.removed(&format!("{base}.url")) {
-                    c.report(base, Some(at), "`url` is required");
-                }
-                None
-            }
-            Some(text) => c.http_url(&format!("{base}.url"), text),
-        };
+        let url = c
+            .required(base, at, "url", raw.url.as_ref(), "")
+            .and_then(|text| c.http_url(&format!("{base}.url"), text));
         let format = match &raw.format {
             None => WebhookFormat::Alertmanager,
             Some(text) => match text.value.as_str() {
