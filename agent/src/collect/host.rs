@@ -117,9 +117,7 @@ impl Section for HostSection {
     type Raw = RawHost;
     type Value = HostConfig;
 
-    fn defaults_yaml() -> String {
-        DEFAULTS_YAML.to_string()
-    }
+    const DEFAULTS: &'static str = DEFAULTS_YAML;
 
     fn check(raw: &RawHost, path: &str, c: &mut Checker<'_>) -> HostConfig {
         HostConfig {

@@ -408,9 +408,7 @@ impl Section for IngestSection {
     type Raw = RawIngest;
     type Value = IngestConfig;
 
-    fn defaults_yaml() -> String {
-        DEFAULTS_YAML.to_string()
-    }
+    const DEFAULTS: &'static str = DEFAULTS_YAML;
 
     fn check(raw: &RawIngest, path: &str, c: &mut Checker<'_>) -> IngestConfig {
         let section = path;

@@ -36,6 +36,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::check::{MAX_INTERVAL, MIN_INTERVAL};
 use crate::config::units::{format_duration, parse_duration};
+use serde_saphyr::Spanned;
+
 use crate::config::{Checker, Section, Text};
 
 pub use self::procfs::ProcFs;
@@ -255,6 +257,49 @@ pub trait Kind: Section {
     fn build(value: &Self::Value, context: &Context) -> Vec<Job>;
 }
 
+/// One entry of a `collect:` section that lists named targets, each watched by one network
+/// collector (`collect.redis`, `collect.http_probes`): the checked entry itself.
+pub trait Target: Clone + std::fmt::Debug + Sized + 'static {
+    /// One entry as serde reads it.
+    type Raw: serde::de::DeserializeOwned + std::fmt::Debug;
+    /// What an entry is called in messages (`Redis target`).
+    const WHAT: &'static str;
+    /// The section's commented defaults (see [`Section::DEFAULTS`]).
+    const DEFAULTS: &'static str;
+    /// The entry's `name` as written.
+    fn name(raw: &Self::Raw) -> Option<&Text>;
+    /// Checks one entry at `base` whose name was checked already (`None`: it was invalid,
+    /// and reported); `None` when the entry cannot be used (every problem reported).
+    fn check(
+        c: &mut Checker<'_>,
+        base: &str,
+        item: &Spanned<Self::Raw>,
+        name: Option<String>,
+    ) -> Option<Self>;
+    /// The collector that watches this target.
+    fn collector(&self) -> Job;
+}
+
+/// The section of a list of [`Target`]s: names unique, one collector per entry.
+#[derive(Debug)]
+pub struct Targets<T>(std::marker::PhantomData<T>);
+
+impl<T: Target> Section for Targets<T> {
+    type Raw = Vec<Spanned<T::Raw>>;
+    type Value = Vec<T>;
+    const DEFAULTS: &'static str = T::DEFAULTS;
+
+    fn check(list: &Self::Raw, path: &str, c: &mut Checker<'_>) -> Vec<T> {
+        c.named_entries(path, list, T::WHAT, T::name, T::check)
+    }
+}
+
+impl<T: Target> Kind for Targets<T> {
+    fn build(targets: &Vec<T>, _: &Context) -> Vec<Job> {
+        targets.iter().map(T::collector).collect()
+    }
+}
+
 /// The registry: one line per `collect:` section, `key: type`, in the order the sections
 /// appear in the configuration file and their collectors start. It defines [`RawCollect`],
 /// [`CollectConfig`] and its [`CollectConfig::build`].
@@ -313,9 +358,9 @@ registry! {
     /// `collect.tcp`: TCP connections by state, host-wide and per local port.
     tcp: tcp::TcpSection,
     /// `collect.redis`: Redis/Valkey servers (none by default).
-    redis: redis::RedisSection,
+    redis: Targets<redis::RedisTarget>,
     /// `collect.http_probes`: HTTP(S) endpoints probed (none by default).
-    http_probes: probe::ProbeSection,
+    http_probes: Targets<probe::ProbeTarget>,
     /// `collect.ingest`: request timings pushed to `POST /api/v1/observations`.
     ingest: ingest::IngestSection,
 }

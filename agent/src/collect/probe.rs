@@ -32,10 +32,10 @@ use crate::catalogue::{
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Context, Job, Kind, Schedule, check_schedule};
+use super::{Job, Schedule, Target, check_schedule};
 use crate::config::secret::redact_url;
 use crate::config::units::{check_http_method, format_duration};
-use crate::config::{Checker, Section, Text};
+use crate::config::{Checker, Text};
 
 /// What one attempt saw.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -276,140 +276,127 @@ pub struct ProbeTarget {
     pub attempts: u32,
 }
 
-/// The `collect.http_probes` section.
-#[derive(Debug)]
-pub struct ProbeSection;
+impl Target for ProbeTarget {
+    type Raw = RawProbe;
+    const WHAT: &'static str = "probe";
+    const DEFAULTS: &'static str = DEFAULTS_YAML;
 
-impl Section for ProbeSection {
-    type Raw = Vec<Spanned<RawProbe>>;
-    type Value = Vec<ProbeTarget>;
-
-    fn defaults_yaml() -> String {
-        DEFAULTS_YAML.to_string()
+    fn name(raw: &RawProbe) -> Option<&Text> {
+        raw.name.as_ref()
     }
 
-    fn check(list: &Vec<Spanned<RawProbe>>, path: &str, c: &mut Checker<'_>) -> Vec<ProbeTarget> {
-        c.named_entries(path, list, "probe", |r| r.name.as_ref(), check_entry)
-    }
-}
-
-impl Kind for ProbeSection {
-    fn build(value: &Vec<ProbeTarget>, _: &Context) -> Vec<Job> {
-        value
-            .iter()
-            .map(|t| Job::Async(Box::new(ProbeCollector::new(t.clone()))))
-            .collect()
-    }
-}
-
-/// Checks one entry (at `base`) whose name was checked already (`None`: invalid).
-fn check_entry(
-    c: &mut Checker<'_>,
-    base: &str,
-    item: &Spanned<RawProbe>,
-    name: Option<String>,
-) -> Option<ProbeTarget> {
-    let raw = &item.value;
-    let mut valid = true;
-    let url = c.required_url(
-        base,
-        item,
-        raw.url.as_ref(),
-        "http://host:port/path",
-        check_probe_url,
-    );
-    let method = match &raw.method {
-        None => "GET".to_string(),
-        Some(text) => match check_http_method(&text.value) {
-            Ok(m) => m,
-            Err(why) => {
-                c.report(&format!("{base}.method"), Some(&text.referenced), why);
-                valid = false;
-                String::new()
-            }
-        },
-    };
-    let schedule = check_schedule(c, base, raw.interval.as_ref(), raw.timeout.as_ref());
-    let expect_status = match &raw.expect_status {
-        None => DEFAULT_EXPECT_STATUS.to_vec(),
-        Some(list) => {
-            let mut statuses = Vec::with_capacity(list.len());
-            if list.is_empty() {
-                c.report(
-                    &format!("{base}.expect_status"),
-                    Some(&item.referenced),
-                    "must list at least one status",
-                );
-                valid = false;
-            }
-            for (s, n) in list.iter().enumerate() {
-                match u16::try_from(n.value) {
-                    Ok(v) if (100..=599).contains(&v) => statuses.push(v),
-                    _ => {
-                        c.report(
-                            &format!("{base}.expect_status[{s}]"),
-                            Some(&n.referenced),
-                            format!("{} is out of range: must be between 100 and 599", n.value),
-                        );
-                        valid = false;
+    fn check(
+        c: &mut Checker<'_>,
+        base: &str,
+        item: &Spanned<RawProbe>,
+        name: Option<String>,
+    ) -> Option<ProbeTarget> {
+        let raw = &item.value;
+        let mut valid = true;
+        let url = c.required_url(
+            base,
+            item,
+            raw.url.as_ref(),
+            "http://host:port/path",
+            check_probe_url,
+        );
+        let method = match &raw.method {
+            None => "GET".to_string(),
+            Some(text) => match check_http_method(&text.value) {
+                Ok(m) => m,
+                Err(why) => {
+                    c.report(&format!("{base}.method"), Some(&text.referenced), why);
+                    valid = false;
+                    String::new()
+                }
+            },
+        };
+        let schedule = check_schedule(c, base, raw.interval.as_ref(), raw.timeout.as_ref());
+        let expect_status = match &raw.expect_status {
+            None => DEFAULT_EXPECT_STATUS.to_vec(),
+            Some(list) => {
+                let mut statuses = Vec::with_capacity(list.len());
+                if list.is_empty() {
+                    c.report(
+                        &format!("{base}.expect_status"),
+                        Some(&item.referenced),
+                        "must list at least one status",
+                    );
+                    valid = false;
+                }
+                for (s, n) in list.iter().enumerate() {
+                    match u16::try_from(n.value) {
+                        Ok(v) if (100..=599).contains(&v) => statuses.push(v),
+                        _ => {
+                            c.report(
+                                &format!("{base}.expect_status[{s}]"),
+                                Some(&n.referenced),
+                                format!("{} is out of range: must be between 100 and 599", n.value),
+                            );
+                            valid = false;
+                        }
                     }
                 }
+                statuses
             }
-            statuses
-        }
-    };
-    let attempts = match &raw.attempts {
-        None => 1,
-        Some(n) => match u32::try_from(n.value) {
-            Ok(v) if (1..=MAX_PROBE_ATTEMPTS).contains(&v) => v,
-            _ => {
-                c.report(
+        };
+        let attempts = match &raw.attempts {
+            None => 1,
+            Some(n) => match u32::try_from(n.value) {
+                Ok(v) if (1..=MAX_PROBE_ATTEMPTS).contains(&v) => v,
+                _ => {
+                    c.report(
+                        &format!("{base}.attempts"),
+                        Some(&n.referenced),
+                        format!(
+                            "{} is out of range: must be between 1 and {MAX_PROBE_ATTEMPTS}",
+                            n.value
+                        ),
+                    );
+                    valid = false;
+                    1
+                }
+            },
+        };
+        // The whole round (every attempt at its timeout) must end before the next one.
+        // A timeout alone longer than the interval is already reported by `schedule`.
+        let round = schedule.timeout.saturating_mul(attempts);
+        if attempts > 1
+            && schedule.timeout <= schedule.interval
+            && round > schedule.interval
+            && !c.removed(&format!("{base}.interval"))
+        {
+            let at = raw
+                .attempts
+                .as_ref()
+                .map(|n| &n.referenced)
+                .unwrap_or(&item.referenced);
+            c.report(
                     &format!("{base}.attempts"),
-                    Some(&n.referenced),
+                    Some(at),
                     format!(
-                        "{} is out of range: must be between 1 and {MAX_PROBE_ATTEMPTS}",
-                        n.value
+                        "{attempts} attempts of up to {} each take longer than the interval ({}): a round must end before the next starts",
+                        format_duration(schedule.timeout),
+                        format_duration(schedule.interval)
                     ),
                 );
-                valid = false;
-                1
-            }
-        },
-    };
-    // The whole round (every attempt at its timeout) must end before the next one.
-    // A timeout alone longer than the interval is already reported by `schedule`.
-    let round = schedule.timeout.saturating_mul(attempts);
-    if attempts > 1
-        && schedule.timeout <= schedule.interval
-        && round > schedule.interval
-        && !c.removed(&format!("{base}.interval"))
-    {
-        let at = raw
-            .attempts
-            .as_ref()
-            .map(|n| &n.referenced)
-            .unwrap_or(&item.referenced);
-        c.report(
-                &format!("{base}.attempts"),
-                Some(at),
-                format!(
-                    "{attempts} attempts of up to {} each take longer than the interval ({}): a round must end before the next starts",
-                    format_duration(schedule.timeout),
-                    format_duration(schedule.interval)
-                ),
-            );
-        valid = false;
+            valid = false;
+        }
+        match (name, url, valid) {
+            (Some(name), Some(url), true) => Some(ProbeTarget {
+                name,
+                url,
+                method,
+                schedule,
+                expect_status,
+                attempts,
+            }),
+            _ => None,
+        }
     }
-    match (name, url, valid) {
-        (Some(name), Some(url), true) => Some(ProbeTarget {
-            name,
-            url,
-            method,
-            schedule,
-            expect_status,
-            attempts,
-        }),
-        _ => None,
+
+    fn collector(&self) -> Job {
+        Job::Async(Box::new(ProbeCollector::new(self.clone())))
     }
 }
 

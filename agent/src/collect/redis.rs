@@ -48,11 +48,11 @@ use crate::catalogue::{
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Context, Job, Kind, Schedule, check_schedule};
+use super::{Job, Schedule, Target, check_schedule};
 use crate::config::check::SecretOutcome;
 use crate::config::secret::{redact_url, url_has_password};
 use crate::config::units::check_label_value;
-use crate::config::{Checker, Section, Text};
+use crate::config::{Checker, Text};
 
 /// `role` label before the server was ever reached.
 pub const ROLE_UNKNOWN: &str = "unknown";
@@ -431,113 +431,100 @@ impl std::fmt::Debug for RedisTarget {
     }
 }
 
-/// The `collect.redis` section.
-#[derive(Debug)]
-pub struct RedisSection;
+impl Target for RedisTarget {
+    type Raw = RawRedis;
+    const WHAT: &'static str = "Redis target";
+    const DEFAULTS: &'static str = DEFAULTS_YAML;
 
-impl Section for RedisSection {
-    type Raw = Vec<Spanned<RawRedis>>;
-    type Value = Vec<RedisTarget>;
-
-    fn defaults_yaml() -> String {
-        DEFAULTS_YAML.to_string()
+    fn name(raw: &RawRedis) -> Option<&Text> {
+        raw.name.as_ref()
     }
 
-    fn check(list: &Vec<Spanned<RawRedis>>, path: &str, c: &mut Checker<'_>) -> Vec<RedisTarget> {
-        c.named_entries(path, list, "Redis target", |r| r.name.as_ref(), check_entry)
-    }
-}
-
-impl Kind for RedisSection {
-    fn build(value: &Vec<RedisTarget>, _: &Context) -> Vec<Job> {
-        value
-            .iter()
-            .map(|t| Job::Async(Box::new(RedisCollector::new(t.clone()))))
-            .collect()
-    }
-}
-
-/// Checks one entry (at `base`) whose name was checked already (`None`: invalid).
-fn check_entry(
-    c: &mut Checker<'_>,
-    base: &str,
-    item: &Spanned<RawRedis>,
-    name: Option<String>,
-) -> Option<RedisTarget> {
-    let raw = &item.value;
-    let mut valid = true;
-    let url = c.required_url(
-        base,
-        item,
-        raw.url.as_ref(),
-        "redis://host:port",
-        check_redis_url,
-    );
-    let password = match &raw.password_file {
-        None => None,
-        Some(text) => {
-            let path = format!("{base}.password_file");
-            if url.as_deref().is_some_and(url_has_password) {
-                c.report(
-                    &path,
-                    Some(&text.referenced),
-                    "the URL already carries a password: set it in one place only",
-                );
-                valid = false;
-                None
-            } else {
-                match c.secret(base, ("password", None), ("password_file", Some(text))) {
-                    SecretOutcome::Given(secret, _) => Some(secret),
-                    SecretOutcome::Absent => None,
-                    SecretOutcome::Invalid => {
-                        valid = false;
-                        None
+    fn check(
+        c: &mut Checker<'_>,
+        base: &str,
+        item: &Spanned<RawRedis>,
+        name: Option<String>,
+    ) -> Option<RedisTarget> {
+        let raw = &item.value;
+        let mut valid = true;
+        let url = c.required_url(
+            base,
+            item,
+            raw.url.as_ref(),
+            "redis://host:port",
+            check_redis_url,
+        );
+        let password = match &raw.password_file {
+            None => None,
+            Some(text) => {
+                let path = format!("{base}.password_file");
+                if url.as_deref().is_some_and(url_has_password) {
+                    c.report(
+                        &path,
+                        Some(&text.referenced),
+                        "the URL already carries a password: set it in one place only",
+                    );
+                    valid = false;
+                    None
+                } else {
+                    match c.secret(base, ("password", None), ("password_file", Some(text))) {
+                        SecretOutcome::Given(secret, _) => Some(secret),
+                        SecretOutcome::Absent => None,
+                        SecretOutcome::Invalid => {
+                            valid = false;
+                            None
+                        }
                     }
                 }
             }
+        };
+        let schedule = check_schedule(c, base, raw.interval.as_ref(), raw.timeout.as_ref());
+        let mut queues: Vec<String> = Vec::new();
+        for (q, text) in raw.queues.iter().flatten().enumerate() {
+            let path = format!("{base}.queues[{q}]");
+            if text.value.is_empty() {
+                c.report(&path, Some(&text.referenced), "must not be empty");
+            } else if let Err(why) = check_label_value(&text.value) {
+                c.report(&path, Some(&text.referenced), why);
+            } else if let Some(first) = queues.iter().position(|n| *n == text.value) {
+                c.report(
+                    &path,
+                    Some(&text.referenced),
+                    format!(
+                        "duplicate queue {:?} (already at {base}.queues[{first}])",
+                        text.value
+                    ),
+                );
+            } else {
+                queues.push(text.value.clone());
+                continue;
+            }
+            // Keep indexes aligned for duplicate messages.
+            queues.push(String::new());
         }
-    };
-    let schedule = check_schedule(c, base, raw.interval.as_ref(), raw.timeout.as_ref());
-    let mut queues: Vec<String> = Vec::new();
-    for (q, text) in raw.queues.iter().flatten().enumerate() {
-        let path = format!("{base}.queues[{q}]");
-        if text.value.is_empty() {
-            c.report(&path, Some(&text.referenced), "must not be empty");
-        } else if let Err(why) = check_label_value(&text.value) {
-            c.report(&path, Some(&text.referenced), why);
-        } else if let Some(first) = queues.iter().position(|n| *n == text.value) {
-            c.report(
-                &path,
-                Some(&text.referenced),
-                format!(
-                    "duplicate queue {:?} (already at {base}.queues[{first}])",
-                    text.value
-                ),
-            );
-        } else {
-            queues.push(text.value.clone());
-            continue;
+        queues.retain(|q| !q.is_empty());
+        let min_lookups = c.count(
+            &format!("{base}.min_lookups"),
+            raw.min_lookups.as_ref(),
+            DEFAULT_MIN_LOOKUPS,
+            1..=u64::MAX,
+        );
+        match (name, url, valid) {
+            (Some(name), Some(url), true) => Some(RedisTarget {
+                name,
+                url,
+                password,
+                schedule,
+                queues,
+                min_lookups,
+            }),
+            _ => None,
         }
-        // Keep indexes aligned for duplicate messages.
-        queues.push(String::new());
     }
-    queues.retain(|q| !q.is_empty());
-    let min_lookups = c.count(
-        &format!("{base}.min_lookups"),
-        raw.min_lookups.as_ref(),
-        DEFAULT_MIN_LOOKUPS,
-        1..=u64::MAX,
-    );
-    match (name, url, valid) {
-        (Some(name), Some(url), true) => Some(RedisTarget {
-            name,
-            url,
-            password,
-            schedule,
-            queues,
-            min_lookups,
-        }),
-        _ => None,
+
+    fn collector(&self) -> Job {
+        Job::Async(Box::new(RedisCollector::new(self.clone())))
     }
 }
 

@@ -503,9 +503,7 @@ impl Section for TcpSection {
     type Raw = RawTcp;
     type Value = TcpConfig;
 
-    fn defaults_yaml() -> String {
-        DEFAULTS_YAML.to_string()
-    }
+    const DEFAULTS: &'static str = DEFAULTS_YAML;
 
     fn check(raw: &RawTcp, path: &str, c: &mut Checker<'_>) -> TcpConfig {
         TcpConfig {

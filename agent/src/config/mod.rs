@@ -34,7 +34,12 @@ pub trait Section {
     /// (comment lines before the key describe the section). `lookout config default`
     /// prints these, indented under their parent key; a test holds them equal to what an
     /// absent section checks to.
-    fn defaults_yaml() -> String;
+    const DEFAULTS: &'static str;
+    /// [`DEFAULTS`](Self::DEFAULTS), or a text assembled at run time by a section whose
+    /// defaults depend on a registry (the receiver kinds of `notify:`).
+    fn defaults_yaml() -> String {
+        Self::DEFAULTS.to_string()
+    }
     /// Checks `raw`, reporting every problem under `path` (the section's key path, such
     /// as `collect.tcp`), and returns the value to run on: defaults stand in for what was
     /// invalid, so checking continues past the first problem.

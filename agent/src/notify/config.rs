@@ -215,6 +215,10 @@ impl Section for NotifySection {
     type Raw = RawNotify;
     type Value = NotifyConfig;
 
+    /// The parts around the receivers' examples; [`defaults_yaml`](Self::defaults_yaml)
+    /// puts them together with the examples of every registered kind.
+    const DEFAULTS: &'static str = DEFAULTS_HEAD;
+
     fn defaults_yaml() -> String {
         let examples: Vec<String> = examples()
             .iter()

@@ -53,9 +53,7 @@ impl Section for RulesSection {
     type Raw = RawRules;
     type Value = RulesConfig;
 
-    fn defaults_yaml() -> String {
-        DEFAULTS_YAML.to_string()
-    }
+    const DEFAULTS: &'static str = DEFAULTS_YAML;
 
     fn check(raw: &RawRules, path: &str, c: &mut Checker<'_>) -> RulesConfig {
         let files = c.globs(&format!("{path}.files"), raw.files.as_deref());

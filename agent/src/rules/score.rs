@@ -369,9 +369,7 @@ impl Section for ScalabilitySection {
     type Raw = RawScalability;
     type Value = Option<ScalabilityConfig>;
 
-    fn defaults_yaml() -> String {
-        DEFAULTS_YAML.to_string()
-    }
+    const DEFAULTS: &'static str = DEFAULTS_YAML;
 
     fn check(raw: &RawScalability, path: &str, c: &mut Checker<'_>) -> Option<ScalabilityConfig> {
         check_scalability(c, path, raw)

@@ -63,9 +63,7 @@ impl Section for AgentSection {
     type Raw = RawAgent;
     type Value = AgentConfig;
 
-    fn defaults_yaml() -> String {
-        DEFAULTS_YAML.to_string()
-    }
+    const DEFAULTS: &'static str = DEFAULTS_YAML;
 
     fn check(raw: &RawAgent, path: &str, c: &mut Checker<'_>) -> AgentConfig {
         let hostname = match &raw.hostname {
