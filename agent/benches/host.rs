@@ -11,10 +11,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use lookout::catalogue::FILESYSTEM_USAGE_RATIO;
-use std::sync::Arc;
-
 use lookout::collect::filesystem::FixtureStatFs;
-use lookout::collect::{Collector, Context, Job, Sample};
+use lookout::collect::{Collector, Context, Sample};
 use lookout::settings::Config;
 use lookout::store::Store;
 
@@ -30,18 +28,10 @@ fn collectors() -> Vec<Box<dyn Collector>> {
     config.collect.ingest.enabled = false;
     let statfs = FixtureStatFs::load(fixtures().join("statvfs.txt"))
         .unwrap_or_else(|e| panic!("statvfs fixture: {e}"));
-    let context = Context {
-        statfs: Arc::new(statfs),
-        ..Context::new(&fixtures().join("t1"), "/".into())
-    };
-    config
-        .collect
-        .build(&context)
-        .into_iter()
-        .filter_map(|job| match job {
-            Job::Blocking(c) if c.name() != "process" => Some(c),
-            _ => None,
-        })
+    let context = Context::new(&fixtures().join("t1"), "/".into()).with_statfs(statfs);
+    let jobs = config.collect.build(&context).into_iter();
+    jobs.filter_map(|job| job.blocking())
+        .filter(|c| c.name() != "process")
         .collect()
 }
 

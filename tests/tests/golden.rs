@@ -8,10 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
 use lookout::collect::filesystem::FixtureStatFs;
-use lookout::collect::{Collector, Context, Job};
+use lookout::collect::{Collector, Context};
 use lookout::settings::Config;
 use lookout::store::Store;
 use lookout_tests::TempDir;
@@ -33,19 +31,15 @@ fn fixture_collectors(proc_root: &Path) -> Vec<Box<dyn Collector>> {
     config.collect.tcp.ports = vec![6379, 8000];
     config.collect.ingest.enabled = false;
     let statfs = FixtureStatFs::load(fixtures().join("proc/statvfs.txt")).unwrap();
-    let context = Context {
-        statfs: Arc::new(statfs),
-        ..Context::new(proc_root, "/".into())
-    };
-    config
-        .collect
-        .build(&context)
-        .into_iter()
-        .filter_map(|job| match job {
-            Job::Blocking(c) if c.name() != "process" => Some(c),
-            Job::Blocking(_) => None,
-            Job::Async(c) => panic!("no network collector is configured, got {}", c.name()),
+    let context = Context::new(proc_root, "/".into()).with_statfs(statfs);
+    let jobs = config.collect.build(&context);
+    let names: Vec<String> = jobs.iter().map(|j| j.name().to_string()).collect();
+    jobs.into_iter()
+        .map(|job| {
+            job.blocking()
+                .unwrap_or_else(|| panic!("a network collector in {names:?}"))
         })
+        .filter(|c| c.name() != "process")
         .collect()
 }
 

@@ -115,6 +115,14 @@ impl std::fmt::Debug for Job {
 }
 
 impl Job {
+    /// The collector when it reads files; `None` for a network one.
+    pub fn blocking(self) -> Option<Box<dyn Collector>> {
+        match self {
+            Job::Blocking(c) => Some(c),
+            Job::Async(_) => None,
+        }
+    }
+
     /// The collector's name.
     pub fn name(&self) -> &str {
         match self {
@@ -247,6 +255,17 @@ impl Context {
             statfs: Arc::new(filesystem::SystemStatFs),
             ingest: Arc::new(ingest::Ingest::new(&ingest::IngestSection::builtin(), now)),
             now,
+        }
+    }
+}
+
+impl Context {
+    /// This context measuring filesystems through `statfs` (captured values in tests and
+    /// benches) instead of `statvfs`.
+    pub fn with_statfs(self, statfs: impl filesystem::StatFs + 'static) -> Self {
+        Context {
+            statfs: Arc::new(statfs),
+            ..self
         }
     }
 }

@@ -140,6 +140,18 @@ pub fn read_secret_file(path: &Path) -> Result<String, String> {
 /// Looks up an environment variable (injected so tests need not change the environment).
 pub type EnvLookup = fn(&str) -> Result<String, std::env::VarError>;
 
+/// A fake environment for tests of `${ENV_NAME}` references: `SMTP_PASSWORD`, `HOOK_TOKEN`
+/// and an empty `EMPTY` are set, nothing else.
+#[cfg(test)]
+pub(crate) fn fake_env(name: &str) -> Result<String, std::env::VarError> {
+    match name {
+        "SMTP_PASSWORD" => Ok("s3cret-from-env".into()),
+        "HOOK_TOKEN" => Ok("tok".into()),
+        "EMPTY" => Ok(String::new()),
+        _ => Err(std::env::VarError::NotPresent),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,15 +175,6 @@ mod tests {
         let err = read_secret_file(&dir).expect_err("a directory");
         assert!(err.contains("not a regular file"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    fn fake_env(name: &str) -> Result<String, std::env::VarError> {
-        match name {
-            "SMTP_PASSWORD" => Ok("s3cret-from-env".into()),
-            "HOOK_TOKEN" => Ok("tok".into()),
-            "EMPTY" => Ok(String::new()),
-            _ => Err(std::env::VarError::NotPresent),
-        }
     }
 
     #[test]
