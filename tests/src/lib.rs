@@ -2,7 +2,7 @@
 //! started on a config, a small HTTP client, an exposition parser, and peer programs.
 //!
 //! The tests drive the real binary over real loopback HTTP. They need it built first
-//! (`cargo build -p lookout`, which `ci/test.sh` does); `LOOKOUT_BIN` overrides the path.
+//! (`cargo build -p lookout`, which `scripts/test.sh` does); `LOOKOUT_BIN` overrides the path.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -25,7 +25,7 @@ pub fn lookout_bin() -> PathBuf {
         .expect("target dir");
     assert!(
         bin.exists(),
-        "{} is missing: build it first with `cargo build -p lookout` (ci/test.sh does), or set LOOKOUT_BIN",
+        "{} is missing: build it first with `cargo build -p lookout` (scripts/test.sh does), or set LOOKOUT_BIN",
         bin.display()
     );
     bin
