@@ -371,6 +371,25 @@ impl Agent {
         }
     }
 
+    /// How many runs collector `name` has completed (`/api/v1/status`).
+    pub fn collector_runs(&self, name: &str) -> u64 {
+        let status = self.json("/api/v1/status");
+        status["collectors"][name]["runs"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no collector {name} in {status}"))
+    }
+
+    /// Waits until collector `name` has completed two more runs than when called, so at
+    /// least one whole run started after the call; what it measured is then on `/metrics`.
+    pub fn wait_for_a_run_from_now(&self, name: &str) {
+        let target = self.collector_runs(name) + 2;
+        self.wait_until(
+            &format!("two more runs of {name}"),
+            Duration::from_secs(30),
+            || self.collector_runs(name) >= target,
+        );
+    }
+
     /// Sends a signal to the agent.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
