@@ -379,12 +379,13 @@ impl Agent {
             .unwrap_or_else(|| panic!("no collector {name} in {status}"))
     }
 
-    /// Waits until collector `name` has completed two more runs than when called, so at
-    /// least one whole run started after the call; what it measured is then on `/metrics`.
-    pub fn wait_for_a_run_from_now(&self, name: &str) {
-        let target = self.collector_runs(name) + 2;
+    /// Waits until collector `name` has completed three more runs than when called. At
+    /// least the last two started after the call, so what `/metrics` shows of it then, rates
+    /// and ratios over the interval between those two included, was measured after the call.
+    pub fn wait_for_runs_from_now(&self, name: &str) {
+        let target = self.collector_runs(name) + 3;
         self.wait_until(
-            &format!("two more runs of {name}"),
+            &format!("three more runs of {name}"),
             Duration::from_secs(30),
             || self.collector_runs(name) >= target,
         );

@@ -78,7 +78,7 @@ fn redis_metrics_follow_a_real_server() {
     assert!(value(&m, "lookout_redis_connected_clients", CACHE).is_some_and(|v| v >= 1.0));
 
     // Idle intervals: no hit ratio at all.
-    agent.wait_for_a_run_from_now(COLLECTOR);
+    agent.wait_for_runs_from_now(COLLECTOR);
     assert_eq!(
         value(&agent.metrics(), "lookout_redis_hit_ratio", CACHE),
         None,
@@ -132,10 +132,9 @@ fn redis_metrics_follow_a_real_server() {
         .filter(|v| *v == 2.0)
     });
 
-    // Stop the server: the first run that starts after it reports up 0, and only `up`
-    // remains.
+    // Stop the server: the runs that start after it report up 0, and only `up` remains.
     drop(redis);
-    agent.wait_for_a_run_from_now(COLLECTOR);
+    agent.wait_for_runs_from_now(COLLECTOR);
     let m = agent.metrics();
     assert_eq!(value(&m, "lookout_redis_up", CACHE), Some(0.0), "{m:?}");
     assert_eq!(value(&m, "lookout_redis_ping_seconds", CACHE), None);
