@@ -18,8 +18,9 @@ target to 500 at a random moment, then records:
 and prints crossed -> received (the figure the budget is about), split into
 crossed -> evaluated (at most one evaluation interval by design) and evaluated -> received
 (the delivery path: intake, outbox fsync, HTTP). The target is switched back and the
-resolve awaited before the next round. This prints figures; it is not a test and fails on
-no number.
+resolve awaited before the next round. This prints figures, it is not a test: it exits
+non-zero only when it cannot measure (the agent does not start, a notification never
+comes), never because of a figure.
 
 Usage: bench/alert_latency.py [--lookout target/release/lookout] [--rounds 10]
 """
