@@ -1,4 +1,4 @@
-//! Ingestion throughput of `POST /api/v1/observations` (DESIGN budget: over 200,000
+//! Ingestion throughput of `POST /api/v1/observations` (budget: over 200,000
 //! observations/s through the HTTP endpoint, batched, on a 2-core host).
 //!
 //! Three groups:

@@ -371,6 +371,26 @@ impl Agent {
         }
     }
 
+    /// How many runs collector `name` has completed (`/api/v1/status`).
+    pub fn collector_runs(&self, name: &str) -> u64 {
+        let status = self.json("/api/v1/status");
+        status["collectors"][name]["runs"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no collector {name} in {status}"))
+    }
+
+    /// Waits until collector `name` has completed three more runs than when called. At
+    /// least the last two started after the call, so what `/metrics` shows of it then, rates
+    /// and ratios over the interval between those two included, was measured after the call.
+    pub fn wait_for_runs_from_now(&self, name: &str) {
+        let target = self.collector_runs(name) + 3;
+        self.wait_until(
+            &format!("three more runs of {name}"),
+            Duration::from_secs(30),
+            || self.collector_runs(name) >= target,
+        );
+    }
+
     /// Sends a signal to the agent.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")

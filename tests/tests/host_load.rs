@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lookout_tests::{Agent, MetricSample, require, value};
 
@@ -32,8 +32,8 @@ fn busy_cores_raise_cpu_usage() {
                 }
             });
         }
-        // Two full intervals under load, then read the ratio of the last one.
-        std::thread::sleep(Duration::from_millis(2500));
+        // The ratio of an interval entirely under load.
+        agent.wait_for_runs_from_now("cpu");
         let busy = agent.metrics();
         stop.store(true, Ordering::Relaxed);
         busy
@@ -45,11 +45,12 @@ fn busy_cores_raise_cpu_usage() {
     );
     assert!(ratio <= 1.0, "ratio above 1: {ratio}");
 
-    // And it falls back when the load stops.
-    let idle = agent.wait_for(Duration::from_secs(10), |m| {
-        value(m, "lookout_cpu_usage_ratio", &[]).filter(|r| *r < ratio - 0.3)
+    // And it falls back when the load stops (the wait fails the test if it does not).
+    agent.wait_for(Duration::from_secs(10), |m| {
+        value(m, "lookout_cpu_usage_ratio", &[])
+            .filter(|r| *r < ratio - 0.3)
+            .map(|_| ())
     });
-    assert!(idle >= 0.0);
 }
 
 #[test]
@@ -64,7 +65,7 @@ fn a_large_allocation_raises_memory_usage_by_about_its_size() {
             value(m, "lookout_memory_total_bytes", &[])?,
         ))
     };
-    std::thread::sleep(Duration::from_millis(1200));
+    agent.wait_for_runs_from_now("memory");
     let (before, ratio_before, total) = agent.wait_for(Duration::from_secs(5), read);
     assert!(
         total > SIZE as f64 * 2.0,
@@ -77,7 +78,7 @@ fn a_large_allocation_raises_memory_usage_by_about_its_size() {
         page[0] = 1;
     }
     std::hint::black_box(&block);
-    std::thread::sleep(Duration::from_millis(2200));
+    agent.wait_for_runs_from_now("memory");
     let (after, ratio_after, _) = agent.wait_for(Duration::from_secs(5), read);
     drop(block);
 
@@ -137,7 +138,6 @@ fn bytes_over_loopback_raise_lo_counters() {
     drop(conn);
     assert_eq!(reader.join().unwrap(), BYTES);
 
-    let sent_at = Instant::now();
     let (rx_end, tx_end) = agent.wait_for(Duration::from_secs(5), |m| {
         let (r, t) = (rx(m)?, tx(m)?);
         (r - start.0 >= BYTES as f64).then_some((r, t))
@@ -153,7 +153,6 @@ fn bytes_over_loopback_raise_lo_counters() {
         "lo transmit grew by {}",
         tx_end - start.1
     );
-    assert!(sent_at.elapsed() < Duration::from_secs(5));
     // The per-second rate saw the burst in some interval.
     let rate = value(
         &agent.metrics(),

@@ -691,6 +691,284 @@ fn agent_includes() -> Vec<String> {
     includes.into_iter().collect()
 }
 
+/// `cargo metadata --no-deps` of the workspace at `root`: its members with their targets
+/// and declared dependencies, read from the manifests alone. (Without `--no-deps` cargo
+/// reads the manifest of every crate of Cargo.lock, for every platform, so offline it
+/// needs all of them in the local cargo cache, which a machine that only built for itself
+/// does not have.)
+fn workspace_metadata(root: &Path) -> Value {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = run(Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml")));
+    serde_json::from_slice(&out.stdout).expect("cargo metadata's JSON")
+}
+
+/// Every target of every member of `metadata`, as (package, kind, name), with its source
+/// file relative to `root`.
+fn workspace_targets(metadata: &Value, root: &Path) -> BTreeMap<(String, String, String), PathBuf> {
+    let root = std::fs::canonicalize(root).unwrap();
+    let mut targets = BTreeMap::new();
+    for package in metadata["packages"].as_array().expect("packages") {
+        let name = package["name"].as_str().expect("package name");
+        for target in package["targets"].as_array().expect("targets") {
+            let src = PathBuf::from(target["src_path"].as_str().expect("src_path"));
+            let src = src
+                .strip_prefix(&root)
+                .unwrap_or_else(|_| panic!("{}: outside {}", src.display(), root.display()));
+            for kind in target["kind"].as_array().expect("target kinds") {
+                targets.insert(
+                    (
+                        name.to_string(),
+                        kind.as_str().unwrap().to_string(),
+                        target["name"].as_str().unwrap().to_string(),
+                    ),
+                    src.to_path_buf(),
+                );
+            }
+        }
+    }
+    targets
+}
+
+/// One `[[package]]` of a Cargo.lock.
+#[derive(Debug, Clone)]
+struct Locked {
+    name: String,
+    version: String,
+    /// None for a path package (a workspace member).
+    source: Option<String>,
+    /// "name", or "name version" (with " (source)" when that is ambiguous too).
+    dependencies: Vec<String>,
+}
+
+fn cargo_lock(text: &str) -> Vec<Locked> {
+    fn quoted(value: &str) -> String {
+        value
+            .trim()
+            .trim_end_matches(',')
+            .trim_matches('"')
+            .to_string()
+    }
+    let mut packages = Vec::new();
+    let mut current: Option<Locked> = None;
+    let mut in_dependencies = false;
+    for line in text.lines() {
+        if line.starts_with('[') {
+            packages.extend(current.take());
+            in_dependencies = false;
+            if line == "[[package]]" {
+                current = Some(Locked {
+                    name: String::new(),
+                    version: String::new(),
+                    source: None,
+                    dependencies: Vec::new(),
+                });
+            }
+            continue;
+        }
+        let Some(package) = current.as_mut() else {
+            continue;
+        };
+        if in_dependencies {
+            if line.trim() == "]" {
+                in_dependencies = false;
+            } else {
+                package.dependencies.push(quoted(line));
+            }
+        } else if let Some((key, value)) = line.split_once(" = ") {
+            match key {
+                "name" => package.name = quoted(value),
+                "version" => package.version = quoted(value),
+                "source" => package.source = Some(quoted(value)),
+                "dependencies" => in_dependencies = value.trim() == "[",
+                _ => {}
+            }
+        }
+    }
+    packages.extend(current);
+    packages
+}
+
+/// Whether a Cargo version requirement (`^1.2`, `~0.3.1`, `=1.0.0`, `>=1, <2`, `*`)
+/// accepts `version`.
+fn requirement_accepts(requirement: &str, version: &str) -> bool {
+    fn parts(v: &str) -> Vec<u64> {
+        v.split(['-', '+'])
+            .next()
+            .unwrap_or("")
+            .split('.')
+            .map(|p| p.parse().unwrap_or_else(|_| panic!("version {v}")))
+            .collect()
+    }
+    let have = parts(version);
+    let have = [have[0], have[1], have[2]];
+    requirement.split(',').map(str::trim).all(|comparator| {
+        if comparator == "*" {
+            return true;
+        }
+        let at = comparator
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or_else(|| panic!("requirement {requirement}"));
+        let (op, want) = comparator.split_at(at);
+        let want = parts(want);
+        let low = [0, 1, 2].map(|i| want.get(i).copied().unwrap_or(0));
+        // The exclusive upper bound of a caret or tilde requirement.
+        let bump = |i: usize| {
+            let mut high = [0; 3];
+            high[..i].copy_from_slice(&low[..i]);
+            high[i] = low[i] + 1;
+            high
+        };
+        match op.trim() {
+            "" | "^" => {
+                let first = (0..want.len())
+                    .find(|&i| low[i] != 0)
+                    .unwrap_or(want.len() - 1);
+                have >= low && have < bump(first)
+            }
+            "~" => have >= low && have < bump(if want.len() == 1 { 0 } else { 1 }),
+            "=" => (0..want.len()).all(|i| have[i] == low[i]),
+            ">=" => have >= low,
+            ">" => have > low,
+            "<=" => have <= low,
+            "<" => have < low,
+            other => panic!("requirement operator {other:?} in {requirement}"),
+        }
+    })
+}
+
+/// What keeps `cargo build --locked` from using `lock` for the workspace of `metadata`:
+/// the path packages of the lock must be exactly the members, each at its version, and
+/// each member's entry must name every dependency its manifest declares (every kind,
+/// every platform: Cargo.lock covers them all) at a version the requirement accepts.
+fn lock_problems(metadata: &Value, lock: &[Locked]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let members = metadata["packages"].as_array().expect("packages");
+    let member_names: BTreeSet<&str> = members
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    let path_packages: BTreeSet<&str> = lock
+        .iter()
+        .filter(|p| p.source.is_none())
+        .map(|p| p.name.as_str())
+        .collect();
+    if path_packages != member_names {
+        problems.push(format!(
+            "locked path packages {path_packages:?}, members {member_names:?}"
+        ));
+    }
+    for member in members {
+        let name = member["name"].as_str().unwrap();
+        let version = member["version"].as_str().unwrap();
+        let Some(entry) = lock.iter().find(|p| p.name == name && p.source.is_none()) else {
+            continue;
+        };
+        if entry.version != version {
+            problems.push(format!("{name} {version} is locked as {}", entry.version));
+        }
+        for dependency in member["dependencies"].as_array().expect("dependencies") {
+            let dep = dependency["name"].as_str().unwrap();
+            let requirement = dependency["req"].as_str().unwrap();
+            let Some(line) = entry
+                .dependencies
+                .iter()
+                .find(|l| l.split(' ').next() == Some(dep))
+            else {
+                problems.push(format!(
+                    "{name}: its dependency {dep} is not in its lock entry"
+                ));
+                continue;
+            };
+            let candidates: Vec<&Locked> = lock
+                .iter()
+                .filter(|p| p.name == dep && line.split(' ').nth(1).is_none_or(|v| v == p.version))
+                .collect();
+            match candidates[..] {
+                [locked] if requirement_accepts(requirement, &locked.version) => {}
+                [locked] => problems.push(format!(
+                    "{name}: {dep} {requirement} is locked at {}",
+                    locked.version
+                )),
+                _ => problems.push(format!(
+                    "{name}: {line:?} names {} lock entries",
+                    candidates.len()
+                )),
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn lock_check_accepts_the_lock_and_rejects_stale_ones() {
+    let root = repo();
+    let metadata = workspace_metadata(&root);
+    let lock = cargo_lock(&read(&root.join("Cargo.lock")));
+    assert_eq!(lock_problems(&metadata, &lock), Vec::<String>::new());
+
+    // A dependency the manifest declares but the lock does not list.
+    let mut missing = lock.clone();
+    let entry = missing.iter_mut().find(|p| p.name == "lookout").unwrap();
+    entry.dependencies.retain(|d| d != "anyhow");
+    assert_eq!(
+        lock_problems(&metadata, &missing),
+        ["lookout: its dependency anyhow is not in its lock entry"]
+    );
+    // A locked version the requirement does not accept (a raised requirement).
+    let mut old = lock.clone();
+    let tokio = old.iter_mut().find(|p| p.name == "tokio").unwrap();
+    tokio.version = "1.0.0".into();
+    let problems = lock_problems(&metadata, &old);
+    for member in ["lookout", "lookout-tests"] {
+        assert!(
+            problems.contains(&format!("{member}: tokio ^1.54 is locked at 1.0.0")),
+            "{problems:?}"
+        );
+    }
+    assert!(problems.iter().all(|p| p.contains("tokio")), "{problems:?}");
+    // A member the lock does not know.
+    let mut renamed = lock.clone();
+    renamed
+        .iter_mut()
+        .find(|p| p.name == "lookout-tests")
+        .unwrap()
+        .name = "other".into();
+    assert!(lock_problems(&metadata, &renamed)[0].starts_with("locked path packages"));
+
+    for (requirement, version, accepts) in [
+        ("^1.0.104", "1.0.104", true),
+        ("^1.0.104", "1.9.0", true),
+        ("^1.0.104", "1.0.103", false),
+        ("^1.0.104", "2.0.0", false),
+        ("^0.3.3", "0.3.9", true),
+        ("^0.3.3", "0.4.0", false),
+        ("^0.0.3", "0.0.4", false),
+        ("~1.2.3", "1.2.9", true),
+        ("~1.2.3", "1.3.0", false),
+        ("=1.2.3", "1.2.3", true),
+        ("=1.2.3", "1.2.4", false),
+        (">=1.2, <1.5", "1.4.9", true),
+        (">=1.2, <1.5", "1.5.0", false),
+        ("*", "7.0.0", true),
+    ] {
+        assert_eq!(
+            requirement_accepts(requirement, version),
+            accepts,
+            "{requirement} {version}"
+        );
+    }
+}
+
 #[test]
 fn dockerfile_copies_what_the_build_needs_and_runs_the_checked_config() {
     let root = repo();
@@ -791,14 +1069,38 @@ fn dockerfile_copies_what_the_build_needs_and_runs_the_checked_config() {
     }
     assert_eq!(stage, 2, "a builder stage and a runtime stage");
 
-    // What the builder copied is enough to load the workspace against Cargo.lock (both
-    // members, the bench targets) and holds every file the agent embeds (the rules).
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    run(Command::new(cargo)
-        .current_dir(context.path())
-        .args(["metadata", "--locked", "--offline", "--format-version", "1"])
-        .arg("--manifest-path")
-        .arg(context.path().join("Cargo.toml")));
+    // What the builder copied is enough to load the workspace (both members, and every
+    // library, binary and bench target of the repository's manifests; the integration tests
+    // are left out on purpose), with a Cargo.lock that `cargo build --locked` accepts, and
+    // holds every file the agent embeds (the rules).
+    let metadata = workspace_metadata(context.path());
+    let built = |targets: BTreeMap<(String, String, String), PathBuf>| {
+        targets
+            .into_iter()
+            .filter(|((_, kind, _), _)| kind != "test")
+            .collect::<BTreeMap<_, _>>()
+    };
+    let targets = built(workspace_targets(&metadata, context.path()));
+    assert_eq!(
+        targets,
+        built(workspace_targets(&workspace_metadata(&root), &root)),
+        "the workspace the builder sees has other targets than the repository's"
+    );
+    assert!(
+        targets.keys().any(|(_, kind, _)| kind == "bench"),
+        "the agent's benches: {targets:?}"
+    );
+    for source in targets.values() {
+        assert!(
+            context.path().join(source).is_file(),
+            "the builder stage does not copy {}",
+            source.display()
+        );
+    }
+    let lock = context.path().join("Cargo.lock");
+    assert!(lock.is_file(), "the builder stage does not copy Cargo.lock");
+    let problems = lock_problems(&metadata, &cargo_lock(&read(&lock)));
+    assert!(problems.is_empty(), "Cargo.lock: {problems:#?}");
     for include in agent_includes() {
         assert!(
             context.path().join(&include).exists(),

@@ -568,8 +568,10 @@ mod tests {
         let s = run(&mut c).await;
         assert_eq!(value(&s, "lookout_probe_success"), 0.0);
         assert_eq!(value(&s, "lookout_probe_http_status_code"), 0.0);
+        // The attempt's own duration, cut at the timeout (a timer never fires early); had it
+        // waited for the answer, the probe would have succeeded with status 200.
         let d = value(&s, "lookout_probe_duration_seconds");
-        assert!((0.15..1.0).contains(&d), "duration {d}");
+        assert!(d >= 0.2, "duration {d}");
     }
 
     #[tokio::test]

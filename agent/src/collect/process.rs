@@ -82,9 +82,34 @@ mod tests {
         })
     }
 
+    /// This process's CPU seconds from `/proc/self/stat`, read independently of the parser
+    /// (utime and stime, the 14th and 15th fields).
+    fn own_cpu_seconds() -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").expect("stat");
+        let after_comm: Vec<u64> = stat
+            .rsplit_once(')')
+            .expect("comm")
+            .1
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|f| f.parse().expect("ticks"))
+            .collect();
+        (after_comm[0] + after_comm[1]) as f64 / rustix::param::clock_ticks_per_second() as f64
+    }
+
     #[test]
     fn reads_its_own_rss_and_cpu() {
+        // Some CPU time first, so that a reading of 0 cannot pass.
+        let mut x = 0u64;
+        while own_cpu_seconds() < 0.05 {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        }
+        let cpu_before = own_cpu_seconds();
         let samples = collector().collect(Instant::now()).expect("own stat");
+        let cpu_after = own_cpu_seconds();
         // Cross-check RSS against /proc/self/statm (resident pages), read independently.
         let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
         let pages: f64 = statm
@@ -99,7 +124,11 @@ mod tests {
             (rss - expected).abs() / expected < 0.2,
             "rss {rss} vs statm {expected}"
         );
-        assert!(samples[1].value >= 0.0);
+        let cpu = samples[1].value;
+        assert!(
+            (cpu_before..=cpu_after).contains(&cpu),
+            "cpu {cpu} s, read {cpu_before} s before and {cpu_after} s after"
+        );
     }
 
     #[test]

@@ -208,3 +208,331 @@ pub async fn run_collector<S: Sink>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Condvar, Mutex};
+
+    use std::future::Future;
+
+    use std::collections::BTreeMap;
+    use std::sync::RwLock;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    const NAME: &str = "probe";
+    const EVERY_10S: Schedule = Schedule {
+        interval: Duration::from_secs(10),
+        timeout: Duration::from_secs(5),
+    };
+
+    /// What the scheduler records runs into: a store and the run statuses, as the agent's
+    /// shared state holds them.
+    #[derive(Default)]
+    struct State {
+        store: RwLock<Store>,
+        status: Mutex<BTreeMap<String, RunStatus>>,
+    }
+
+    impl State {
+        fn status(&self) -> BTreeMap<String, RunStatus> {
+            self.status.lock().unwrap().clone()
+        }
+    }
+
+    impl Sink for State {
+        fn store_mut(&self) -> RwLockWriteGuard<'_, Store> {
+            self.store.write().unwrap()
+        }
+
+        fn record_status(&self, name: &str, f: &mut dyn FnMut(&mut RunStatus)) {
+            f(self
+                .status
+                .lock()
+                .unwrap()
+                .entry(name.to_string())
+                .or_default());
+        }
+    }
+
+    fn state() -> Arc<State> {
+        Arc::new(State::default())
+    }
+
+    /// Holds runs of a [`Probe`] until released.
+    #[derive(Default)]
+    struct Gate {
+        closed: Mutex<bool>,
+        opened: Condvar,
+    }
+
+    impl Gate {
+        fn set(&self, closed: bool) {
+            *self.closed.lock().unwrap() = closed;
+            self.opened.notify_all();
+        }
+
+        fn pass(&self) {
+            let mut closed = self.closed.lock().unwrap();
+            while *closed {
+                closed = self.opened.wait(closed).unwrap();
+            }
+        }
+    }
+
+    /// A blocking collector that reports when each run starts (paused time since `origin`)
+    /// and then waits at its gate.
+    struct Probe {
+        origin: tokio::time::Instant,
+        started: mpsc::UnboundedSender<Duration>,
+        gate: Arc<Gate>,
+    }
+
+    impl Collector for Probe {
+        fn name(&self) -> &str {
+            NAME
+        }
+
+        fn schedule(&self) -> Schedule {
+            EVERY_10S
+        }
+
+        fn collect(&mut self, _now: Instant) -> Result<Vec<Sample>, CollectError> {
+            self.started.send(self.origin.elapsed()).unwrap();
+            self.gate.pass();
+            Ok(Vec::new())
+        }
+    }
+
+    /// Opens the gate when dropped, so a failing test does not leave a run blocked (the
+    /// runtime waits for its blocking threads when it shuts down).
+    struct OpenOnDrop(Arc<Gate>);
+
+    impl Drop for OpenOnDrop {
+        fn drop(&mut self) {
+            self.0.set(false);
+        }
+    }
+
+    struct Running {
+        state: Arc<State>,
+        started: mpsc::UnboundedReceiver<Duration>,
+        gate: Arc<Gate>,
+        _open: OpenOnDrop,
+        stop: watch::Sender<bool>,
+        task: JoinHandle<()>,
+    }
+
+    /// Starts [`run_collector`] on a [`Probe`]; paused time starts at 0 here.
+    fn start() -> Running {
+        let state = state();
+        let (tx, started) = mpsc::unbounded_channel();
+        let gate = Arc::new(Gate::default());
+        let probe = Probe {
+            origin: tokio::time::Instant::now(),
+            started: tx,
+            gate: gate.clone(),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run_collector(Box::new(probe), state.clone(), stopped));
+        Running {
+            state,
+            started,
+            _open: OpenOnDrop(gate.clone()),
+            gate,
+            stop,
+            task,
+        }
+    }
+
+    impl Running {
+        /// The start of the next run (paused time since the start).
+        async fn next_start(&mut self) -> Duration {
+            within_a_minute(self.started.recv()).await
+        }
+
+        /// The status once `n` runs are recorded. The run itself is on the blocking pool, so
+        /// this yields (the paused clock stands still meanwhile) until it is recorded, for up
+        /// to 10 s of real time.
+        async fn recorded(&self, n: u64) -> RunStatus {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(s) = self.state.status().get(NAME).filter(|s| s.runs >= n) {
+                    return s.clone();
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "run {n} never recorded: {:?}",
+                    self.state.status()
+                );
+                tokio::task::yield_now().await;
+            }
+        }
+
+        async fn stop(self) {
+            self.stop.send(true).unwrap();
+            self.task.await.unwrap();
+        }
+    }
+
+    /// What `next` gives within a minute of paused time; the test fails instead of hanging
+    /// when it gives nothing.
+    async fn within_a_minute<T>(next: impl Future<Output = Option<T>>) -> T {
+        match tokio::time::timeout(secs(60), next).await {
+            Ok(Some(v)) => v,
+            Ok(None) => panic!("the collector is gone"),
+            Err(_) => panic!("no run started within a minute"),
+        }
+    }
+
+    /// Moves the paused clock by `by`, then lets every task that is due run.
+    async fn advance(by: Duration) {
+        tokio::time::advance(by).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runs_start_at_each_interval() {
+        let mut r = start();
+        let mut starts = Vec::new();
+        for _ in 0..4 {
+            starts.push(r.next_start().await);
+        }
+        assert_eq!(starts, [secs(0), secs(10), secs(20), secs(30)]);
+        let status = r.recorded(4).await;
+        assert!(status.up && status.last_error.is_none(), "{status:?}");
+        r.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ticks_missed_while_stalled_are_skipped_not_bunched() {
+        let mut r = start();
+        assert_eq!(r.next_start().await, secs(0));
+        r.recorded(1).await;
+        // Nothing runs for 35 s (a stalled host), so the ticks at 10, 20 and 30 are missed.
+        tokio::time::advance(secs(35)).await;
+        let mut starts = Vec::new();
+        for _ in 0..3 {
+            starts.push(r.next_start().await);
+        }
+        // One run on recovery, then back on the 10 s grid. Bunched ticks would give
+        // [35, 35, 35], ticks delayed from the recovery [35, 45, 55].
+        assert_eq!(starts, [secs(35), secs(40), secs(50)]);
+        r.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_past_its_timeout_fails_and_the_next_tick_waits_for_it() {
+        let mut r = start();
+        r.gate.set(true);
+        assert_eq!(r.next_start().await, secs(0));
+        // While the run is stuck, the paused clock moves only when the test moves it.
+        advance(secs(5)).await;
+        let status = r.recorded(1).await;
+        assert!(!status.up, "{status:?}");
+        assert_eq!(
+            status.last_error.as_deref(),
+            Some("timed out after 5s; the next run waits for this one")
+        );
+        // The tick at 10 s waits for the stuck run (another 5 s timeout) instead of starting
+        // a second one.
+        advance(secs(5)).await;
+        advance(secs(5)).await;
+        let status = r.recorded(2).await;
+        assert!(!status.up, "{status:?}");
+        assert!(r.started.try_recv().is_err(), "a second run started");
+        // At 20 s the tick waits again; the stuck run ends and its own outcome is recorded.
+        advance(secs(5)).await;
+        r.gate.set(false);
+        let status = r.recorded(3).await;
+        assert!(status.up && status.last_error.is_none(), "{status:?}");
+        assert_eq!(status.runs, 3);
+        // The next run starts at the next tick, not at once.
+        assert_eq!(r.next_start().await, secs(30));
+        r.stop().await;
+    }
+
+    /// An async collector whose first run never ends; it counts the runs in flight.
+    struct Hanging {
+        origin: tokio::time::Instant,
+        started: mpsc::UnboundedSender<(Duration, usize)>,
+        in_flight: Arc<AtomicUsize>,
+        runs: usize,
+    }
+
+    /// Counts a run as in flight until it ends or is dropped.
+    struct InFlight(Arc<AtomicUsize>);
+
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    impl AsyncCollector for Hanging {
+        fn name(&self) -> &str {
+            NAME
+        }
+
+        fn schedule(&self) -> Schedule {
+            EVERY_10S
+        }
+
+        fn collect<'a>(
+            &'a mut self,
+            _now: Instant,
+        ) -> super::super::BoxFuture<'a, Result<Vec<Sample>, CollectError>> {
+            self.runs += 1;
+            let first = self.runs == 1;
+            let before = self.in_flight.fetch_add(1, Ordering::SeqCst);
+            let guard = InFlight(self.in_flight.clone());
+            self.started.send((self.origin.elapsed(), before)).unwrap();
+            Box::pin(async move {
+                let _guard = guard;
+                if first {
+                    std::future::pending::<()>().await;
+                }
+                Ok(Vec::new())
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_async_run_past_its_timeout_is_cancelled_and_the_next_tick_starts_afresh() {
+        let state = state();
+        let (tx, mut started) = mpsc::unbounded_channel();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let hanging = Hanging {
+            origin: tokio::time::Instant::now(),
+            started: tx,
+            in_flight: in_flight.clone(),
+            runs: 0,
+        };
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run_async_collector(
+            Box::new(hanging),
+            state.clone(),
+            stopped,
+        ));
+        assert_eq!(within_a_minute(started.recv()).await, (secs(0), 0));
+        // The second run starts on the next tick with the first one gone (dropped at its
+        // timeout), not still pending beside it.
+        assert_eq!(within_a_minute(started.recv()).await, (secs(10), 0));
+        tokio::task::yield_now().await;
+        let status = state.status()[NAME].clone();
+        assert_eq!(status.runs, 2, "{status:?}");
+        assert!(status.up, "{status:?}");
+        assert_eq!(in_flight.load(Ordering::SeqCst), 0);
+        stop.send(true).unwrap();
+        task.await.unwrap();
+    }
+}

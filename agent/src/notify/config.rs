@@ -171,7 +171,7 @@ pub struct ReceiverConfig {
 }
 
 impl NotifyConfig {
-    /// The defaults with the given repeat interval: alerts to the log, DESIGN's retry,
+    /// The defaults with the given repeat interval: alerts to the log, the documented retry,
     /// breaker and rate limit.
     pub fn defaults(repeat_interval: Duration) -> Self {
         NotifyConfig {

@@ -1196,20 +1196,17 @@ mod tests {
         );
     }
 
-    /// Env var that turns [`crash_child_writer`] into the writer killed by the crash test.
+    /// Set in the child process of [`kill_9_loses_no_committed_message`]: the outbox file
+    /// it writes to until the parent kills it.
     const CRASH_ENV: &str = "LOOKOUT_OUTBOX_CRASH_FILE";
     /// Messages per commit in the crash test: a batch is all there or not at all.
     const BATCH: usize = 3;
 
-    /// Not a test on its own: the child process of [`kill_9_loses_no_committed_message`].
-    /// Enqueues batches forever, printing `committed k` after batch k is durable.
-    #[test]
-    fn crash_child_writer() {
-        let Ok(file) = std::env::var(CRASH_ENV) else {
-            return;
-        };
+    /// The child process of [`kill_9_loses_no_committed_message`]: enqueues batches until
+    /// it is killed, printing `committed k` after batch k is durable.
+    fn crash_writer(file: &str) -> ! {
         let round = std::env::var("LOOKOUT_OUTBOX_CRASH_ROUND").unwrap();
-        let ob = Outbox::open(Path::new(&file)).unwrap();
+        let ob = Outbox::open(Path::new(file)).unwrap();
         let mut out = std::io::stdout().lock();
         for k in 0..1_000_000usize {
             let batch: Vec<Message> = (0..BATCH)
@@ -1219,10 +1216,17 @@ mod tests {
             writeln!(out, "committed {k}").unwrap();
             out.flush().unwrap();
         }
+        panic!("the crash writer was never killed");
     }
 
+    /// Runs itself again as a child process (the test binary, this test only, with
+    /// [`CRASH_ENV`] set) that writes to the outbox, kills it with SIGKILL mid-way, and
+    /// checks that every batch the child reported committed is there, whole, in order.
     #[test]
     fn kill_9_loses_no_committed_message() {
+        if let Ok(file) = std::env::var(CRASH_ENV) {
+            crash_writer(&file);
+        }
         let dir = TempDir::new("crash");
         let exe = std::env::current_exe().unwrap();
         let mut expected: Vec<String> = Vec::new();
@@ -1230,7 +1234,7 @@ mod tests {
             let mut child = Command::new(&exe)
                 .args([
                     "--exact",
-                    "notify::outbox::tests::crash_child_writer",
+                    "notify::outbox::tests::kill_9_loses_no_committed_message",
                     "--nocapture",
                     "--test-threads=1",
                 ])
