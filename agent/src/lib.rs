@@ -14,3 +14,4 @@ pub mod config;
 pub mod notify;
 pub mod rules;
 pub mod store;
+pub mod text;
