@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::agent;
-use crate::collect::{self, scheduler::wall_millis};
+use crate::clock::wall_millis;
+use crate::collect;
 use crate::config::{self, Config};
 use crate::rules::model::Rule;
 use crate::store::Store;

@@ -9,6 +9,7 @@ pub mod agent;
 pub mod api;
 pub mod catalogue;
 pub mod cli;
+pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod notify;

@@ -11,7 +11,7 @@
 //! others.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,13 +23,9 @@ use crate::catalogue::{COLLECTOR_DURATION_SECONDS, COLLECTOR_UP};
 use crate::config::Schedule;
 use crate::store::Millis;
 
-/// The wall clock as store time.
-pub fn wall_millis() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+/// The wall clock as store time: re-exported for `agent.rs` until it calls
+/// [`crate::clock::wall_millis`] itself.
+pub use crate::clock::wall_millis;
 
 /// The store owner of a collector's own meta series (`lookout_collector_up`, duration).
 pub fn meta_owner(collector: &str) -> String {

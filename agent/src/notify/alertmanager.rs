@@ -32,7 +32,7 @@
 //! the alerts of an agent that crashed or lost its network expire after a few missed re-sends
 //! instead of firing forever. A resolved alert carries its real `endsAt`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
@@ -102,7 +102,7 @@ impl AlertmanagerReceiver {
     }
 
     async fn deliver(&self, message: &Message) -> Result<(), SendError> {
-        let body = serde_json::to_vec(&postable_alerts(message, now_ms(), self.resend_interval))
+        let body = serde_json::to_vec(&postable_alerts(message, crate::clock::wall_millis(), self.resend_interval))
             .map_err(|e| SendError::Permanent(format!("encoding the body: {e}")))?;
         let mut headers = HeaderMap::new();
         if let Ok(id) = HeaderValue::from_str(&message.id) {
@@ -197,12 +197,6 @@ fn alerts_url(mut base: reqwest::Url) -> reqwest::Url {
     let path = format!("{}/{ALERTS_PATH}", base.path().trim_end_matches('/'));
     base.set_path(&path);
     base
-}
-
-fn now_ms() -> Millis {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
-        Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
-    })
 }
 
 /// The JSON array of postable alerts for `message` at `now_ms`: labels (instance labels,
