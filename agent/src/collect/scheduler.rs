@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Interval, MissedTickBehavior};
 
 use super::{AsyncCollector, CollectError, Collector, Sample};
 use crate::agent::State;
@@ -104,6 +104,34 @@ fn record(state: &State, name: &str, result: Result<Vec<Sample>, String>, took: 
     });
 }
 
+/// A ticker every `interval` that skips the ticks it missed.
+fn ticker(interval: Duration) -> Interval {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    ticker
+}
+
+/// Waits for the next tick of `ticker`; false once `shutdown` has turned true.
+async fn next_tick(ticker: &mut Interval, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = ticker.tick() => {}
+        _ = shutdown.changed() => return false,
+    }
+    !*shutdown.borrow()
+}
+
+/// One run of a network collector at `now`, cancelled after its schedule's timeout.
+pub async fn collect_async(
+    collector: &mut dyn AsyncCollector,
+    now: Instant,
+) -> Result<Vec<Sample>, String> {
+    let timeout = collector.schedule().timeout;
+    match tokio::time::timeout(timeout, collector.collect(now)).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("timed out after {timeout:?}")),
+    }
+}
+
 /// Runs a network collector until `shutdown` turns true. Unlike a blocking run, a run that
 /// exceeds its timeout is dropped (its future cancelled), so the next tick starts afresh.
 /// Its status is registered by the caller, as for [`run_collector`].
@@ -113,22 +141,10 @@ pub async fn run_async_collector(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name = collector.name().to_string();
-    let Schedule { interval, timeout } = collector.schedule();
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.changed() => break,
-        }
-        if *shutdown.borrow() {
-            break;
-        }
+    let mut ticker = ticker(collector.schedule().interval);
+    while next_tick(&mut ticker, &mut shutdown).await {
         let started = Instant::now();
-        let result = match tokio::time::timeout(timeout, collector.collect(started)).await {
-            Ok(result) => result.map_err(|e| e.to_string()),
-            Err(_) => Err(format!("timed out after {timeout:?}")),
-        };
+        let result = collect_async(collector.as_mut(), started).await;
         record(&state, &name, result, started.elapsed());
     }
 }
@@ -142,18 +158,10 @@ pub async fn run_collector(
 ) {
     let name = collector.name().to_string();
     let Schedule { interval, timeout } = collector.schedule();
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut ticker = ticker(interval);
     let mut idle = Some(collector);
     let mut running: Option<JoinHandle<RunResult>> = None;
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.changed() => break,
-        }
-        if *shutdown.borrow() {
-            break;
-        }
+    while next_tick(&mut ticker, &mut shutdown).await {
         let started = Instant::now();
         let mut handle = match (idle.take(), running.take()) {
             (_, Some(handle)) => handle,
