@@ -17,7 +17,7 @@ use std::time::Instant;
 use procfs_core::DiskStat;
 use regex::Regex;
 
-use super::procfs::procfs_core_message;
+use super::procfs::{PreviousRun, procfs_core_message};
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{DISK_IO_TIME_RATIO, DISK_READ_BYTES_TOTAL, DISK_WRITTEN_BYTES_TOTAL};
 use crate::config::{self, HostConfig, Schedule};
@@ -33,17 +33,9 @@ pub struct DiskCollector {
     proc: ProcFs,
     schedule: Schedule,
     exclude: Vec<Regex>,
-    /// Counters of the previous successful run, for the busy ratio.
-    prev: Option<Baseline>,
-}
-
-/// `io_ticks` remembered from one run.
-#[derive(Debug)]
-struct Baseline {
-    /// When the run happened.
-    at: Instant,
-    /// Milliseconds spent doing I/O, per reported device.
-    io_ticks: HashMap<String, u64>,
+    /// Milliseconds each device spent doing I/O (`io_ticks`) as of the previous successful
+    /// run, for the busy ratio.
+    prev: PreviousRun<u64>,
 }
 
 /// Parses `/proc/diskstats` content, in file order.
@@ -67,7 +59,7 @@ impl DiskCollector {
             proc,
             schedule: host.schedule,
             exclude: host.exclude_disks.clone(),
-            prev: None,
+            prev: PreviousRun::default(),
         }
     }
 
@@ -75,10 +67,6 @@ impl DiskCollector {
     /// remembered counters (devices that disappeared are forgotten).
     fn samples_from(&mut self, bytes: &[u8], now: Instant) -> Result<Vec<Sample>, CollectError> {
         let stats = parse_diskstats(bytes).map_err(|e| self.proc.parse_error(DISKSTATS, e))?;
-        let elapsed_ms = self
-            .prev
-            .as_ref()
-            .map(|prev| now.saturating_duration_since(prev.at).as_secs_f64() * 1000.0);
         let mut io_ticks = HashMap::new();
         let mut out = Vec::new();
         for disk in stats
@@ -96,20 +84,15 @@ impl DiskCollector {
                 device(),
                 disk.sectors_written as f64 * SECTOR_BYTES,
             ));
-            let before = self
-                .prev
-                .as_ref()
-                .and_then(|prev| prev.io_ticks.get(&disk.name));
-            if let (Some(elapsed_ms), Some(before)) = (elapsed_ms, before)
-                && elapsed_ms > 0.0
+            if let Some((secs, before)) = self.prev.before(now, &disk.name)
                 && let Some(busy_ms) = disk.time_in_progress.checked_sub(*before)
             {
-                let ratio = (busy_ms as f64 / elapsed_ms).clamp(0.0, 1.0);
+                let ratio = (busy_ms as f64 / (secs * 1000.0)).clamp(0.0, 1.0);
                 out.push(Sample::with_labels(&DISK_IO_TIME_RATIO, device(), ratio));
             }
             io_ticks.insert(disk.name, disk.time_in_progress);
         }
-        self.prev = Some(Baseline { at: now, io_ticks });
+        self.prev.replace(now, io_ticks);
         Ok(out)
     }
 }
@@ -132,25 +115,15 @@ impl Collector for DiskCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::procfs::fixture;
+    use crate::collect::procfs::{device_value as value, devices, fixture, test_host, whole_names};
     use std::path::Path;
     use std::time::Duration;
 
     /// Host settings excluding devices whose whole name matches one of `patterns`.
     fn host(patterns: &[&str]) -> HostConfig {
         HostConfig {
-            enabled: true,
-            schedule: Schedule {
-                interval: Duration::from_secs(10),
-                timeout: Duration::from_secs(5),
-            },
-            exclude_fstypes: Vec::new(),
-            exclude_mounts: Vec::new(),
-            exclude_disks: patterns
-                .iter()
-                .map(|p| Regex::new(&format!("^(?:{p})$")).unwrap())
-                .collect(),
-            exclude_interfaces: Vec::new(),
+            exclude_disks: whole_names(patterns),
+            ..test_host()
         }
     }
 
@@ -165,19 +138,6 @@ mod tests {
             .skip(3)
             .map(|f| f.parse().unwrap())
             .collect()
-    }
-
-    fn value(samples: &[Sample], name: &str, device: &str) -> Option<f64> {
-        samples
-            .iter()
-            .find(|s| s.metric.name == name && s.labels == [("device", device.to_string())])
-            .map(|s| s.value)
-    }
-
-    fn devices(samples: &[Sample]) -> Vec<String> {
-        let mut d: Vec<String> = samples.iter().map(|s| s.labels[0].1.clone()).collect();
-        d.dedup();
-        d
     }
 
     /// One diskstats line for `name` with the given sectors read/written and io_ticks.
@@ -287,7 +247,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(devices(&s), ["sda"]);
-        assert!(!c.prev.as_ref().unwrap().io_ticks.contains_key("sdb"));
+        assert!(!c.prev.remembers("sdb"));
         // sdb comes back: a first sighting again, so no ratio against its old counter.
         let s = c
             .samples_from(

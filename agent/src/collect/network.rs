@@ -18,7 +18,7 @@ use procfs_core::FromBufRead;
 use procfs_core::net::{DeviceStatus, InterfaceDeviceStatus};
 use regex::Regex;
 
-use super::procfs::procfs_core_message;
+use super::procfs::{PreviousRun, procfs_core_message};
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{
     NETWORK_RECEIVE_BYTES_PER_SECOND, NETWORK_RECEIVE_BYTES_TOTAL, NETWORK_RECEIVE_DROPS_TOTAL,
@@ -35,17 +35,9 @@ pub struct NetworkCollector {
     proc: ProcFs,
     schedule: Schedule,
     exclude: Vec<Regex>,
-    /// Counters of the previous successful run, for the rates.
-    prev: Option<Baseline>,
-}
-
-/// Byte counters remembered from one run.
-#[derive(Debug)]
-struct Baseline {
-    /// When the run happened.
-    at: Instant,
-    /// (received, transmitted) bytes of each reported interface.
-    bytes: HashMap<String, (u64, u64)>,
+    /// (received, transmitted) bytes of each interface as of the previous successful run,
+    /// for the rates.
+    prev: PreviousRun<(u64, u64)>,
 }
 
 /// Parses `/proc/net/dev` content, sorted by interface name.
@@ -64,7 +56,7 @@ impl NetworkCollector {
             proc,
             schedule: host.schedule,
             exclude: host.exclude_interfaces.clone(),
-            prev: None,
+            prev: PreviousRun::default(),
         }
     }
 
@@ -72,10 +64,6 @@ impl NetworkCollector {
     /// remembered counters (interfaces that disappeared are forgotten).
     fn samples_from(&mut self, bytes: &[u8], now: Instant) -> Result<Vec<Sample>, CollectError> {
         let devices = parse_net_dev(bytes).map_err(|e| self.proc.parse_error(NET_DEV, e))?;
-        let elapsed = self
-            .prev
-            .as_ref()
-            .map(|prev| now.saturating_duration_since(prev.at).as_secs_f64());
         let mut counters = HashMap::new();
         let mut out = Vec::new();
         for dev in devices
@@ -93,34 +81,22 @@ impl NetworkCollector {
             ] {
                 out.push(Sample::with_labels(metric, device(), value as f64));
             }
-            let before = self
-                .prev
-                .as_ref()
-                .and_then(|prev| prev.bytes.get(&dev.name));
-            if let (Some(secs), Some((rx_before, tx_before))) = (elapsed, before)
-                && secs > 0.0
+            if let Some((secs, (rx_before, tx_before))) = self.prev.before(now, &dev.name)
                 && let (Some(rx), Some(tx)) = (
                     dev.recv_bytes.checked_sub(*rx_before),
                     dev.sent_bytes.checked_sub(*tx_before),
                 )
             {
-                out.push(Sample::with_labels(
-                    &NETWORK_RECEIVE_BYTES_PER_SECOND,
-                    device(),
-                    rx as f64 / secs,
-                ));
-                out.push(Sample::with_labels(
-                    &NETWORK_TRANSMIT_BYTES_PER_SECOND,
-                    device(),
-                    tx as f64 / secs,
-                ));
+                for (metric, bytes) in [
+                    (&NETWORK_RECEIVE_BYTES_PER_SECOND, rx),
+                    (&NETWORK_TRANSMIT_BYTES_PER_SECOND, tx),
+                ] {
+                    out.push(Sample::with_labels(metric, device(), bytes as f64 / secs));
+                }
             }
             counters.insert(dev.name, (dev.recv_bytes, dev.sent_bytes));
         }
-        self.prev = Some(Baseline {
-            at: now,
-            bytes: counters,
-        });
+        self.prev.replace(now, counters);
         Ok(out)
     }
 }
@@ -143,7 +119,7 @@ impl Collector for NetworkCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::procfs::fixture;
+    use crate::collect::procfs::{device_value as value, devices, fixture, test_host, whole_names};
     use std::path::Path;
     use std::time::Duration;
 
@@ -152,18 +128,8 @@ mod tests {
     /// Host settings excluding interfaces whose whole name matches one of `patterns`.
     fn host(patterns: &[&str]) -> HostConfig {
         HostConfig {
-            enabled: true,
-            schedule: Schedule {
-                interval: Duration::from_secs(10),
-                timeout: Duration::from_secs(5),
-            },
-            exclude_fstypes: Vec::new(),
-            exclude_mounts: Vec::new(),
-            exclude_disks: Vec::new(),
-            exclude_interfaces: patterns
-                .iter()
-                .map(|p| Regex::new(&format!("^(?:{p})$")).unwrap())
-                .collect(),
+            exclude_interfaces: whole_names(patterns),
+            ..test_host()
         }
     }
 
@@ -179,19 +145,6 @@ mod tests {
             .split_whitespace()
             .map(|f| f.parse().unwrap())
             .collect()
-    }
-
-    fn value(samples: &[Sample], name: &str, device: &str) -> Option<f64> {
-        samples
-            .iter()
-            .find(|s| s.metric.name == name && s.labels == [("device", device.to_string())])
-            .map(|s| s.value)
-    }
-
-    fn devices(samples: &[Sample]) -> Vec<String> {
-        let mut d: Vec<String> = samples.iter().map(|s| s.labels[0].1.clone()).collect();
-        d.dedup();
-        d
     }
 
     /// A `/proc/net/dev` with one line per `(name, rx bytes, tx bytes)`.
@@ -212,30 +165,20 @@ mod tests {
         let first = c.collect(t0).unwrap();
         let lo0 = fields("t0", "lo");
         // Receive: bytes packets errs drop fifo frame compressed multicast; transmit from index 8.
-        assert_eq!(
-            value(&first, "lookout_network_receive_bytes_total", "lo"),
-            Some(lo0[0] as f64)
-        );
-        assert_eq!(
-            value(&first, "lookout_network_transmit_bytes_total", "lo"),
-            Some(lo0[8] as f64)
-        );
-        assert_eq!(
-            value(&first, "lookout_network_receive_errors_total", "lo"),
-            Some(lo0[2] as f64)
-        );
-        assert_eq!(
-            value(&first, "lookout_network_transmit_errors_total", "lo"),
-            Some(lo0[10] as f64)
-        );
-        assert_eq!(
-            value(&first, "lookout_network_receive_drops_total", "lo"),
-            Some(lo0[3] as f64)
-        );
-        assert_eq!(
-            value(&first, "lookout_network_transmit_drops_total", "lo"),
-            Some(lo0[11] as f64)
-        );
+        for (metric, field) in [
+            ("lookout_network_receive_bytes_total", 0),
+            ("lookout_network_transmit_bytes_total", 8),
+            ("lookout_network_receive_errors_total", 2),
+            ("lookout_network_transmit_errors_total", 10),
+            ("lookout_network_receive_drops_total", 3),
+            ("lookout_network_transmit_drops_total", 11),
+        ] {
+            assert_eq!(
+                value(&first, metric, "lo"),
+                Some(lo0[field] as f64),
+                "{metric}"
+            );
+        }
         assert_eq!(
             value(&first, "lookout_network_receive_bytes_per_second", "lo"),
             None
@@ -346,7 +289,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(devices(&s), ["eth0"]);
-        assert!(!c.prev.as_ref().unwrap().bytes.contains_key("tun0"));
+        assert!(!c.prev.remembers("tun0"));
         // tun0 comes back with higher counters: still a first sighting, no rate.
         let s = c
             .samples_from(
