@@ -38,7 +38,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use super::webhook::{http_client, origin, parse_url, post, wire_labels};
-use super::{AlertPayload, BoxFuture, Message, Receiver, SendError, rfc3339};
+use super::{AlertPayload, Message, SendError, rfc3339};
 use crate::config::AlertmanagerConfig;
 use crate::rules::LabelSet;
 use crate::rules::engine::Status;
@@ -102,8 +102,12 @@ impl AlertmanagerReceiver {
     }
 
     async fn deliver(&self, message: &Message) -> Result<(), SendError> {
-        let body = serde_json::to_vec(&postable_alerts(message, crate::clock::wall_millis(), self.resend_interval))
-            .map_err(|e| SendError::Permanent(format!("encoding the body: {e}")))?;
+        let body = serde_json::to_vec(&postable_alerts(
+            message,
+            crate::clock::wall_millis(),
+            self.resend_interval,
+        ))
+        .map_err(|e| SendError::Permanent(format!("encoding the body: {e}")))?;
         let mut headers = HeaderMap::new();
         if let Ok(id) = HeaderValue::from_str(&message.id) {
             headers.insert(HeaderName::from_static("idempotency-key"), id);
@@ -178,19 +182,7 @@ fn describe(urls: &[reqwest::Url], failures: &[(usize, SendError)]) -> String {
         .join("; ")
 }
 
-impl Receiver for AlertmanagerReceiver {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "alertmanager"
-    }
-
-    fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), SendError>> {
-        Box::pin(self.deliver(message))
-    }
-}
+super::receiver_delivering!(AlertmanagerReceiver, "alertmanager");
 
 /// `<base>/api/v2/alerts`, keeping any path prefix of the base (`http://h/am/` -> `/am/api/...`).
 fn alerts_url(mut base: reqwest::Url) -> reqwest::Url {
@@ -239,6 +231,7 @@ pub fn postable_alerts(message: &Message, now_ms: Millis, resend_interval: Durat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::Receiver;
     use crate::notify::webhook::tests::{alert, message, provider};
     use crate::rules::model::Severity;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

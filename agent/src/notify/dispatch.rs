@@ -39,8 +39,8 @@ use super::{AlertPayload, Message, Receiver, SendError, fingerprint};
 use crate::catalogue::{
     NOTIFICATIONS_TOTAL, OUTBOX_OLDEST_AGE_SECONDS, OUTBOX_PENDING, RECEIVER_CIRCUIT_STATE,
 };
-use crate::collect::Sample;
 use crate::clock::wall_millis;
+use crate::collect::Sample;
 use crate::config::{NotifyConfig, ReceiverConfig, ReceiverKind};
 use crate::rules::LabelSet;
 use crate::rules::engine::{ActiveAlert, Notification, Status};

@@ -28,7 +28,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::{AsyncSmtpTransport, AsyncSmtpTransportBuilder};
 use lettre::{AsyncTransport, Tokio1Executor};
 
-use super::{AlertPayload, BoxFuture, Message, Receiver, SendError, rfc3339};
+use super::{AlertPayload, Message, SendError, rfc3339};
 use crate::config::{EmailConfig, SmtpTls};
 use crate::rules::engine::Status;
 use crate::rules::state::Kind;
@@ -130,19 +130,7 @@ impl EmailReceiver {
     }
 }
 
-impl Receiver for EmailReceiver {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "email"
-    }
-
-    fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), SendError>> {
-        Box::pin(self.deliver(message))
-    }
-}
+super::receiver_delivering!(EmailReceiver, "email");
 
 /// Whether an SMTP failure is worth retrying: 5xx replies and client-side errors (no
 /// STARTTLS offered, no usable auth mechanism, a malformed message) cannot get better by
@@ -380,6 +368,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::notify::Receiver;
     use crate::rules::model::Severity;
 
     fn alert(name: &str, host: &str, severity: Severity, status: Status) -> AlertPayload {

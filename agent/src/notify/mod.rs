@@ -146,6 +146,31 @@ pub trait Receiver: Send + Sync {
     fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), SendError>>;
 }
 
+/// `impl Receiver` of kind `$kind` for `$receiver`, a type with a `name: String` field and
+/// an inherent `async fn deliver(&self, &Message) -> Result<(), SendError>` (the email,
+/// webhook and Alertmanager receivers).
+macro_rules! receiver_delivering {
+    ($receiver:ty, $kind:literal) => {
+        impl $crate::notify::Receiver for $receiver {
+            fn name(&self) -> &str {
+                &self.name
+            }
+
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+
+            fn send<'a>(
+                &'a self,
+                message: &'a $crate::notify::Message,
+            ) -> $crate::notify::BoxFuture<'a, Result<(), $crate::notify::SendError>> {
+                Box::pin(self.deliver(message))
+            }
+        }
+    };
+}
+pub(crate) use receiver_delivering;
+
 /// A secret read from a file or the environment: never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

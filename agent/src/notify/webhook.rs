@@ -33,7 +33,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::{AlertPayload, BoxFuture, Message, Receiver, SendError, rfc3339};
+use super::{AlertPayload, Message, SendError, rfc3339};
 use crate::config::{WebhookConfig, WebhookFormat};
 use crate::rules::LabelSet;
 use crate::rules::engine::Status;
@@ -139,19 +139,7 @@ impl std::fmt::Debug for WebhookReceiver {
     }
 }
 
-impl Receiver for WebhookReceiver {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "webhook"
-    }
-
-    fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), SendError>> {
-        Box::pin(self.deliver(message))
-    }
-}
+super::receiver_delivering!(WebhookReceiver, "webhook");
 
 /// `sha256=` value of `X-Lookout-Signature`: lowercase hex HMAC-SHA256 of `body` under `key`.
 pub fn signature(key: &[u8], body: &[u8]) -> Result<String, String> {
@@ -496,7 +484,7 @@ async fn excerpt(mut response: reqwest::Response) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::notify::Secret;
+    use crate::notify::{Receiver, Secret};
     use crate::rules::state::Kind;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
