@@ -509,7 +509,6 @@ mod tests {
         c
     }
 
-
     const HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
 
     #[test]
@@ -699,7 +698,10 @@ mod tests {
     #[test]
     fn ipv6_disabled_is_not_an_error() {
         let dir = ScratchProc::new("tcp-no6");
-        dir.write("net/tcp", &std::fs::read(fixtures().join("t0/net/tcp")).unwrap());
+        dir.write(
+            "net/tcp",
+            &std::fs::read(fixtures().join("t0/net/tcp")).unwrap(),
+        );
         let c = TcpCollector::new(dir.proc(), &config(&[8000]));
         // the IPv4 part of t0 alone: 3 established server sides and the listener
         let got = c.counts().unwrap();
