@@ -738,6 +738,13 @@ mod tests {
         (dir, ob)
     }
 
+    /// [`open`], holding `messages` enqueued at `T0`.
+    fn open_with(name: &str, messages: &[Message]) -> (TempDir, Outbox) {
+        let (dir, ob) = open(name);
+        ob.enqueue(messages, T0).unwrap();
+        (dir, ob)
+    }
+
     /// A failed attempt, to be tried again at `next_attempt_ms`.
     fn retry(next_attempt_ms: Millis, error: &str) -> Outcome {
         Outcome::Retry {
@@ -823,12 +830,10 @@ mod tests {
 
     #[test]
     fn record_each_outcome() {
-        let (_dir, ob) = open("record");
-        ob.enqueue(
+        let (_dir, ob) = open_with(
+            "record",
             &[msg("m1", "hook"), msg("m2", "hook"), msg("m3", "hook")],
-            T0,
-        )
-        .unwrap();
+        );
 
         // Retry: counted, rescheduled, keeps its place at the head of the queue.
         ob.record("m1", retry(T0 + 1_000, "503 Service Unavailable"), T0 + 5)
@@ -868,9 +873,7 @@ mod tests {
 
     #[test]
     fn enqueue_is_idempotent_on_id() {
-        let (_dir, ob) = open("idem");
-        ob.enqueue(&[msg("m1", "hook"), msg("m2", "hook")], T0)
-            .unwrap();
+        let (_dir, ob) = open_with("idem", &[msg("m1", "hook"), msg("m2", "hook")]);
         // Replay of the same batch, plus one new message and a duplicate inside the batch.
         ob.enqueue(
             &[
@@ -1019,12 +1022,10 @@ mod tests {
 
     #[test]
     fn forget_receiver_turns_its_pending_into_dead_letters() {
-        let (_dir, ob) = open("forget");
-        ob.enqueue(
+        let (_dir, ob) = open_with(
+            "forget",
             &[msg("a1", "gone"), msg("b1", "kept"), msg("a2", "gone")],
-            T0,
-        )
-        .unwrap();
+        );
         ob.record("a1", retry(T0 + 1_000, "timeout"), T0 + 1)
             .unwrap();
         assert_eq!(ob.forget_receiver("gone", T0 + 2).unwrap(), 2);
@@ -1140,16 +1141,14 @@ mod tests {
 
     #[test]
     fn fold_pending_never_changes_a_message_already_attempted() {
-        let (_dir, ob) = open("fold-attempted");
-        ob.enqueue(
+        let (_dir, ob) = open_with(
+            "fold-attempted",
             &[
                 msg_alerts("h1", "hook", &["A"]),
                 msg_alerts("h2", "hook", &["B"]),
                 msg_alerts("h3", "hook", &["C"]),
             ],
-            T0,
-        )
-        .unwrap();
+        );
         ob.record("h1", retry(T0 + 1_000, "timeout"), T0 + 1)
             .unwrap();
         assert_eq!(ob.fold_pending("hook").unwrap(), Some(1));
