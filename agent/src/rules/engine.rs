@@ -595,9 +595,9 @@ mod tests {
 
     use super::*;
     use crate::catalogue::LOAD1;
-    use crate::store::fs_usage as fs;
     use crate::collect::Sample;
     use crate::rules::load::{Defaults, parse_file};
+    use crate::store::fs_usage as fs;
 
     fn engine(yaml: &str) -> Engine {
         let defaults = Defaults {
