@@ -462,14 +462,7 @@ impl Outbox {
         let moved = self.write("forget receiver", |txn| {
             let mut pending = txn.open_table(PENDING)?;
             let mut by_id = txn.open_table(PENDING_BY_ID)?;
-            let seqs: Vec<u64> = {
-                let by_receiver = txn.open_table(PENDING_BY_RECEIVER)?;
-                let mut seqs = Vec::new();
-                for entry in by_receiver.range((receiver, 0u64)..=(receiver, u64::MAX))? {
-                    seqs.push(entry?.0.value().1);
-                }
-                seqs
-            };
+            let seqs = receiver_seqs(txn, receiver)?;
             let mut dead = Vec::with_capacity(seqs.len());
             for seq in seqs {
                 let record = load_pending(&pending, seq)?;
@@ -517,14 +510,7 @@ impl Outbox {
         self.write("fold", |txn| {
             let mut pending = txn.open_table(PENDING)?;
             let mut by_id = txn.open_table(PENDING_BY_ID)?;
-            let seqs: Vec<u64> = {
-                let by_receiver = txn.open_table(PENDING_BY_RECEIVER)?;
-                let mut seqs = Vec::new();
-                for entry in by_receiver.range((receiver, 0u64)..=(receiver, u64::MAX))? {
-                    seqs.push(entry?.0.value().1);
-                }
-                seqs
-            };
+            let seqs = receiver_seqs(txn, receiver)?;
             let mut digest: Option<(u64, Pending)> = None;
             let mut merged = 0usize;
             for seq in seqs {
@@ -653,6 +639,16 @@ fn remove_pending(
 }
 
 /// Appends dead letters, then drops the oldest beyond [`MAX_DEAD`] with a warning.
+/// The sequence numbers of `receiver`'s pending messages, oldest first.
+fn receiver_seqs(txn: &WriteTransaction, receiver: &str) -> Result<Vec<u64>, Fail> {
+    let by_receiver = txn.open_table(PENDING_BY_RECEIVER)?;
+    let mut seqs = Vec::new();
+    for entry in by_receiver.range((receiver, 0u64)..=(receiver, u64::MAX))? {
+        seqs.push(entry?.0.value().1);
+    }
+    Ok(seqs)
+}
+
 fn push_dead(txn: &WriteTransaction, letters: &[Dead]) -> Result<(), Fail> {
     if letters.is_empty() {
         return Ok(());
@@ -745,12 +741,13 @@ mod tests {
         (dir, ob)
     }
 
-    /// A failed attempt, to be tried again at `next_attempt_ms`.
-    fn retry(next_attempt_ms: Millis, error: &str) -> Outcome {
-        Outcome::Retry {
+    /// Records a failed attempt of `id` at `now`, to be tried again at `next_attempt_ms`.
+    fn record_retry(ob: &Outbox, id: &str, next_attempt_ms: Millis, error: &str, now: Millis) {
+        let retry = Outcome::Retry {
             next_attempt_ms,
             error: error.into(),
-        }
+        };
+        ob.record(id, retry, now).unwrap();
     }
 
     /// A permanent failure.
@@ -836,16 +833,14 @@ mod tests {
         );
 
         // Retry: counted, rescheduled, keeps its place at the head of the queue.
-        ob.record("m1", retry(T0 + 1_000, "503 Service Unavailable"), T0 + 5)
-            .unwrap();
+        record_retry(&ob, "m1", T0 + 1_000, "503 Service Unavailable", T0 + 5);
         let head = ob.next_for("hook").unwrap().unwrap();
         assert_eq!(head.message.id, "m1");
         assert_eq!(head.attempts, 1);
         assert_eq!(head.next_attempt_ms, T0 + 1_000);
         assert_eq!(head.last_error.as_deref(), Some("503 Service Unavailable"));
         assert_eq!(head.enqueued_ms, T0);
-        ob.record("m1", retry(T0 + 3_000, "timeout"), T0 + 1_000)
-            .unwrap();
+        record_retry(&ob, "m1", T0 + 3_000, "timeout", T0 + 1_000);
         assert_eq!(ob.next_for("hook").unwrap().unwrap().attempts, 2);
 
         // Dead: the failed attempt counts, it leaves the queue for the dead letters.
@@ -907,8 +902,7 @@ mod tests {
             let ob = Outbox::open(&dir.file()).unwrap();
             ob.enqueue(&[msg("m1", "a"), msg("m2", "b"), msg("m3", "a")], T0)
                 .unwrap();
-            ob.record("m1", retry(T0 + 2_000, "connection refused"), T0 + 1)
-                .unwrap();
+            record_retry(&ob, "m1", T0 + 2_000, "connection refused", T0 + 1);
             ob.record("m2", dead("403"), T0 + 2).unwrap();
         }
         let ob = Outbox::open(&dir.file()).unwrap();
@@ -1026,8 +1020,7 @@ mod tests {
             "forget",
             &[msg("a1", "gone"), msg("b1", "kept"), msg("a2", "gone")],
         );
-        ob.record("a1", retry(T0 + 1_000, "timeout"), T0 + 1)
-            .unwrap();
+        record_retry(&ob, "a1", T0 + 1_000, "timeout", T0 + 1);
         assert_eq!(ob.forget_receiver("gone", T0 + 2).unwrap(), 2);
         assert_eq!(ob.forget_receiver("gone", T0 + 3).unwrap(), 0);
         assert_eq!(ob.forget_receiver("never-existed", T0 + 3).unwrap(), 0);
@@ -1149,8 +1142,7 @@ mod tests {
                 msg_alerts("h3", "hook", &["C"]),
             ],
         );
-        ob.record("h1", retry(T0 + 1_000, "timeout"), T0 + 1)
-            .unwrap();
+        record_retry(&ob, "h1", T0 + 1_000, "timeout", T0 + 1);
         assert_eq!(ob.fold_pending("hook").unwrap(), Some(1));
         let pending = ob.pending().unwrap();
         assert_eq!(ids(&pending), ["h1", "h2"]);
