@@ -105,14 +105,14 @@ fn record(state: &State, name: &str, result: Result<Vec<Sample>, String>, took: 
 }
 
 /// A ticker every `interval` that skips the ticks it missed.
-fn ticker(interval: Duration) -> Interval {
+pub(crate) fn ticker(interval: Duration) -> Interval {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     ticker
 }
 
 /// Waits for the next tick of `ticker`; false once `shutdown` has turned true.
-async fn next_tick(ticker: &mut Interval, shutdown: &mut watch::Receiver<bool>) -> bool {
+pub(crate) async fn next_tick(ticker: &mut Interval, shutdown: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
         _ = ticker.tick() => {}
         _ = shutdown.changed() => return false,
