@@ -87,6 +87,17 @@ pub enum Phase {
     Firing,
 }
 
+impl Phase {
+    /// `inactive`, `pending` or `firing`, as it is serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Inactive => "inactive",
+            Phase::Pending => "pending",
+            Phase::Firing => "firing",
+        }
+    }
+}
+
 /// What a notification says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
