@@ -40,6 +40,10 @@ if ! cargo deb --version >/dev/null 2>&1; then
   cargo install cargo-deb --locked --version 3.8.0
 fi
 
+# Every package of Cargo.lock, for every platform: the packaging test loads the workspace
+# with `cargo metadata --offline`, which needs them all, while a build fetches only the
+# host's.
+cargo fetch --locked
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The integration tests run the real binary: build it first.
