@@ -14,6 +14,7 @@ use std::time::Instant;
 use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 
+use crate::clock::wall_millis;
 use crate::collect::scheduler;
 use crate::collect::{self, Job};
 use crate::config::Problems;
@@ -149,7 +150,7 @@ async fn run_rules(
             break;
         }
         let started = Instant::now();
-        let now = scheduler::wall_millis();
+        let now = wall_millis();
         let host = state.hostname();
         let (notifications, samples, snapshot) = {
             let store = state.store();
@@ -236,7 +237,7 @@ impl DeliveryTasks {
             .collect();
         let ob = outbox.clone();
         tokio::task::spawn_blocking(move || -> Result<(), outbox::OutboxError> {
-            let now = scheduler::wall_millis();
+            let now = wall_millis();
             for gone in ob
                 .receivers_with_pending()?
                 .into_iter()

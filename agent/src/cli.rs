@@ -10,9 +10,12 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::agent;
-use crate::collect::{self, Job, scheduler::wall_millis};
+use crate::clock::wall_millis;
+use crate::collect::{self, Job};
 use crate::config::units::parse_duration;
+use crate::rules::engine::{ActiveAlert, Engine};
 use crate::rules::model::Rule;
+use crate::rules::score::Score;
 use crate::settings::{self, Config};
 use crate::store::Store;
 
@@ -76,7 +79,12 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
-    /// Collect once (twice, a window apart, so rates exist) and print the values.
+    /// Collect (twice, a window apart, so rates exist), evaluate the rules once, and print
+    /// the values, the alert states and the score.
+    ///
+    /// One evaluation is all a snapshot sees: a rule with `for:` shows as pending (the
+    /// truth of a single evaluation), never firing, and a rule over a range sees only the
+    /// values collected here. Exit 1 when a collector failed.
     Snapshot {
         /// Configuration file.
         #[arg(short, long, value_name = "FILE")]
@@ -327,7 +335,7 @@ fn run(path: Option<PathBuf>) -> ExitCode {
 }
 
 fn snapshot(path: Option<PathBuf>, json: bool, window: Duration) -> ExitCode {
-    let (config, _rules) = match config_or_exit(path, 2) {
+    let (config, rules) = match config_or_exit(path, 2) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -358,13 +366,7 @@ fn snapshot(path: Option<PathBuf>, json: bool, window: Duration) -> ExitCode {
             })
             .collect();
         for c in &mut network {
-            let timeout = c.schedule().timeout;
-            let result = rt.block_on(async {
-                match tokio::time::timeout(timeout, c.collect(now)).await {
-                    Ok(r) => r.map_err(|e| e.to_string()),
-                    Err(_) => Err(format!("timed out after {timeout:?}")),
-                }
-            });
+            let result = rt.block_on(collect::scheduler::collect_async(c.as_mut(), now));
             out.push((c.name().to_string(), result));
         }
         out
@@ -380,6 +382,7 @@ fn snapshot(path: Option<PathBuf>, json: bool, window: Duration) -> ExitCode {
             Err(e) => errors.push((name, e)),
         }
     }
+    let (alerts, score) = evaluate_once(&config, rules, &mut store);
     let text = if json {
         let values: Vec<_> = store
             .present()
@@ -396,10 +399,17 @@ fn snapshot(path: Option<PathBuf>, json: bool, window: Duration) -> ExitCode {
             .iter()
             .map(|(c, e)| (c.clone(), serde_json::Value::from(e.as_str())))
             .collect();
-        let doc = serde_json::json!({ "host": config.agent.hostname, "values": values, "errors": errors });
+        let doc = serde_json::json!({
+            "host": config.agent.hostname,
+            "values": values,
+            "alerts": alerts,
+            "score": score,
+            "errors": errors,
+        });
         format!("{doc:#}\n")
     } else {
         let mut text = crate::api::exposition::render(&store, &config.agent.hostname);
+        text.push_str(&rules_text(&alerts, &score));
         for (c, e) in &errors {
             text.push_str(&format!("# collector {c} failed: {e}\n"));
         }
@@ -411,6 +421,56 @@ fn snapshot(path: Option<PathBuf>, json: bool, window: Duration) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Evaluates `rules` once on `store` and adds the engine's samples to it, as the agent's
+/// rules task does: the pending and firing alert instances, and the score.
+fn evaluate_once(
+    config: &Config,
+    rules: Vec<Rule>,
+    store: &mut Store,
+) -> (Vec<ActiveAlert>, Score) {
+    let started = Instant::now();
+    let now = wall_millis();
+    let mut engine = Engine::new(rules, Vec::new());
+    engine.evaluate(store, &config.agent.hostname, now);
+    let score = crate::rules::metrics::score(&config.scalability, store, engine.health(), now);
+    let samples = crate::rules::metrics::samples(&engine, &score, started.elapsed().as_secs_f64());
+    store.apply(crate::rules::metrics::OWNER, samples, now);
+    (engine.active(), score)
+}
+
+/// The alert instances and the score as exposition comments (the values stay parseable):
+/// `# alert NAME SEVERITY STATE {LABELS} VALUE`, `# score SCORE GRADE`, and a line per
+/// score component.
+fn rules_text(alerts: &[ActiveAlert], score: &Score) -> String {
+    let mut text = format!(
+        "# alerts after one evaluation (a rule with `for:` shows as pending): {}\n",
+        alerts.len()
+    );
+    for a in alerts {
+        let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        text.push_str(&format!(
+            "# alert {} {} {} {{{}}} {}\n",
+            a.alert,
+            a.severity.map_or("-", |s| s.as_str()),
+            a.state.as_str(),
+            labels.join(","),
+            a.value.map_or_else(|| "-".to_string(), |v| v.to_string()),
+        ));
+    }
+    text.push_str(&format!(
+        "# score {} {}\n",
+        score.score,
+        score.grade.as_str()
+    ));
+    for c in &score.components {
+        text.push_str(&format!(
+            "# score component {}: penalty {} of {}; {}\n",
+            c.name, c.penalty, c.max_penalty, c.explanation
+        ));
+    }
+    text
 }
 
 /// Installs the log subscriber: `LOOKOUT_LOG` (env-filter syntax, default `info`) on stderr.

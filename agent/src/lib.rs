@@ -4,14 +4,16 @@
 //! bounded windows) -> [`rules`] (alert states, score) -> [`notify`] (routing, outbox,
 //! receivers); [`api`] serves what the store and the rules hold. Shared types sit below their
 //! users: [`catalogue`] (metric names), [`sample`] (samples and labels), [`config`] (the
-//! configuration machinery). Each feature owns its configuration section; [`settings`] puts
-//! the file together, [`state`] is what the running tasks share, and [`agent`] runs them.
+//! configuration machinery), [`clock`] and [`text`] (small shared helpers). Each feature
+//! owns its configuration section; [`settings`] puts the file together, [`state`] is what
+//! the running tasks share, and [`agent`] runs them.
 //! `docs/architecture.md` draws the whole map.
 
 pub mod agent;
 pub mod api;
 pub mod catalogue;
 pub mod cli;
+pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod notify;
@@ -20,3 +22,4 @@ pub mod sample;
 pub mod settings;
 pub mod state;
 pub mod store;
+pub mod text;

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use crate::clock::wall_millis;
 use crate::collect::ingest::{Ingest, IngestSection};
 use crate::collect::scheduler::{self, RunStatus, Sink};
 use crate::config::Section;
@@ -140,7 +141,7 @@ impl State {
     /// Forgets collector `name` (a reload removed it): its series become absent and it no
     /// longer counts for readiness.
     pub fn retire(&self, name: &str) {
-        let at = scheduler::wall_millis();
+        let at = wall_millis();
         {
             let mut store = self.store_mut();
             store.mark_absent(name, at);

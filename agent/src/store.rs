@@ -195,22 +195,26 @@ impl Store {
     }
 }
 
+/// A `lookout_filesystem_usage_ratio` sample of `mount` on an ext4 `/dev/vda`, for the
+/// unit tests of the store and of the rules evaluated on it.
+#[cfg(test)]
+pub(crate) fn fs_usage(mount: &str, v: f64) -> Sample {
+    Sample::with_labels(
+        &crate::catalogue::FILESYSTEM_USAGE_RATIO,
+        [
+            ("mountpoint", mount.into()),
+            ("device", "/dev/vda".into()),
+            ("fstype", "ext4".into()),
+        ],
+        v,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::{FILESYSTEM_USAGE_RATIO, LOAD1};
-
-    fn fs(mount: &str, v: f64) -> Sample {
-        Sample::with_labels(
-            &FILESYSTEM_USAGE_RATIO,
-            [
-                ("mountpoint", mount.into()),
-                ("device", "/dev/vda".into()),
-                ("fstype", "ext4".into()),
-            ],
-            v,
-        )
-    }
+    use crate::catalogue::LOAD1;
+    use crate::store::fs_usage as fs;
 
     #[test]
     fn a_series_the_owner_stops_reporting_becomes_absent() {

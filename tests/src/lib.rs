@@ -38,6 +38,34 @@ pub fn lookout() -> Command {
     cmd
 }
 
+/// Runs `command` to its end and returns its standard output; fails the test, with the
+/// command, its exit status and everything it printed, unless it succeeded.
+pub fn stdout_of_success(command: &mut Command) -> String {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("run {command:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{command:?} exited with {}:\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The `.yaml` files directly in `dir`, sorted; fails the test when there are none.
+pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .yaml files in {}", dir.display());
+    files
+}
+
 /// Fails the test, saying how to install `program`, when it is not on PATH.
 pub fn require(program: &str, debian_package: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
@@ -302,6 +330,17 @@ impl Agent {
         let (status, body) = self.get(path);
         assert_eq!(status, 200, "GET {path}: {body}");
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
+    /// POST `/-/reload`, with `Authorization: Bearer <token>` when `token` is given.
+    pub fn reload(&self, token: Option<&str>) -> (u16, String) {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .iter()
+            .map(|b| ("Authorization", b.as_str()))
+            .collect();
+        http(self.addr, "POST", "/-/reload", &headers, "")
+            .unwrap_or_else(|e| panic!("POST /-/reload: {e}; log:\n{}", self.log()))
     }
 
     /// The agent's log so far.

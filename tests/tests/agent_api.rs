@@ -109,29 +109,15 @@ fn post_reload_needs_the_token_when_one_is_configured() {
         1,
     );
     std::fs::write(&config_path, with_token).unwrap();
-    let (status, body) = http(agent.addr, "POST", "/-/reload", &[], "").unwrap();
+    let (status, body) = agent.reload(None);
     assert_eq!(status, 200, "no token needed before the reload: {body}");
 
-    let (status, body) = http(agent.addr, "POST", "/-/reload", &[], "").unwrap();
+    let (status, body) = agent.reload(None);
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("missing bearer token"), "{body}");
-    let (status, _) = http(
-        agent.addr,
-        "POST",
-        "/-/reload",
-        &[("Authorization", "Bearer wrong")],
-        "",
-    )
-    .unwrap();
+    let (status, _) = agent.reload(Some("wrong"));
     assert_eq!(status, 401);
-    let (status, body) = http(
-        agent.addr,
-        "POST",
-        "/-/reload",
-        &[("Authorization", "Bearer s3cret")],
-        "",
-    )
-    .unwrap();
+    let (status, body) = agent.reload(Some("s3cret"));
     assert_eq!(status, 200, "{body}");
     assert!(
         !agent.log().contains("s3cret"),
@@ -144,14 +130,7 @@ fn post_reload_needs_the_token_when_one_is_configured() {
         "agent:\n  listen: nowhere\ncollect:\n  host:\n    interval: ten\n",
     )
     .unwrap();
-    let (status, body) = http(
-        agent.addr,
-        "POST",
-        "/-/reload",
-        &[("Authorization", "Bearer s3cret")],
-        "",
-    )
-    .unwrap();
+    let (status, body) = agent.reload(Some("s3cret"));
     assert_eq!(status, 422, "{body}");
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(doc["problems"].as_array().unwrap().len(), 2, "{body}");
@@ -190,7 +169,7 @@ fn a_reload_that_disables_a_collector_retires_its_series() {
         text.replace("  tcp:\n", "  tcp:\n    enabled: false\n"),
     )
     .unwrap();
-    let (status, body) = http(agent.addr, "POST", "/-/reload", &[], "").unwrap();
+    let (status, body) = agent.reload(None);
     assert_eq!(status, 200, "{body}");
 
     let m = agent.metrics();

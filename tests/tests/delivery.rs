@@ -329,7 +329,7 @@ fn send_resolved_false_keeps_resolves_from_one_receiver_only() {
         RULES.replace(">= 0", "< -1"),
     )
     .unwrap();
-    let (status, body) = lookout_tests::http(agent.addr, "POST", "/-/reload", &[], "").unwrap();
+    let (status, body) = agent.reload(None);
     assert_eq!(status, 200, "{body}");
     agent.wait_until("the resolve reached `all`", Duration::from_secs(10), || {
         received(&all_out).len() == 2

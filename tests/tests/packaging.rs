@@ -506,23 +506,20 @@ fn systemd_unit_runs_unprivileged_and_leaves_the_agent_what_it_reads() {
             other => panic!("{key}: expected one value, found {other:?}"),
         }
     };
-    assert_eq!(one("User"), "lookout");
-    assert_eq!(
-        one("ExecStartPre"),
-        "/usr/bin/lookout check -c /etc/lookout/lookout.yaml"
-    );
-    assert_eq!(
-        one("ExecStart"),
-        "/usr/bin/lookout run -c /etc/lookout/lookout.yaml"
-    );
-    assert_eq!(one("ExecReload"), "/bin/kill -HUP $MAINPID");
-    assert_eq!(one("Restart"), "on-failure");
-    // The packaged config's data_dir is the StateDirectory.
-    assert_eq!(one("StateDirectory"), "lookout");
-    let config = yaml_document(&repo().join("packaging/lookout.yaml"));
-    assert_eq!(str_at(&config, "/agent/data_dir"), "/var/lib/lookout");
-
     for (key, value) in [
+        ("User", "lookout"),
+        (
+            "ExecStartPre",
+            "/usr/bin/lookout check -c /etc/lookout/lookout.yaml",
+        ),
+        (
+            "ExecStart",
+            "/usr/bin/lookout run -c /etc/lookout/lookout.yaml",
+        ),
+        ("ExecReload", "/bin/kill -HUP $MAINPID"),
+        ("Restart", "on-failure"),
+        // The packaged config's data_dir is the StateDirectory.
+        ("StateDirectory", "lookout"),
         ("NoNewPrivileges", "yes"),
         ("CapabilityBoundingSet", ""),
         ("AmbientCapabilities", ""),
@@ -540,6 +537,8 @@ fn systemd_unit_runs_unprivileged_and_leaves_the_agent_what_it_reads() {
     ] {
         assert_eq!(one(key), value, "{key}");
     }
+    let config = yaml_document(&repo().join("packaging/lookout.yaml"));
+    assert_eq!(str_at(&config, "/agent/data_dir"), "/var/lib/lookout");
     assert!(
         unit["SystemCallFilter"].contains(&"@system-service".to_string()),
         "{:?}",

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use lookout_tests::{TempDir, lookout, require};
+use lookout_tests::{TempDir, lookout, require, stdout_of_success, yaml_files};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -29,24 +29,8 @@ fn test_host_rules(rest: &str) -> (Option<i32>, String) {
 
 #[test]
 fn every_default_rule_has_passing_unit_tests() {
-    let dir = repo().join("rules/tests");
-    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    assert!(!files.is_empty());
-    let out = lookout()
-        .args(["test", "rules"])
-        .args(&files)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let files = yaml_files(&repo().join("rules/tests"));
+    let stdout = stdout_of_success(lookout().args(["test", "rules"]).args(&files));
     assert!(
         stdout
             .lines()
@@ -55,10 +39,8 @@ fn every_default_rule_has_passing_unit_tests() {
         "{stdout}"
     );
     // Every default alert, of every shipped rule file, is exercised by some test.
-    let defaults: String = std::fs::read_dir(repo().join("rules"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+    let defaults: String = yaml_files(&repo().join("rules"))
+        .iter()
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect();
     assert!(
@@ -114,18 +96,13 @@ fn exported_rules_pass_promtool() {
     let config = dir.path().join("lookout.yaml");
     std::fs::write(&config, "rules:\n  files: [custom.yaml]\n").unwrap();
     for args in [vec![], vec!["-c".to_string(), config.display().to_string()]] {
-        let out = lookout()
-            .args(["rules", "export", "--format", "prometheus"])
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let rules = stdout_of_success(
+            lookout()
+                .args(["rules", "export", "--format", "prometheus"])
+                .args(&args),
         );
         let exported = dir.path().join("exported.yaml");
-        std::fs::write(&exported, &out.stdout).unwrap();
+        std::fs::write(&exported, &rules).unwrap();
         let check = std::process::Command::new(&promtool)
             .args(["check", "rules"])
             .arg(&exported)
@@ -134,9 +111,8 @@ fn exported_rules_pass_promtool() {
         let report = String::from_utf8_lossy(&check.stdout);
         assert!(
             check.status.success(),
-            "{report}{}\n---\n{}",
+            "{report}{}\n---\n{rules}",
             String::from_utf8_lossy(&check.stderr),
-            String::from_utf8_lossy(&out.stdout)
         );
         assert!(report.contains("SUCCESS"), "{report}");
     }

@@ -129,7 +129,7 @@ fn an_alert_fires_persists_across_a_restart_and_resolves() {
         RULES.replace(">= 0", "over nine"),
     )
     .unwrap();
-    let (status, body) = lookout_tests::http(agent.addr, "POST", "/-/reload", &[], "").unwrap();
+    let (status, body) = agent.reload(None);
     assert_eq!(status, 422, "{body}");
     assert!(
         body.contains("rules.yaml") && body.contains("invalid threshold"),

@@ -18,7 +18,7 @@ use procfs_core::DiskStat;
 use regex::Regex;
 
 use super::Schedule;
-use super::procfs::procfs_core_message;
+use super::procfs::{PreviousRun, procfs_core_message};
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{DISK_IO_TIME_RATIO, DISK_READ_BYTES_TOTAL, DISK_WRITTEN_BYTES_TOTAL};
 use crate::config::units as config;
@@ -34,17 +34,9 @@ pub struct DiskCollector {
     proc: ProcFs,
     schedule: Schedule,
     exclude: Vec<Regex>,
-    /// Counters of the previous successful run, for the busy ratio.
-    prev: Option<Baseline>,
-}
-
-/// `io_ticks` remembered from one run.
-#[derive(Debug)]
-struct Baseline {
-    /// When the run happened.
-    at: Instant,
-    /// Milliseconds spent doing I/O, per reported device.
-    io_ticks: HashMap<String, u64>,
+    /// Milliseconds each device spent doing I/O (`io_ticks`) as of the previous successful
+    /// run, for the busy ratio.
+    prev: PreviousRun<u64>,
 }
 
 /// Parses `/proc/diskstats` content, in file order.
@@ -68,7 +60,7 @@ impl DiskCollector {
             proc,
             schedule,
             exclude,
-            prev: None,
+            prev: PreviousRun::default(),
         }
     }
 
@@ -76,10 +68,6 @@ impl DiskCollector {
     /// remembered counters (devices that disappeared are forgotten).
     fn samples_from(&mut self, bytes: &[u8], now: Instant) -> Result<Vec<Sample>, CollectError> {
         let stats = parse_diskstats(bytes).map_err(|e| self.proc.parse_error(DISKSTATS, e))?;
-        let elapsed_ms = self
-            .prev
-            .as_ref()
-            .map(|prev| now.saturating_duration_since(prev.at).as_secs_f64() * 1000.0);
         let mut io_ticks = HashMap::new();
         let mut out = Vec::new();
         for disk in stats
@@ -97,20 +85,15 @@ impl DiskCollector {
                 device(),
                 disk.sectors_written as f64 * SECTOR_BYTES,
             ));
-            let before = self
-                .prev
-                .as_ref()
-                .and_then(|prev| prev.io_ticks.get(&disk.name));
-            if let (Some(elapsed_ms), Some(before)) = (elapsed_ms, before)
-                && elapsed_ms > 0.0
+            if let Some((secs, before)) = self.prev.before(now, &disk.name)
                 && let Some(busy_ms) = disk.time_in_progress.checked_sub(*before)
             {
-                let ratio = (busy_ms as f64 / elapsed_ms).clamp(0.0, 1.0);
+                let ratio = (busy_ms as f64 / (secs * 1000.0)).clamp(0.0, 1.0);
                 out.push(Sample::with_labels(&DISK_IO_TIME_RATIO, device(), ratio));
             }
             io_ticks.insert(disk.name, disk.time_in_progress);
         }
-        self.prev = Some(Baseline { at: now, io_ticks });
+        self.prev.replace(now, io_ticks);
         Ok(out)
     }
 }
@@ -133,23 +116,11 @@ impl Collector for DiskCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::procfs::fixture;
+    use crate::collect::procfs::{
+        device_value as value, devices, fixture, test_schedule, whole_names,
+    };
     use std::path::Path;
     use std::time::Duration;
-
-    /// The schedule the tests run on.
-    const SCHEDULE: Schedule = Schedule {
-        interval: Duration::from_secs(10),
-        timeout: Duration::from_secs(5),
-    };
-
-    /// Exclusions of every name that matches one of `patterns` whole.
-    fn exclude(patterns: &[&str]) -> Vec<Regex> {
-        patterns
-            .iter()
-            .map(|p| Regex::new(&format!("^(?:{p})$")).unwrap())
-            .collect()
-    }
 
     /// Fields of the fixture's diskstats line for `device`, read with plain string operations.
     fn fields(dir: &str, device: &str) -> Vec<u64> {
@@ -164,19 +135,6 @@ mod tests {
             .collect()
     }
 
-    fn value(samples: &[Sample], name: &str, device: &str) -> Option<f64> {
-        samples
-            .iter()
-            .find(|s| s.metric.name == name && s.labels == [("device", device.to_string())])
-            .map(|s| s.value)
-    }
-
-    fn devices(samples: &[Sample]) -> Vec<String> {
-        let mut d: Vec<String> = samples.iter().map(|s| s.labels[0].1.clone()).collect();
-        d.dedup();
-        d
-    }
-
     /// One diskstats line for `name` with the given sectors read/written and io_ticks.
     fn line(name: &str, read: u64, written: u64, io_ms: u64) -> String {
         format!(" 254 0 {name} 1 0 {read} 0 1 0 {written} 0 0 {io_ms} 0\n")
@@ -184,7 +142,11 @@ mod tests {
 
     #[test]
     fn fixtures_give_bytes_then_busy_ratio() {
-        let mut c = DiskCollector::new(fixture("t0"), SCHEDULE, exclude(&["loop\\d+", "zram\\d+"]));
+        let mut c = DiskCollector::new(
+            fixture("t0"),
+            test_schedule(),
+            whole_names(&["loop\\d+", "zram\\d+"]),
+        );
         let t0 = Instant::now();
         let first = c.collect(t0).unwrap();
         assert_eq!(devices(&first), ["vda"]);
@@ -217,7 +179,7 @@ mod tests {
 
     #[test]
     fn every_device_is_reported_without_exclusions() {
-        let mut c = DiskCollector::new(fixture("t0"), SCHEDULE, exclude(&[]));
+        let mut c = DiskCollector::new(fixture("t0"), test_schedule(), whole_names(&[]));
         let samples = c.collect(Instant::now()).unwrap();
         let text = std::fs::read_to_string(fixture("t0").path("diskstats")).unwrap();
         let names: Vec<&str> = text
@@ -235,7 +197,11 @@ mod tests {
             line("nvme0n1", 0, 0, 0),
         ]
         .concat();
-        let mut c = DiskCollector::new(fixture("t0"), SCHEDULE, exclude(&["sd[a-z]+\\d+"]));
+        let mut c = DiskCollector::new(
+            fixture("t0"),
+            test_schedule(),
+            whole_names(&["sd[a-z]+\\d+"]),
+        );
         let samples = c.samples_from(text.as_bytes(), Instant::now()).unwrap();
         assert_eq!(devices(&samples), ["sda", "nvme0n1"]);
     }
@@ -252,7 +218,7 @@ mod tests {
             (1000, 1000, Duration::from_secs(1), Some(0.0)), // idle
         ];
         for (before, after, elapsed, want) in cases {
-            let mut c = DiskCollector::new(fixture("t0"), SCHEDULE, exclude(&[]));
+            let mut c = DiskCollector::new(fixture("t0"), test_schedule(), whole_names(&[]));
             c.samples_from(line("vda", 0, 0, before).as_bytes(), t0)
                 .unwrap();
             let s = c
@@ -269,7 +235,7 @@ mod tests {
     #[test]
     fn devices_that_disappear_are_forgotten() {
         let t0 = Instant::now();
-        let mut c = DiskCollector::new(fixture("t0"), SCHEDULE, exclude(&[]));
+        let mut c = DiskCollector::new(fixture("t0"), test_schedule(), whole_names(&[]));
         c.samples_from(
             [line("sda", 0, 0, 100), line("sdb", 0, 0, 100)]
                 .concat()
@@ -284,7 +250,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(devices(&s), ["sda"]);
-        assert!(!c.prev.as_ref().unwrap().io_ticks.contains_key("sdb"));
+        assert!(!c.prev.remembers("sdb"));
         // sdb comes back: a first sighting again, so no ratio against its old counter.
         let s = c
             .samples_from(
@@ -319,14 +285,18 @@ mod tests {
     #[test]
     fn errors_name_the_file() {
         crate::collect::procfs::assert_errors_name_the_file(
-            |proc| DiskCollector::new(proc, SCHEDULE, exclude(&[])),
+            |proc| DiskCollector::new(proc, test_schedule(), whole_names(&[])),
             "diskstats",
         );
     }
 
     #[test]
     fn live_host_smoke() {
-        let mut c = DiskCollector::new(ProcFs::new(Path::new("/proc")), SCHEDULE, exclude(&[]));
+        let mut c = DiskCollector::new(
+            ProcFs::new(Path::new("/proc")),
+            test_schedule(),
+            whole_names(&[]),
+        );
         c.collect(Instant::now()).unwrap();
     }
 }

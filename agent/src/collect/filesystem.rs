@@ -622,21 +622,13 @@ fn mount_samples(mount: &Mount, stat: &FsStat, out: &mut Vec<Sample>) {
     } else {
         0.0
     };
-    out.push(Sample::with_labels(
-        &FILESYSTEM_SIZE_BYTES,
-        labels(),
-        stat.blocks as f64 * frsize,
-    ));
-    out.push(Sample::with_labels(
-        &FILESYSTEM_AVAIL_BYTES,
-        labels(),
-        avail * frsize,
-    ));
-    out.push(Sample::with_labels(
-        &FILESYSTEM_USAGE_RATIO,
-        labels(),
-        usage,
-    ));
+    for (metric, value) in [
+        (&FILESYSTEM_SIZE_BYTES, stat.blocks as f64 * frsize),
+        (&FILESYSTEM_AVAIL_BYTES, avail * frsize),
+        (&FILESYSTEM_USAGE_RATIO, usage),
+    ] {
+        out.push(Sample::with_labels(metric, labels(), value));
+    }
     if stat.files > 0 {
         let used_inodes = stat.files.saturating_sub(stat.ffree) as f64;
         out.push(Sample::with_labels(
@@ -695,6 +687,7 @@ mod tests {
 
     use super::*;
     use crate::catalogue::Metric;
+    use crate::collect::procfs::{ScratchProc, whole_names};
 
     fn fixtures() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/proc")
@@ -706,13 +699,6 @@ mod tests {
 
     fn fixture_statfs() -> FixtureStatFs {
         FixtureStatFs::load(fixtures().join("statvfs.txt")).unwrap()
-    }
-
-    /// Whole-name patterns, compiled the way the config layer anchors them.
-    fn patterns(list: &[&str]) -> Vec<Regex> {
-        list.iter()
-            .map(|p| Regex::new(&format!("^(?:{p})$")).unwrap())
-            .collect()
     }
 
     /// The host section's settings the collector takes.
@@ -729,7 +715,7 @@ mod tests {
                 timeout: Duration::from_secs(10),
             },
             exclude_fstypes: fstypes.iter().map(|s| s.to_string()).collect(),
-            exclude_mounts: patterns(mounts),
+            exclude_mounts: whole_names(mounts),
         }
     }
 
@@ -750,32 +736,6 @@ mod tests {
     fn collector(t: &str, host: &Host) -> FilesystemCollector {
         with_host(ProcFs::new(&fixtures().join(t)), PathBuf::from("/"), host)
             .with_statfs(fixture_statfs())
-    }
-
-    /// A directory of its own under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> Self {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let dir =
-                std::env::temp_dir().join(format!("lookout-fs-{}-{n}-{name}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-
-        fn write(&self, rel: &str, content: &[u8]) {
-            let path = self.0.join(rel);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, content).unwrap();
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
     }
 
     fn find<'a>(samples: &'a [Sample], metric: &Metric, mountpoint: &str) -> Option<&'a Sample> {
@@ -998,7 +958,7 @@ mod tests {
         for (t, fstypes, mounts, want) in rows {
             let all = parse_mountinfo(&read_fixture(&format!("{t}/1/mountinfo"))).unwrap();
             let fstypes: Vec<String> = fstypes.iter().map(|s| s.to_string()).collect();
-            let got: Vec<String> = select_mounts(all, &fstypes, &patterns(mounts))
+            let got: Vec<String> = select_mounts(all, &fstypes, &whole_names(mounts))
                 .iter()
                 .map(|m| m.mount_point.to_string_lossy().into_owned())
                 .collect();
@@ -1309,13 +1269,13 @@ mod tests {
 
     #[test]
     fn garbage_mountinfo_fails_with_file_and_line() {
-        let dir = TempDir::new("garbage");
+        let dir = ScratchProc::new("fs-garbage");
         dir.write(
             "1/mountinfo",
             b"22 27 0:21 / /proc rw,relatime - proc proc rw\nnot a mount line\n",
         );
-        let mut c = with_host(ProcFs::new(&dir.0), "/".into(), &host(&[], &[]))
-            .with_statfs(fixture_statfs());
+        let mut c =
+            with_host(dir.proc(), "/".into(), &host(&[], &[])).with_statfs(fixture_statfs());
         match c.collect(Instant::now()) {
             Err(CollectError::Parse { path, message }) => {
                 assert!(path.ends_with("1/mountinfo"), "{path}");
@@ -1327,17 +1287,17 @@ mod tests {
 
     #[test]
     fn falls_back_to_self_mountinfo() {
-        let dir = TempDir::new("fallback");
+        let dir = ScratchProc::new("fs-fallback");
         dir.write(
             "self/mountinfo",
             b"27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n",
         );
-        let mut c = with_host(ProcFs::new(&dir.0), "/".into(), &host(&[], &[]))
-            .with_statfs(fixture_statfs());
+        let mut c =
+            with_host(dir.proc(), "/".into(), &host(&[], &[])).with_statfs(fixture_statfs());
         assert_eq!(mountpoints(&c.collect(Instant::now()).unwrap()), ["/"]);
         // neither file: a read error naming the fallback
-        let empty = TempDir::new("none");
-        let mut c = with_host(ProcFs::new(&empty.0), "/".into(), &host(&[], &[]));
+        let empty = ScratchProc::new("fs-none");
+        let mut c = with_host(empty.proc(), "/".into(), &host(&[], &[]));
         match c.collect(Instant::now()) {
             Err(CollectError::Read { path, .. }) => {
                 assert!(path.ends_with("self/mountinfo"), "{path}")
@@ -1476,34 +1436,5 @@ mod tests {
         // run 3: reported again
         assert_eq!(mountpoints(&c.collect(Instant::now()).unwrap()).len(), all);
         assert_eq!(statfs.calls.load(Ordering::SeqCst), 2);
-    }
-
-    #[test]
-    fn live_root_usage_matches_df() {
-        let mut c = with_host(ProcFs::new(Path::new("/proc")), "/".into(), &host(&[], &[]));
-        let samples = c.collect(Instant::now()).unwrap();
-        let ours = find(&samples, &FILESYSTEM_USAGE_RATIO, "/")
-            .expect("no sample for /")
-            .value;
-
-        let out = std::process::Command::new("df")
-            .args(["-B1", "--output=size,used,avail", "/"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "df failed: {out:?}");
-        let text = String::from_utf8(out.stdout).unwrap();
-        let numbers: Vec<f64> = text
-            .lines()
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .map(|n| n.parse().unwrap())
-            .collect();
-        let (used, avail) = (numbers[1], numbers[2]);
-        let df = used / (used + avail);
-        assert!(
-            (ours - df).abs() < 0.005,
-            "lookout {ours} vs df {df} ({text})"
-        );
     }
 }

@@ -157,16 +157,11 @@ impl Collector for MemoryCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::procfs::fixture;
+    use crate::collect::procfs::{fixture, test_schedule, value_of as value};
     use std::path::Path;
-    use std::time::Duration;
 
     fn collector(proc: ProcFs) -> MemoryCollector {
-        let schedule = Schedule {
-            interval: Duration::from_secs(10),
-            timeout: Duration::from_secs(5),
-        };
-        MemoryCollector::new(proc, schedule)
+        MemoryCollector::new(proc, test_schedule())
     }
 
     /// The kB number on the fixture's `key:` line, read with plain string operations.
@@ -180,14 +175,6 @@ mod tests {
             .unwrap()
             .parse::<f64>()
             .unwrap()
-    }
-
-    fn value(samples: &[Sample], name: &str) -> f64 {
-        samples
-            .iter()
-            .find(|s| s.metric.name == name)
-            .unwrap()
-            .value
     }
 
     #[test]

@@ -19,7 +19,7 @@ use procfs_core::net::{DeviceStatus, InterfaceDeviceStatus};
 use regex::Regex;
 
 use super::Schedule;
-use super::procfs::procfs_core_message;
+use super::procfs::{PreviousRun, procfs_core_message};
 use super::{CollectError, Collector, ProcFs, Sample};
 use crate::catalogue::{
     NETWORK_RECEIVE_BYTES_PER_SECOND, NETWORK_RECEIVE_BYTES_TOTAL, NETWORK_RECEIVE_DROPS_TOTAL,
@@ -36,17 +36,9 @@ pub struct NetworkCollector {
     proc: ProcFs,
     schedule: Schedule,
     exclude: Vec<Regex>,
-    /// Counters of the previous successful run, for the rates.
-    prev: Option<Baseline>,
-}
-
-/// Byte counters remembered from one run.
-#[derive(Debug)]
-struct Baseline {
-    /// When the run happened.
-    at: Instant,
-    /// (received, transmitted) bytes of each reported interface.
-    bytes: HashMap<String, (u64, u64)>,
+    /// (received, transmitted) bytes of each interface as of the previous successful run,
+    /// for the rates.
+    prev: PreviousRun<(u64, u64)>,
 }
 
 /// Parses `/proc/net/dev` content, sorted by interface name.
@@ -65,7 +57,7 @@ impl NetworkCollector {
             proc,
             schedule,
             exclude,
-            prev: None,
+            prev: PreviousRun::default(),
         }
     }
 
@@ -73,10 +65,6 @@ impl NetworkCollector {
     /// remembered counters (interfaces that disappeared are forgotten).
     fn samples_from(&mut self, bytes: &[u8], now: Instant) -> Result<Vec<Sample>, CollectError> {
         let devices = parse_net_dev(bytes).map_err(|e| self.proc.parse_error(NET_DEV, e))?;
-        let elapsed = self
-            .prev
-            .as_ref()
-            .map(|prev| now.saturating_duration_since(prev.at).as_secs_f64());
         let mut counters = HashMap::new();
         let mut out = Vec::new();
         for dev in devices
@@ -94,34 +82,22 @@ impl NetworkCollector {
             ] {
                 out.push(Sample::with_labels(metric, device(), value as f64));
             }
-            let before = self
-                .prev
-                .as_ref()
-                .and_then(|prev| prev.bytes.get(&dev.name));
-            if let (Some(secs), Some((rx_before, tx_before))) = (elapsed, before)
-                && secs > 0.0
+            if let Some((secs, (rx_before, tx_before))) = self.prev.before(now, &dev.name)
                 && let (Some(rx), Some(tx)) = (
                     dev.recv_bytes.checked_sub(*rx_before),
                     dev.sent_bytes.checked_sub(*tx_before),
                 )
             {
-                out.push(Sample::with_labels(
-                    &NETWORK_RECEIVE_BYTES_PER_SECOND,
-                    device(),
-                    rx as f64 / secs,
-                ));
-                out.push(Sample::with_labels(
-                    &NETWORK_TRANSMIT_BYTES_PER_SECOND,
-                    device(),
-                    tx as f64 / secs,
-                ));
+                for (metric, bytes) in [
+                    (&NETWORK_RECEIVE_BYTES_PER_SECOND, rx),
+                    (&NETWORK_TRANSMIT_BYTES_PER_SECOND, tx),
+                ] {
+                    out.push(Sample::with_labels(metric, device(), bytes as f64 / secs));
+                }
             }
             counters.insert(dev.name, (dev.recv_bytes, dev.sent_bytes));
         }
-        self.prev = Some(Baseline {
-            at: now,
-            bytes: counters,
-        });
+        self.prev.replace(now, counters);
         Ok(out)
     }
 }
@@ -144,25 +120,13 @@ impl Collector for NetworkCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::procfs::fixture;
+    use crate::collect::procfs::{
+        device_value as value, devices, fixture, test_schedule, whole_names,
+    };
     use std::path::Path;
     use std::time::Duration;
 
     const HEADER: &str = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n";
-
-    /// The schedule the tests run on.
-    const SCHEDULE: Schedule = Schedule {
-        interval: Duration::from_secs(10),
-        timeout: Duration::from_secs(5),
-    };
-
-    /// Exclusions of every name that matches one of `patterns` whole.
-    fn exclude(patterns: &[&str]) -> Vec<Regex> {
-        patterns
-            .iter()
-            .map(|p| Regex::new(&format!("^(?:{p})$")).unwrap())
-            .collect()
-    }
 
     /// The 16 counters of the fixture's line for `iface`, read with plain string operations.
     fn fields(dir: &str, iface: &str) -> Vec<u64> {
@@ -178,19 +142,6 @@ mod tests {
             .collect()
     }
 
-    fn value(samples: &[Sample], name: &str, device: &str) -> Option<f64> {
-        samples
-            .iter()
-            .find(|s| s.metric.name == name && s.labels == [("device", device.to_string())])
-            .map(|s| s.value)
-    }
-
-    fn devices(samples: &[Sample]) -> Vec<String> {
-        let mut d: Vec<String> = samples.iter().map(|s| s.labels[0].1.clone()).collect();
-        d.dedup();
-        d
-    }
-
     /// A `/proc/net/dev` with one line per `(name, rx bytes, tx bytes)`.
     fn net_dev(ifaces: &[(&str, u64, u64)]) -> String {
         let mut s = HEADER.to_string();
@@ -204,35 +155,25 @@ mod tests {
 
     #[test]
     fn fixtures_give_counters_then_rates() {
-        let mut c = NetworkCollector::new(fixture("t0"), SCHEDULE, exclude(&[]));
+        let mut c = NetworkCollector::new(fixture("t0"), test_schedule(), whole_names(&[]));
         let t0 = Instant::now();
         let first = c.collect(t0).unwrap();
         let lo0 = fields("t0", "lo");
         // Receive: bytes packets errs drop fifo frame compressed multicast; transmit from index 8.
-        assert_eq!(
-            value(&first, "lookout_network_receive_bytes_total", "lo"),
-            Some(lo0[0] as f64)
-        );
-        assert_eq!(
-            value(&first, "lookout_network_transmit_bytes_total", "lo"),
-            Some(lo0[8] as f64)
-        );
-        assert_eq!(
-            value(&first, "lookout_network_receive_errors_total", "lo"),
-            Some(lo0[2] as f64)
-        );
-        assert_eq!(
-            value(&first, "lookout_network_transmit_errors_total", "lo"),
-            Some(lo0[10] as f64)
-        );
-        assert_eq!(
-            value(&first, "lookout_network_receive_drops_total", "lo"),
-            Some(lo0[3] as f64)
-        );
-        assert_eq!(
-            value(&first, "lookout_network_transmit_drops_total", "lo"),
-            Some(lo0[11] as f64)
-        );
+        for (metric, field) in [
+            ("lookout_network_receive_bytes_total", 0),
+            ("lookout_network_transmit_bytes_total", 8),
+            ("lookout_network_receive_errors_total", 2),
+            ("lookout_network_transmit_errors_total", 10),
+            ("lookout_network_receive_drops_total", 3),
+            ("lookout_network_transmit_drops_total", 11),
+        ] {
+            assert_eq!(
+                value(&first, metric, "lo"),
+                Some(lo0[field] as f64),
+                "{metric}"
+            );
+        }
         assert_eq!(
             value(&first, "lookout_network_receive_bytes_per_second", "lo"),
             None
@@ -265,14 +206,18 @@ mod tests {
             .collect();
         names.sort();
         assert!(names.contains(&"lo".to_string()));
-        let samples = NetworkCollector::new(fixture("t0"), SCHEDULE, exclude(&[]))
+        let samples = NetworkCollector::new(fixture("t0"), test_schedule(), whole_names(&[]))
             .collect(Instant::now())
             .unwrap();
         assert_eq!(devices(&samples), names);
 
-        let samples = NetworkCollector::new(fixture("t0"), SCHEDULE, exclude(&["lo", "ifb\\d+"]))
-            .collect(Instant::now())
-            .unwrap();
+        let samples = NetworkCollector::new(
+            fixture("t0"),
+            test_schedule(),
+            whole_names(&["lo", "ifb\\d+"]),
+        )
+        .collect(Instant::now())
+        .unwrap();
         names.retain(|n| n != "lo" && !n.starts_with("ifb"));
         assert_eq!(devices(&samples), names);
     }
@@ -280,7 +225,11 @@ mod tests {
     #[test]
     fn exclusions_match_whole_names() {
         let text = net_dev(&[("eth0", 0, 0), ("veth12ab", 0, 0), ("eth0.100", 0, 0)]);
-        let mut c = NetworkCollector::new(fixture("t0"), SCHEDULE, exclude(&["veth.*", "eth0"]));
+        let mut c = NetworkCollector::new(
+            fixture("t0"),
+            test_schedule(),
+            whole_names(&["veth.*", "eth0"]),
+        );
         let samples = c.samples_from(text.as_bytes(), Instant::now()).unwrap();
         assert_eq!(devices(&samples), ["eth0.100"]);
     }
@@ -306,7 +255,7 @@ mod tests {
             ((1000, 500), (3000, 1500), Duration::ZERO, None),       // no time elapsed
         ];
         for (before, after, elapsed, want) in cases {
-            let mut c = NetworkCollector::new(fixture("t0"), SCHEDULE, exclude(&[]));
+            let mut c = NetworkCollector::new(fixture("t0"), test_schedule(), whole_names(&[]));
             c.samples_from(net_dev(&[("eth0", before.0, before.1)]).as_bytes(), t0)
                 .unwrap();
             let s = c
@@ -330,7 +279,7 @@ mod tests {
     #[test]
     fn interfaces_that_disappear_are_forgotten() {
         let t0 = Instant::now();
-        let mut c = NetworkCollector::new(fixture("t0"), SCHEDULE, exclude(&[]));
+        let mut c = NetworkCollector::new(fixture("t0"), test_schedule(), whole_names(&[]));
         c.samples_from(
             net_dev(&[("eth0", 10, 10), ("tun0", 500, 500)]).as_bytes(),
             t0,
@@ -343,7 +292,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(devices(&s), ["eth0"]);
-        assert!(!c.prev.as_ref().unwrap().bytes.contains_key("tun0"));
+        assert!(!c.prev.remembers("tun0"));
         // tun0 comes back with higher counters: still a first sighting, no rate.
         let s = c
             .samples_from(
@@ -388,17 +337,20 @@ mod tests {
     #[test]
     fn errors_name_the_file() {
         crate::collect::procfs::assert_errors_name_the_file(
-            |proc| NetworkCollector::new(proc, SCHEDULE, exclude(&[])),
+            |proc| NetworkCollector::new(proc, test_schedule(), whole_names(&[])),
             "net/dev",
         );
     }
 
     #[test]
     fn live_host_smoke() {
-        let samples =
-            NetworkCollector::new(ProcFs::new(Path::new("/proc")), SCHEDULE, exclude(&[]))
-                .collect(Instant::now())
-                .unwrap();
+        let samples = NetworkCollector::new(
+            ProcFs::new(Path::new("/proc")),
+            test_schedule(),
+            whole_names(&[]),
+        )
+        .collect(Instant::now())
+        .unwrap();
         assert!(value(&samples, "lookout_network_receive_bytes_total", "lo").is_some());
     }
 }

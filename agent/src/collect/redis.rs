@@ -264,29 +264,23 @@ impl RedisCollector {
         let info = parse_info(&text)?;
 
         let role = info.role.clone();
-        let mut samples = vec![
-            self.sample(&REDIS_UP, &role, 1.0),
-            self.sample(&REDIS_PING_SECONDS, &role, ping_seconds),
-            self.sample(&REDIS_KEYSPACE_HITS_TOTAL, &role, info.keyspace_hits as f64),
-            self.sample(
-                &REDIS_KEYSPACE_MISSES_TOTAL,
-                &role,
-                info.keyspace_misses as f64,
-            ),
-            self.sample(&REDIS_MEMORY_USED_BYTES, &role, info.used_memory as f64),
-            self.sample(&REDIS_MEMORY_MAX_BYTES, &role, info.maxmemory as f64),
-            self.sample(
-                &REDIS_CONNECTED_CLIENTS,
-                &role,
-                info.connected_clients as f64,
-            ),
-            self.sample(&REDIS_EVICTED_KEYS_TOTAL, &role, info.evicted_keys as f64),
-            self.sample(
+        let mut samples: Vec<Sample> = [
+            (&REDIS_UP, 1.0),
+            (&REDIS_PING_SECONDS, ping_seconds),
+            (&REDIS_KEYSPACE_HITS_TOTAL, info.keyspace_hits as f64),
+            (&REDIS_KEYSPACE_MISSES_TOTAL, info.keyspace_misses as f64),
+            (&REDIS_MEMORY_USED_BYTES, info.used_memory as f64),
+            (&REDIS_MEMORY_MAX_BYTES, info.maxmemory as f64),
+            (&REDIS_CONNECTED_CLIENTS, info.connected_clients as f64),
+            (&REDIS_EVICTED_KEYS_TOTAL, info.evicted_keys as f64),
+            (
                 &REDIS_COMMANDS_PROCESSED_TOTAL,
-                &role,
                 info.total_commands_processed as f64,
             ),
-        ];
+        ]
+        .into_iter()
+        .map(|(metric, value)| self.sample(metric, &role, value))
+        .collect();
         if info.maxmemory > 0 {
             samples.push(self.sample(
                 &REDIS_MEMORY_USAGE_RATIO,

@@ -11,15 +11,16 @@
 //! others.
 
 use std::sync::{Arc, RwLockWriteGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Interval, MissedTickBehavior};
 
 use super::Schedule;
 use super::{AsyncCollector, CollectError, Collector, Sample};
 use crate::catalogue::{COLLECTOR_DURATION_SECONDS, COLLECTOR_UP};
+use crate::clock::wall_millis;
 use crate::store::{Millis, Store};
 
 /// Where the scheduler records each run: the samples into the store, the outcome into the
@@ -29,14 +30,6 @@ pub trait Sink: Send + Sync + 'static {
     fn store_mut(&self) -> RwLockWriteGuard<'_, Store>;
     /// Updates (creating if needed) the run status of collector `name`.
     fn record_status(&self, name: &str, f: &mut dyn FnMut(&mut RunStatus));
-}
-
-/// The wall clock as store time.
-pub fn wall_millis() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// The store owner of a collector's own meta series (`lookout_collector_up`, duration).
@@ -117,6 +110,34 @@ fn record(sink: &dyn Sink, name: &str, result: Result<Vec<Sample>, String>, took
     });
 }
 
+/// A ticker every `interval` that skips the ticks it missed.
+pub(crate) fn ticker(interval: Duration) -> Interval {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    ticker
+}
+
+/// Waits for the next tick of `ticker`; false once `shutdown` has turned true.
+pub(crate) async fn next_tick(ticker: &mut Interval, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = ticker.tick() => {}
+        _ = shutdown.changed() => return false,
+    }
+    !*shutdown.borrow()
+}
+
+/// One run of a network collector at `now`, cancelled after its schedule's timeout.
+pub async fn collect_async(
+    collector: &mut dyn AsyncCollector,
+    now: Instant,
+) -> Result<Vec<Sample>, String> {
+    let timeout = collector.schedule().timeout;
+    match tokio::time::timeout(timeout, collector.collect(now)).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("timed out after {timeout:?}")),
+    }
+}
+
 /// Runs a network collector until `shutdown` turns true. Unlike a blocking run, a run that
 /// exceeds its timeout is dropped (its future cancelled), so the next tick starts afresh.
 /// Its status is registered by the caller, as for [`run_collector`].
@@ -126,22 +147,10 @@ pub async fn run_async_collector<S: Sink>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name = collector.name().to_string();
-    let Schedule { interval, timeout } = collector.schedule();
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.changed() => break,
-        }
-        if *shutdown.borrow() {
-            break;
-        }
+    let mut ticker = ticker(collector.schedule().interval);
+    while next_tick(&mut ticker, &mut shutdown).await {
         let started = Instant::now();
-        let result = match tokio::time::timeout(timeout, collector.collect(started)).await {
-            Ok(result) => result.map_err(|e| e.to_string()),
-            Err(_) => Err(format!("timed out after {timeout:?}")),
-        };
+        let result = collect_async(collector.as_mut(), started).await;
         record(state.as_ref(), &name, result, started.elapsed());
     }
 }
@@ -155,18 +164,10 @@ pub async fn run_collector<S: Sink>(
 ) {
     let name = collector.name().to_string();
     let Schedule { interval, timeout } = collector.schedule();
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut ticker = ticker(interval);
     let mut idle = Some(collector);
     let mut running: Option<JoinHandle<RunResult>> = None;
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.changed() => break,
-        }
-        if *shutdown.borrow() {
-            break;
-        }
+    while next_tick(&mut ticker, &mut shutdown).await {
         let started = Instant::now();
         let mut handle = match (idle.take(), running.take()) {
             (_, Some(handle)) => handle,

@@ -88,24 +88,11 @@ impl Collector for SystemCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::procfs::fixture;
+    use crate::collect::procfs::{fixture, test_schedule, value_of as value};
     use std::path::Path;
-    use std::time::Duration;
 
     fn collector(proc: ProcFs) -> SystemCollector {
-        let schedule = Schedule {
-            interval: Duration::from_secs(10),
-            timeout: Duration::from_secs(5),
-        };
-        SystemCollector::new(proc, schedule)
-    }
-
-    fn value(samples: &[Sample], name: &str) -> f64 {
-        samples
-            .iter()
-            .find(|s| s.metric.name == name)
-            .unwrap()
-            .value
+        SystemCollector::new(proc, test_schedule())
     }
 
     #[test]

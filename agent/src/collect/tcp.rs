@@ -591,9 +591,9 @@ mod tests {
 
     use std::net::{TcpListener, TcpStream};
     use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+    use crate::collect::procfs::ScratchProc;
 
     fn fixtures() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/proc")
@@ -618,25 +618,6 @@ mod tests {
             c.0[i] = *n;
         }
         c
-    }
-
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> Self {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let dir =
-                std::env::temp_dir().join(format!("lookout-tcp-{}-{n}-{name}", std::process::id()));
-            std::fs::create_dir_all(dir.join("net")).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
     }
 
     const HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
@@ -827,9 +808,12 @@ mod tests {
 
     #[test]
     fn ipv6_disabled_is_not_an_error() {
-        let dir = TempDir::new("no6");
-        std::fs::copy(fixtures().join("t0/net/tcp"), dir.0.join("net/tcp")).unwrap();
-        let c = TcpCollector::new(ProcFs::new(&dir.0), &config(&[8000]));
+        let dir = ScratchProc::new("tcp-no6");
+        dir.write(
+            "net/tcp",
+            &std::fs::read(fixtures().join("t0/net/tcp")).unwrap(),
+        );
+        let c = TcpCollector::new(dir.proc(), &config(&[8000]));
         // the IPv4 part of t0 alone: 3 established server sides and the listener
         let got = c.counts().unwrap();
         assert_eq!(
@@ -838,7 +822,7 @@ mod tests {
             Some((3, 1))
         );
         // but a missing tcp is
-        std::fs::remove_file(dir.0.join("net/tcp")).unwrap();
+        std::fs::remove_file(dir.proc().path("net/tcp")).unwrap();
         match c.counts() {
             Err(CollectError::Read { path, .. }) => assert!(path.ends_with("net/tcp"), "{path}"),
             other => panic!("expected a read error, got {other:?}"),
@@ -847,10 +831,10 @@ mod tests {
 
     #[test]
     fn parse_errors_name_the_file() {
-        let dir = TempDir::new("bad");
-        std::fs::write(dir.0.join("net/tcp"), HEADER).unwrap();
-        std::fs::write(dir.0.join("net/tcp6"), format!("{HEADER}   0: ::1 0 01\n")).unwrap();
-        match TcpCollector::new(ProcFs::new(&dir.0), &config(&[])).counts() {
+        let dir = ScratchProc::new("tcp-bad");
+        dir.write("net/tcp", HEADER.as_bytes());
+        dir.write("net/tcp6", format!("{HEADER}   0: ::1 0 01\n").as_bytes());
+        match TcpCollector::new(dir.proc(), &config(&[])).counts() {
             Err(CollectError::Parse { path, message }) => {
                 assert!(path.ends_with("net/tcp6"), "{path}");
                 assert!(message.starts_with("line 2:"), "{message}");
@@ -946,15 +930,22 @@ mod tests {
         assert!(err(&nlmsg(99, &[])).contains("unexpected message type 99"));
     }
 
+    /// A loopback listener and `n` connections to it: its port, the listener, and the client
+    /// and server sides, each open until dropped.
+    fn loopback_connections(n: usize) -> (u16, TcpListener, Vec<TcpStream>, Vec<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let clients: Vec<TcpStream> = (0..n)
+            .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+            .collect();
+        let servers: Vec<TcpStream> = (0..n).map(|_| listener.accept().unwrap().0).collect();
+        (port, listener, clients, servers)
+    }
+
     #[test]
     fn live_netlink_matches_proc_files() {
         const N: usize = 5;
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let clients: Vec<TcpStream> = (0..N)
-            .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
-            .collect();
-        let servers: Vec<TcpStream> = (0..N).map(|_| listener.accept().unwrap().0).collect();
+        let (port, _listener, clients, servers) = loopback_connections(N);
 
         let mut c = TcpCollector::new(ProcFs::new(Path::new("/proc")), &config(&[port]));
         assert!(c.netlink.is_some(), "the live /proc root uses netlink");
@@ -991,12 +982,7 @@ mod tests {
     #[test]
     fn live_loopback_connections() {
         const N: usize = 7;
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let clients: Vec<TcpStream> = (0..N)
-            .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
-            .collect();
-        let servers: Vec<TcpStream> = (0..N).map(|_| listener.accept().unwrap().0).collect();
+        let (port, _listener, clients, servers) = loopback_connections(N);
 
         let c = TcpCollector::new(ProcFs::new(Path::new("/proc")), &config(&[port]));
         let got = c.counts().unwrap();

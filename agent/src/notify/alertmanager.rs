@@ -32,13 +32,13 @@
 //! the alerts of an agent that crashed or lost its network expire after a few missed re-sends
 //! instead of firing forever. A resolved alert carries its real `endsAt`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use super::webhook::{http_client, origin, parse_url, post, wire_labels};
-use super::{AlertPayload, BoxFuture, Message, Receiver, SendError, rfc3339};
+use super::{AlertPayload, Message, Receiver, SendError, rfc3339};
 use crate::rules::LabelSet;
 use crate::rules::engine::Status;
 use crate::rules::model::Severity;
@@ -106,8 +106,12 @@ impl AlertmanagerReceiver {
     }
 
     async fn deliver(&self, message: &Message) -> Result<(), SendError> {
-        let body = serde_json::to_vec(&postable_alerts(message, now_ms(), self.resend_interval))
-            .map_err(|e| SendError::Permanent(format!("encoding the body: {e}")))?;
+        let body = serde_json::to_vec(&postable_alerts(
+            message,
+            crate::clock::wall_millis(),
+            self.resend_interval,
+        ))
+        .map_err(|e| SendError::Permanent(format!("encoding the body: {e}")))?;
         let mut headers = HeaderMap::new();
         if let Ok(id) = HeaderValue::from_str(&message.id) {
             headers.insert(HeaderName::from_static("idempotency-key"), id);
@@ -182,31 +186,13 @@ fn describe(urls: &[reqwest::Url], failures: &[(usize, SendError)]) -> String {
         .join("; ")
 }
 
-impl Receiver for AlertmanagerReceiver {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "alertmanager"
-    }
-
-    fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), SendError>> {
-        Box::pin(self.deliver(message))
-    }
-}
+super::receiver_delivering!(AlertmanagerReceiver, "alertmanager");
 
 /// `<base>/api/v2/alerts`, keeping any path prefix of the base (`http://h/am/` -> `/am/api/...`).
 fn alerts_url(mut base: reqwest::Url) -> reqwest::Url {
     let path = format!("{}/{ALERTS_PATH}", base.path().trim_end_matches('/'));
     base.set_path(&path);
     base
-}
-
-fn now_ms() -> Millis {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
-        Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
-    })
 }
 
 /// The JSON array of postable alerts for `message` at `now_ms`: labels (instance labels,
@@ -362,6 +348,7 @@ impl super::Integration for AlertmanagerKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::Receiver;
     use crate::notify::webhook::tests::{alert, message, provider};
     use crate::rules::model::Severity;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -40,7 +40,7 @@ use super::{AlertPayload, Message, Receiver, SendError, fingerprint};
 use crate::catalogue::{
     NOTIFICATIONS_TOTAL, OUTBOX_OLDEST_AGE_SECONDS, OUTBOX_PENDING, RECEIVER_CIRCUIT_STATE,
 };
-use crate::collect::scheduler::wall_millis;
+use crate::clock::wall_millis;
 use crate::rules::LabelSet;
 use crate::rules::engine::{ActiveAlert, Notification, Status};
 use crate::rules::state::{Kind, Phase};

@@ -28,7 +28,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::{AsyncSmtpTransport, AsyncSmtpTransportBuilder};
 use lettre::{AsyncTransport, Tokio1Executor};
 
-use super::{AlertPayload, BoxFuture, Message, Receiver, SendError, rfc3339};
+use super::{AlertPayload, Message, Receiver, SendError, rfc3339};
 use crate::rules::engine::Status;
 use crate::rules::state::Kind;
 use serde::Deserialize;
@@ -135,19 +135,7 @@ impl EmailReceiver {
     }
 }
 
-impl Receiver for EmailReceiver {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "email"
-    }
-
-    fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), SendError>> {
-        Box::pin(self.deliver(message))
-    }
-}
+super::receiver_delivering!(EmailReceiver, "email");
 
 /// Whether an SMTP failure is worth retrying: 5xx replies and client-side errors (no
 /// STARTTLS offered, no usable auth mechanism, a malformed message) cannot get better by
@@ -644,6 +632,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::notify::Receiver;
 
     #[test]
     fn smarthosts() {
@@ -679,29 +668,19 @@ mod tests {
     }
     use crate::rules::model::Severity;
 
+    /// The webhook tests' alert, with what these tests check: the host label alone, a
+    /// description, the value 0.95 and a start on a whole second.
     fn alert(name: &str, host: &str, severity: Severity, status: Status) -> AlertPayload {
-        AlertPayload {
-            alert: name.into(),
-            status,
-            kind: if status == Status::Firing {
-                Kind::Firing
-            } else {
-                Kind::Resolved
-            },
-            severity,
-            labels: BTreeMap::from([("host".to_string(), host.to_string())]),
-            annotations: BTreeMap::from([
-                ("summary".to_string(), format!("{name} on {host}")),
-                (
-                    "description".to_string(),
-                    "CPU above 90% for 5m".to_string(),
-                ),
-            ]),
-            value: Some(0.95),
-            starts_at: 1_700_000_000_000,
-            ends_at: (status == Status::Resolved).then_some(1_700_000_600_000),
-            fingerprint: "0123456789abcdef".into(),
-        }
+        let mut a = crate::notify::webhook::tests::alert(name, host, status, severity);
+        a.labels = BTreeMap::from([("host".to_string(), host.to_string())]);
+        a.annotations.insert(
+            "description".to_string(),
+            "CPU above 90% for 5m".to_string(),
+        );
+        a.value = Some(0.95);
+        a.starts_at = 1_700_000_000_000;
+        a.fingerprint = "0123456789abcdef".into();
+        a
     }
 
     fn message(alerts: Vec<AlertPayload>) -> Message {

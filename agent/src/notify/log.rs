@@ -29,21 +29,22 @@ pub fn log_message(receiver: &str, message: &Message) {
         let labels = serde_json::to_string(&a.labels).unwrap_or_default();
         let value = a.value.map(|v| v.to_string()).unwrap_or_default();
         let summary = a.annotations.get("summary").map_or("", String::as_str);
+        // The same fields at warn while firing, at info once resolved (tracing fixes the
+        // level of each call site).
+        macro_rules! notification {
+            ($level:ident, $status:literal) => {
+                tracing::$level!(
+                    target: "lookout::notify",
+                    receiver, alert = %a.alert, status = $status, kind = ?a.kind,
+                    severity = a.severity.as_str(), labels = %labels, value = %value,
+                    summary = %summary, test = message.test, id = %message.id,
+                    "notification"
+                )
+            };
+        }
         match a.status {
-            Status::Firing => tracing::warn!(
-                target: "lookout::notify",
-                receiver, alert = %a.alert, status = "firing", kind = ?a.kind,
-                severity = a.severity.as_str(), labels = %labels, value = %value,
-                summary = %summary, test = message.test, id = %message.id,
-                "notification"
-            ),
-            Status::Resolved => tracing::info!(
-                target: "lookout::notify",
-                receiver, alert = %a.alert, status = "resolved", kind = ?a.kind,
-                severity = a.severity.as_str(), labels = %labels, value = %value,
-                summary = %summary, test = message.test, id = %message.id,
-                "notification"
-            ),
+            Status::Firing => notification!(warn, "firing"),
+            Status::Resolved => notification!(info, "resolved"),
         }
     }
     if message.folded > 0 {

@@ -153,6 +153,31 @@ pub const MIN_RECEIVER_TIMEOUT: std::time::Duration = std::time::Duration::from_
 /// Longest accepted receiver `timeout`.
 pub const MAX_RECEIVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// `impl Receiver` of kind `$kind` for `$receiver`, a type with a `name: String` field and
+/// an inherent `async fn deliver(&self, &Message) -> Result<(), SendError>` (the email,
+/// webhook and Alertmanager receivers).
+macro_rules! receiver_delivering {
+    ($receiver:ty, $kind:literal) => {
+        impl $crate::notify::Receiver for $receiver {
+            fn name(&self) -> &str {
+                &self.name
+            }
+
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+
+            fn send<'a>(
+                &'a self,
+                message: &'a $crate::notify::Message,
+            ) -> $crate::notify::BoxFuture<'a, Result<(), $crate::notify::SendError>> {
+                Box::pin(self.deliver(message))
+            }
+        }
+    };
+}
+pub(crate) use receiver_delivering;
+
 /// A receiver kind (an integration: email, webhook, ...): the key that names it in a
 /// receiver entry, its settings, and how a receiver is built from them.
 pub trait Integration {

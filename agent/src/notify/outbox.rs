@@ -462,14 +462,7 @@ impl Outbox {
         let moved = self.write("forget receiver", |txn| {
             let mut pending = txn.open_table(PENDING)?;
             let mut by_id = txn.open_table(PENDING_BY_ID)?;
-            let seqs: Vec<u64> = {
-                let by_receiver = txn.open_table(PENDING_BY_RECEIVER)?;
-                let mut seqs = Vec::new();
-                for entry in by_receiver.range((receiver, 0u64)..=(receiver, u64::MAX))? {
-                    seqs.push(entry?.0.value().1);
-                }
-                seqs
-            };
+            let seqs = receiver_seqs(txn, receiver)?;
             let mut dead = Vec::with_capacity(seqs.len());
             for seq in seqs {
                 let record = load_pending(&pending, seq)?;
@@ -517,14 +510,7 @@ impl Outbox {
         self.write("fold", |txn| {
             let mut pending = txn.open_table(PENDING)?;
             let mut by_id = txn.open_table(PENDING_BY_ID)?;
-            let seqs: Vec<u64> = {
-                let by_receiver = txn.open_table(PENDING_BY_RECEIVER)?;
-                let mut seqs = Vec::new();
-                for entry in by_receiver.range((receiver, 0u64)..=(receiver, u64::MAX))? {
-                    seqs.push(entry?.0.value().1);
-                }
-                seqs
-            };
+            let seqs = receiver_seqs(txn, receiver)?;
             let mut digest: Option<(u64, Pending)> = None;
             let mut merged = 0usize;
             for seq in seqs {
@@ -653,6 +639,16 @@ fn remove_pending(
 }
 
 /// Appends dead letters, then drops the oldest beyond [`MAX_DEAD`] with a warning.
+/// The sequence numbers of `receiver`'s pending messages, oldest first.
+fn receiver_seqs(txn: &WriteTransaction, receiver: &str) -> Result<Vec<u64>, Fail> {
+    let by_receiver = txn.open_table(PENDING_BY_RECEIVER)?;
+    let mut seqs = Vec::new();
+    for entry in by_receiver.range((receiver, 0u64)..=(receiver, u64::MAX))? {
+        seqs.push(entry?.0.value().1);
+    }
+    Ok(seqs)
+}
+
 fn push_dead(txn: &WriteTransaction, letters: &[Dead]) -> Result<(), Fail> {
     if letters.is_empty() {
         return Ok(());
@@ -731,6 +727,36 @@ mod tests {
         }
     }
 
+    /// A new outbox in a scratch directory named after `name`, removed with the directory.
+    fn open(name: &str) -> (TempDir, Outbox) {
+        let dir = TempDir::new(name);
+        let ob = Outbox::open(&dir.file()).unwrap();
+        (dir, ob)
+    }
+
+    /// [`open`], holding `messages` enqueued at `T0`.
+    fn open_with(name: &str, messages: &[Message]) -> (TempDir, Outbox) {
+        let (dir, ob) = open(name);
+        ob.enqueue(messages, T0).unwrap();
+        (dir, ob)
+    }
+
+    /// Records a failed attempt of `id` at `now`, to be tried again at `next_attempt_ms`.
+    fn record_retry(ob: &Outbox, id: &str, next_attempt_ms: Millis, error: &str, now: Millis) {
+        let retry = Outcome::Retry {
+            next_attempt_ms,
+            error: error.into(),
+        };
+        ob.record(id, retry, now).unwrap();
+    }
+
+    /// A permanent failure.
+    fn dead(reason: &str) -> Outcome {
+        Outcome::Dead {
+            reason: reason.into(),
+        }
+    }
+
     fn msg(id: &str, receiver: &str) -> Message {
         Message {
             id: id.to_string(),
@@ -757,8 +783,7 @@ mod tests {
 
     #[test]
     fn fifo_per_receiver_across_receivers() {
-        let dir = TempDir::new("fifo");
-        let ob = Outbox::open(&dir.file()).unwrap();
+        let (_dir, ob) = open("fifo");
         assert_eq!(ob.next_for("mail").unwrap(), None);
         ob.enqueue(
             &[msg("a1", "mail"), msg("b1", "hook"), msg("a2", "mail")],
@@ -802,38 +827,25 @@ mod tests {
 
     #[test]
     fn record_each_outcome() {
-        let dir = TempDir::new("record");
-        let ob = Outbox::open(&dir.file()).unwrap();
-        ob.enqueue(
+        let (_dir, ob) = open_with(
+            "record",
             &[msg("m1", "hook"), msg("m2", "hook"), msg("m3", "hook")],
-            T0,
-        )
-        .unwrap();
+        );
 
         // Retry: counted, rescheduled, keeps its place at the head of the queue.
-        let retry = Outcome::Retry {
-            next_attempt_ms: T0 + 1_000,
-            error: "503 Service Unavailable".into(),
-        };
-        ob.record("m1", retry, T0 + 5).unwrap();
+        record_retry(&ob, "m1", T0 + 1_000, "503 Service Unavailable", T0 + 5);
         let head = ob.next_for("hook").unwrap().unwrap();
         assert_eq!(head.message.id, "m1");
         assert_eq!(head.attempts, 1);
         assert_eq!(head.next_attempt_ms, T0 + 1_000);
         assert_eq!(head.last_error.as_deref(), Some("503 Service Unavailable"));
         assert_eq!(head.enqueued_ms, T0);
-        let retry = Outcome::Retry {
-            next_attempt_ms: T0 + 3_000,
-            error: "timeout".into(),
-        };
-        ob.record("m1", retry, T0 + 1_000).unwrap();
+        record_retry(&ob, "m1", T0 + 3_000, "timeout", T0 + 1_000);
         assert_eq!(ob.next_for("hook").unwrap().unwrap().attempts, 2);
 
         // Dead: the failed attempt counts, it leaves the queue for the dead letters.
-        let dead = Outcome::Dead {
-            reason: "400 Bad Request (permanent)".into(),
-        };
-        ob.record("m1", dead, T0 + 3_000).unwrap();
+        ob.record("m1", dead("400 Bad Request (permanent)"), T0 + 3_000)
+            .unwrap();
         assert_eq!(ob.next_for("hook").unwrap().unwrap().message.id, "m2");
         let letters = ob.dead(10).unwrap();
         assert_eq!(letters.len(), 1);
@@ -849,18 +861,14 @@ mod tests {
         // Outcomes for ids not pending are ignored, nothing else changes.
         ob.record("m2", Outcome::Delivered, T0 + 5_000).unwrap();
         ob.record("m1", Outcome::Delivered, T0 + 5_000).unwrap();
-        ob.record("nope", Outcome::Dead { reason: "x".into() }, T0 + 5_000)
-            .unwrap();
+        ob.record("nope", dead("x"), T0 + 5_000).unwrap();
         assert_eq!(ids(&ob.pending().unwrap()), ["m3"]);
         assert_eq!(ob.dead(10).unwrap().len(), 1);
     }
 
     #[test]
     fn enqueue_is_idempotent_on_id() {
-        let dir = TempDir::new("idem");
-        let ob = Outbox::open(&dir.file()).unwrap();
-        ob.enqueue(&[msg("m1", "hook"), msg("m2", "hook")], T0)
-            .unwrap();
+        let (_dir, ob) = open_with("idem", &[msg("m1", "hook"), msg("m2", "hook")]);
         // Replay of the same batch, plus one new message and a duplicate inside the batch.
         ob.enqueue(
             &[
@@ -879,14 +887,7 @@ mod tests {
             "the original is kept, not replaced"
         );
         // A dead letter is not queued again either.
-        ob.record(
-            "m1",
-            Outcome::Dead {
-                reason: "404".into(),
-            },
-            T0 + 60,
-        )
-        .unwrap();
+        ob.record("m1", dead("404"), T0 + 60).unwrap();
         ob.enqueue(&[msg("m1", "hook")], T0 + 70).unwrap();
         assert_eq!(ids(&ob.pending().unwrap()), ["m2", "m3"]);
         // An empty batch writes nothing and is fine.
@@ -901,19 +902,8 @@ mod tests {
             let ob = Outbox::open(&dir.file()).unwrap();
             ob.enqueue(&[msg("m1", "a"), msg("m2", "b"), msg("m3", "a")], T0)
                 .unwrap();
-            let retry = Outcome::Retry {
-                next_attempt_ms: T0 + 2_000,
-                error: "connection refused".into(),
-            };
-            ob.record("m1", retry, T0 + 1).unwrap();
-            ob.record(
-                "m2",
-                Outcome::Dead {
-                    reason: "403".into(),
-                },
-                T0 + 2,
-            )
-            .unwrap();
+            record_retry(&ob, "m1", T0 + 2_000, "connection refused", T0 + 1);
+            ob.record("m2", dead("403"), T0 + 2).unwrap();
         }
         let ob = Outbox::open(&dir.file()).unwrap();
         let pending = ob.pending().unwrap();
@@ -972,8 +962,7 @@ mod tests {
 
     #[test]
     fn dead_letters_are_bounded_newest_kept() {
-        let dir = TempDir::new("dead");
-        let ob = Outbox::open(&dir.file()).unwrap();
+        let (_dir, ob) = open("dead");
         let batch: Vec<Message> = (0..1_005).map(|i| msg(&format!("m{i}"), "old")).collect();
         ob.enqueue(&batch, T0).unwrap();
         assert_eq!(ob.forget_receiver("old", T0 + 1).unwrap(), 1_005);
@@ -992,14 +981,7 @@ mod tests {
         assert_eq!(all.last().unwrap().message.id, "m5", "m0..m4 were dropped");
         // One more dead letter drops one more old one.
         ob.enqueue(&[msg("x", "hook")], T0 + 2).unwrap();
-        ob.record(
-            "x",
-            Outcome::Dead {
-                reason: "410".into(),
-            },
-            T0 + 3,
-        )
-        .unwrap();
+        ob.record("x", dead("410"), T0 + 3).unwrap();
         let all = ob.dead(usize::MAX).unwrap();
         assert_eq!((all.len(), all[0].message.id.as_str()), (1_000, "x"));
         assert_eq!(all.last().unwrap().message.id, "m6");
@@ -1011,8 +993,7 @@ mod tests {
 
     #[test]
     fn stats_ages() {
-        let dir = TempDir::new("stats");
-        let ob = Outbox::open(&dir.file()).unwrap();
+        let (_dir, ob) = open("stats");
         // (now, pending, oldest age s, dead) after each step
         assert_eq!(
             ob.stats(T0).unwrap(),
@@ -1026,14 +1007,7 @@ mod tests {
         ob.enqueue(&[msg("m2", "b")], T0 + 5_000).unwrap();
         let s = ob.stats(T0 + 12_500).unwrap();
         assert_eq!((s.pending, s.oldest_age_seconds, s.dead), (2, 12.5, 0));
-        ob.record(
-            "m1",
-            Outcome::Dead {
-                reason: "400".into(),
-            },
-            T0 + 13_000,
-        )
-        .unwrap();
+        ob.record("m1", dead("400"), T0 + 13_000).unwrap();
         let s = ob.stats(T0 + 13_000).unwrap();
         assert_eq!((s.pending, s.oldest_age_seconds, s.dead), (1, 8.0, 1)); // now m2 is the oldest
         // A clock behind the enqueue time gives age 0, never negative.
@@ -1042,18 +1016,11 @@ mod tests {
 
     #[test]
     fn forget_receiver_turns_its_pending_into_dead_letters() {
-        let dir = TempDir::new("forget");
-        let ob = Outbox::open(&dir.file()).unwrap();
-        ob.enqueue(
+        let (_dir, ob) = open_with(
+            "forget",
             &[msg("a1", "gone"), msg("b1", "kept"), msg("a2", "gone")],
-            T0,
-        )
-        .unwrap();
-        let retry = Outcome::Retry {
-            next_attempt_ms: T0 + 1_000,
-            error: "timeout".into(),
-        };
-        ob.record("a1", retry, T0 + 1).unwrap();
+        );
+        record_retry(&ob, "a1", T0 + 1_000, "timeout", T0 + 1);
         assert_eq!(ob.forget_receiver("gone", T0 + 2).unwrap(), 2);
         assert_eq!(ob.forget_receiver("gone", T0 + 3).unwrap(), 0);
         assert_eq!(ob.forget_receiver("never-existed", T0 + 3).unwrap(), 0);
@@ -1167,22 +1134,15 @@ mod tests {
 
     #[test]
     fn fold_pending_never_changes_a_message_already_attempted() {
-        let dir = TempDir::new("fold-attempted");
-        let ob = Outbox::open(&dir.file()).unwrap();
-        ob.enqueue(
+        let (_dir, ob) = open_with(
+            "fold-attempted",
             &[
                 msg_alerts("h1", "hook", &["A"]),
                 msg_alerts("h2", "hook", &["B"]),
                 msg_alerts("h3", "hook", &["C"]),
             ],
-            T0,
-        )
-        .unwrap();
-        let retry = Outcome::Retry {
-            next_attempt_ms: T0 + 1_000,
-            error: "timeout".into(),
-        };
-        ob.record("h1", retry, T0 + 1).unwrap();
+        );
+        record_retry(&ob, "h1", T0 + 1_000, "timeout", T0 + 1);
         assert_eq!(ob.fold_pending("hook").unwrap(), Some(1));
         let pending = ob.pending().unwrap();
         assert_eq!(ids(&pending), ["h1", "h2"]);

@@ -33,7 +33,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::{AlertPayload, BoxFuture, Message, Receiver, SendError, rfc3339};
+use super::{AlertPayload, Message, Receiver, SendError, rfc3339};
 use crate::rules::LabelSet;
 use crate::rules::engine::Status;
 use crate::rules::model::Severity;
@@ -145,19 +145,7 @@ impl std::fmt::Debug for WebhookReceiver {
     }
 }
 
-impl Receiver for WebhookReceiver {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "webhook"
-    }
-
-    fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), SendError>> {
-        Box::pin(self.deliver(message))
-    }
-}
+super::receiver_delivering!(WebhookReceiver, "webhook");
 
 /// `sha256=` value of `X-Lookout-Signature`: lowercase hex HMAC-SHA256 of `body` under `key`.
 pub fn signature(key: &[u8], body: &[u8]) -> Result<String, String> {
@@ -503,6 +491,7 @@ async fn excerpt(mut response: reqwest::Response) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::config::secret::Secret;
+    use crate::notify::Receiver;
     use crate::rules::state::Kind;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;

@@ -594,9 +594,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::catalogue::{FILESYSTEM_USAGE_RATIO, LOAD1};
+    use crate::catalogue::LOAD1;
     use crate::collect::Sample;
     use crate::rules::load::{Defaults, parse_file};
+    use crate::store::fs_usage as fs;
 
     fn engine(yaml: &str) -> Engine {
         let defaults = Defaults {
@@ -608,18 +609,6 @@ mod tests {
         let rules = parse_file(yaml, "t.yaml", &defaults, &mut problems);
         assert!(problems.is_empty(), "{problems:?}");
         Engine::new(rules, Vec::new())
-    }
-
-    fn fs(mount: &str, v: f64) -> Sample {
-        Sample::with_labels(
-            &FILESYSTEM_USAGE_RATIO,
-            [
-                ("mountpoint", mount.into()),
-                ("device", "/dev/vda".into()),
-                ("fstype", "ext4".into()),
-            ],
-            v,
-        )
     }
 
     const FS_RULE: &str = "groups:\n  - name: g\n    rules:\n      - alert: Full\n        expr: lookout_filesystem_usage_ratio\n        warning: \"> 80%\"\n        labels: {team: infra}\n";

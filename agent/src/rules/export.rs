@@ -919,19 +919,29 @@ mod tests {
         ] {
             assert_eq!(prom_duration(d), want);
         }
-        assert_eq!(number(70.0 * 0.01), "0.7");
-        assert_eq!(number(0.70 - 0.05), "0.65");
-        assert_eq!(number(1e6), "1000000");
-        assert_eq!(number(-2.5), "-2.5");
-        assert_eq!(
-            per_host("sum(lookout_load1) * 2"),
-            "sum by (host) (lookout_load1) * 2"
-        );
-        assert_eq!(
-            per_host("count by (host) (lookout_load1)"),
-            "count by (host) (lookout_load1)"
-        );
-        assert_eq!(per_host("lookout_load1"), "lookout_load1");
+        // (number, PromQL text)
+        for (n, want) in [
+            (70.0 * 0.01, "0.7"),
+            (0.70 - 0.05, "0.65"),
+            (1e6, "1000000"),
+            (-2.5, "-2.5"),
+        ] {
+            assert_eq!(number(n), want);
+        }
+        // (expression, the same by host)
+        for (expr, want) in [
+            (
+                "sum(lookout_load1) * 2",
+                "sum by (host) (lookout_load1) * 2",
+            ),
+            (
+                "count by (host) (lookout_load1)",
+                "count by (host) (lookout_load1)",
+            ),
+            ("lookout_load1", "lookout_load1"),
+        ] {
+            assert_eq!(per_host(expr), want);
+        }
         assert_eq!(quote("a\u{2028}\u{1}"), "\"a\\u2028\\u0001\"");
         assert_eq!(to_prometheus(&[]).lines().last(), Some("groups: []"));
     }

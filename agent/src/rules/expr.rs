@@ -482,33 +482,13 @@ fn check_label(metric: &Metric, label: &str, context: &str) -> Result<(), String
 fn unknown_metric(name: &str) -> String {
     let closest = catalogue::ALL
         .iter()
-        .map(|m| (edit_distance(name, m.name), m.name))
+        .map(|m| (crate::text::edit_distance(name, m.name), m.name))
         .filter(|(d, _)| *d <= 3)
         .min_by_key(|(d, _)| *d);
     match closest {
         Some((_, near)) => format!("unknown metric \"{name}\"; did you mean \"{near}\"?"),
         None => format!("unknown metric \"{name}\""),
     }
-}
-
-/// Levenshtein distance over chars.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = Vec::with_capacity(b.len() + 1);
-        cur.push(i + 1);
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = prev
-                .get(j)
-                .map_or(usize::MAX, |d| d + usize::from(ca != *cb));
-            let delete = prev.get(j + 1).map_or(usize::MAX, |d| d + 1);
-            let insert = cur.last().map_or(usize::MAX, |d| d + 1);
-            cur.push(substitute.min(delete).min(insert));
-        }
-        prev = cur;
-    }
-    prev.last().copied().unwrap_or(0)
 }
 
 /// `5m`, `90s`, `1500ms`: the largest unit that divides the duration exactly.
@@ -1130,13 +1110,6 @@ mod tests {
         assert_eq!(e.metric_names(), ["lookout_disk_read_bytes_total"]);
         assert_eq!(e.max_range(), Some(Duration::from_secs(300)));
         assert_eq!(parse("lookout_load1").unwrap().max_range(), None);
-    }
-
-    #[test]
-    fn edit_distance_counts_single_char_edits() {
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("same", "same"), 0);
     }
 
     fn disk(device: &str, v: f64) -> Sample {

@@ -15,7 +15,6 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -196,10 +195,7 @@ impl StateFile {
 
     /// Moves the state file aside under a name that does not exist yet; returns that name.
     fn quarantine(&self) -> Result<PathBuf, PersistError> {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let secs = crate::clock::wall_millis() / 1000;
         let base = format!("{FILE_NAME}.corrupt-{secs}");
         // rename() replaces an existing target: never overwrite an earlier quarantined file.
         let mut aside = self.dir.join(&base);
@@ -256,6 +252,7 @@ mod tests {
     use super::*;
     use crate::rules::model::{Conditions, OnMissing, Op, Threshold};
     use crate::rules::state;
+    use std::time::{SystemTime, UNIX_EPOCH};
 
     /// A fresh directory under the system temp dir, removed on drop.
     struct TempDir(PathBuf);

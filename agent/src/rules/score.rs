@@ -77,6 +77,16 @@ pub enum Grade {
 }
 
 impl Grade {
+    /// `excellent`, `good`, `moderate` or `poor`, as it is serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grade::Excellent => "excellent",
+            Grade::Good => "good",
+            Grade::Moderate => "moderate",
+            Grade::Poor => "poor",
+        }
+    }
+
     /// The grade of `score` under `grades`.
     pub fn of(score: f64, grades: &Grades) -> Grade {
         if score >= grades.excellent {

@@ -87,6 +87,17 @@ pub enum Phase {
     Firing,
 }
 
+impl Phase {
+    /// `inactive`, `pending` or `firing`, as it is serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Inactive => "inactive",
+            Phase::Pending => "pending",
+            Phase::Firing => "firing",
+        }
+    }
+}
+
 /// What a notification says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -262,6 +273,21 @@ impl InstanceState {
             since: self.firing_since.unwrap_or(now),
             value,
         }
+    }
+
+    /// Moves a firing instance from the severity `from` to `to` (an escalation or a
+    /// de-escalation, `kind`) on the value `value`.
+    fn change_severity(
+        &mut self,
+        kind: Kind,
+        from: Severity,
+        to: Severity,
+        value: f64,
+        now: Millis,
+    ) -> Decision {
+        self.severity = Some(to);
+        self.clear_condition_timers();
+        self.decide(kind, to, Some(from), Some(value), now)
     }
 
     /// Resolves a firing instance (decision) or abandons a pending one (none).
@@ -454,13 +480,11 @@ fn step_firing(
             if e.crit_holds && (state.escalate_timer.is_some() || e.crit_breached) {
                 state.escalate_timer.get_or_insert(now);
                 if elapsed(state.escalate_timer, c.for_ms, now) {
-                    state.severity = Some(Severity::Critical);
-                    state.clear_condition_timers();
-                    return Some(state.decide(
+                    return Some(state.change_severity(
                         Kind::Escalated,
+                        Severity::Warning,
                         Severity::Critical,
-                        Some(Severity::Warning),
-                        Some(v),
+                        v,
                         now,
                     ));
                 }
@@ -475,13 +499,11 @@ fn step_firing(
             } else {
                 state.below_timer.get_or_insert(now);
                 if e.warn_holds && elapsed(state.below_timer, c.clear_for_ms, now) {
-                    state.severity = Some(Severity::Warning);
-                    state.clear_condition_timers();
-                    return Some(state.decide(
+                    return Some(state.change_severity(
                         Kind::DeEscalated,
+                        Severity::Critical,
                         Severity::Warning,
-                        Some(Severity::Critical),
-                        Some(v),
+                        v,
                         now,
                     ));
                 }
@@ -546,7 +568,6 @@ mod tests {
 
     use Kind::{DeEscalated, Escalated, Firing, Repeat, Resolved};
     use Severity::{Critical, Warning};
-    const NONE: Option<f64> = None;
 
     /// One table row: conditions, `(seconds, value)` steps, expected `(seconds, kind,
     /// severity)` decisions, final phase and severity.
@@ -559,442 +580,162 @@ mod tests {
         severity: Option<Severity>,
     }
 
-    fn row(
-        name: &'static str,
-        c: Conditions,
-        steps: &[(i64, Option<f64>)],
-        want: &[(i64, Kind, Severity)],
-        phase: Phase,
-        severity: Option<Severity>,
-    ) -> Row {
-        Row {
-            name,
-            c,
-            steps: steps.to_vec(),
-            want: want.to_vec(),
-            phase,
-            severity,
-        }
+    /// The rows of [`rows`], each on a line after the comment saying what it shows:
+    /// `name | conditions | steps | decisions | final phase [and severity]`.
+    /// - Conditions change `base()`: `for=`, `clear_for=` and `repeat=` in seconds, `hyst=`,
+    ///   `on_missing=`, and `warning=-` or `critical=-` for no such threshold; `-` is none.
+    /// - Steps are `seconds:value`, the value `-` for no data, or `start/every:v,v,...` for a
+    ///   value every `every` seconds from `start`, `v*n` standing for `n` times `v`.
+    /// - Decisions are `seconds kind severity`, comma-separated; `-` is none.
+    const TABLE: &str = r#"
+    # for: breached at 0, still at 30, fires at 60 (>= for).
+    pending then firing | for=60 | 0:0.75 30:0.75 60:0.75 | 60 firing warning | firing warning
+    # for: a dip at 30 abandons pending silently; the new pending from 40 is 50 s old at 90.
+    pending abandoned | for=60 | 0:0.75 30:0.5 40:0.75 90:0.75 | - | pending warning
+    # for = 0 fires in the step that breaches.
+    for 0 fires at once | - | 0:0.75 | 0 firing warning | firing warning
+    # Rising to critical while pending keeps the pending start: fires critical at 60.
+    pending rises to critical | for=60 | 0:0.75 30:0.9 60:0.9 | 60 firing critical | firing critical
+    # Pending critical falling into the warning band fires warning, start kept.
+    pending critical falls to warning | for=60 | 0:0.9 30:0.8 60:0.8 | 60 firing warning | firing warning
+    # Pending survives a value inside the hysteresis band (0.68 > 0.65).
+    pending held by hysteresis | for=60 hyst=0.05 | 0:0.72 30:0.68 60:0.72 | 60 firing warning | firing warning
+    # Hysteresis: wiggling inside (0.65, 0.70] does not resolve; 0.64 (past the bound) does.
+    hysteresis band then clear bound | hyst=0.05 | 0:0.72 10:0.68 20:0.72 30:0.66 40:0.64 | 0 firing warning, 40 resolved warning | inactive
+    # clear_for: dips at 10 and 30 are reset by 20 and 40; clear from 50 resolves at 110.
+    clear_for brief dips | clear_for=60 | 0:0.75 10:0.5 20:0.75 30:0.5 40:0.75 50:0.5 100:0.5 110:0.5 | 0 firing warning, 110 resolved warning | inactive
+    # Escalation without for: at once.
+    escalation immediate | - | 0:0.75 10:0.9 | 0 firing warning, 10 escalated critical | firing critical
+    # Escalation with for 60: the dip at 110 resets it; critical from 120 escalates at 180.
+    escalation with for | for=60 | 0:0.75 60:0.75 70:0.9 100:0.9 110:0.8 120:0.9 170:0.9 180:0.9 | 60 firing warning, 180 escalated critical | firing critical
+    # Escalation timer, once started by a breach, is held by critical's hysteresis band.
+    escalation held by hysteresis | for=30 hyst=0.05 | 0:0.75 30:0.75 40:0.9 50:0.84 70:0.86 | 30 firing warning, 70 escalated critical | firing critical
+    # De-escalation after clear_for 30: critical at 20 resets the timer started at 10.
+    de-escalation with clear_for | clear_for=30 | 0:0.9 10:0.8 20:0.9 30:0.8 50:0.8 60:0.8 | 0 firing critical, 60 deescalated warning | firing warning
+    # De-escalation with clear_for 0: at once.
+    de-escalation immediate | - | 0:0.9 10:0.8 | 0 firing critical, 10 deescalated warning | firing warning
+    # Critical straight to nothing resolves (no de-escalation notice first).
+    critical resolves directly | - | 0:0.9 10:0.1 | 0 firing critical, 10 resolved critical | inactive
+    # Nothing holds at 10, warning at 20: resolve timer resets, critical clear since 10.
+    de-escalation progress kept through clear | clear_for=30 | 0:0.9 10:0.1 20:0.75 40:0.75 | 0 firing critical, 40 deescalated warning | firing warning
+    # Only a critical threshold: the warning band means resolved.
+    critical only | warning=- | 0:0.9 10:0.8 | 0 firing critical, 10 resolved critical | inactive
+    # Only a warning threshold: never escalates.
+    warning only | critical=- | 0:0.99 10:0.99 | 0 firing warning | firing warning
+    # keep: absent data holds firing until stale_after (300 s after last seen at 0).
+    keep holds then stale resolves | - | 0:0.75 10:- 100:- 290:- 300:- | 0 firing warning, 300 resolved warning | inactive
+    # keep: data back before stale: no notification at all.
+    keep gap then data returns | - | 0:0.75 10:- 200:- 210:0.75 | 0 firing warning | firing warning
+    # keep freezes the clear timer: clear 10..20 + 210..260 = 60 s of observed clear.
+    keep freezes clear_for | clear_for=60 | 0:0.75 10:0.5 20:- 200:- 210:0.5 250:0.5 260:0.5 | 0 firing warning, 260 resolved warning | inactive
+    # keep: absent data does not make a pending instance fire; 0..10 + 110..160 = 60 s.
+    keep pending does not fire on absence | for=60 | 0:0.75 10:- 100:- 110:0.75 150:0.75 160:0.75 | 160 firing warning | firing warning
+    # keep: a pending instance gone stale goes inactive silently.
+    keep pending stale | for=60 | 0:0.75 10:- 300:- | - | inactive
+    # resolve: absent data resolves a firing instance at once.
+    resolve policy firing | on_missing=resolve | 0:0.75 10:- | 0 firing warning, 10 resolved warning | inactive
+    # resolve: pending dropped at 10; a new pending from 20 is only 50 s old at 70.
+    resolve policy pending | on_missing=resolve for=60 | 0:0.75 10:- 20:0.75 70:0.75 | - | pending warning
+    # NaN is absent, not "below the threshold": keep holds the firing state.
+    nan is absent | - | 0:0.75 10:nan 20:0.75 | 0 firing warning | firing warning
+    # alert: per instance like keep.
+    alert policy like keep | on_missing=alert | 0:0.75 10:- 290:- 300:- | 0 firing warning, 300 resolved warning | inactive
+    # repeat 60 s, evaluated every 10 s for 130 s: exactly one repeat per interval.
+    repeat once per interval | repeat=60 | 0/10:0.75*14 | 0 firing warning, 60 repeat warning, 120 repeat warning | firing warning
+    # repeat_interval 0 disables repeats (never one per evaluation).
+    repeat disabled | repeat=0 | 0/10:0.75*10 | 0 firing warning | firing warning
+    # An escalation is a notification: the next repeat counts from it.
+    repeat counts from escalation | repeat=60 | 0:0.75 30:0.9 60:0.9 90:0.9 | 0 firing warning, 30 escalated critical, 90 repeat critical | firing critical
+    # A firing state held through a gap is still reminded (value None), then stale resolves.
+    repeat while held | repeat=60 | 0:0.75 30:- 60:- 90:- 300:- | 0 firing warning, 60 repeat warning, 300 resolved warning | inactive
+    # flapping across 0.70 inside the hysteresis band notifies once.
+    flapping with hysteresis | hyst=0.05 | 0/10:0.71,0.69,0.72,0.68,0.71,0.69,0.73,0.67,0.71,0.69 | 0 firing warning | firing warning
+    # flapping without hysteresis but with clear_for 30 notifies once.
+    flapping with clear_for | clear_for=30 | 0/10:0.71,0.69,0.71,0.69,0.71,0.69,0.71,0.69,0.71,0.69 | 0 firing warning | firing warning
+    # flapping with for 30 and no band never fires at all.
+    flapping with for | for=30 | 0/10:0.71,0.69,0.71,0.69,0.71,0.69,0.71,0.69 | - | inactive
+    # flapping across critical's line inside its band: one escalation, no de-escalation.
+    flapping around critical | hyst=0.05 | 0/10:0.75,0.86,0.84,0.86,0.83,0.86,0.84 | 0 firing warning, 10 escalated critical | firing critical
+    "#;
+
+    /// A phase, kind, severity or on_missing policy by its serialized name.
+    fn named<T: serde::de::DeserializeOwned>(name: &str) -> T {
+        serde_json::from_value(serde_json::Value::from(name))
+            .unwrap_or_else(|e| panic!("{name:?}: {e}"))
     }
 
-    /// `values` sampled every `every` seconds from `start`.
-    fn series(start: i64, every: i64, values: &[f64]) -> Vec<(i64, Option<f64>)> {
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (start + every * i as i64, Some(*v)))
+    fn conditions(spec: &str) -> Conditions {
+        let mut c = base();
+        for change in spec.split_whitespace().filter(|s| *s != "-") {
+            let (key, value) = change.split_once('=').unwrap();
+            match key {
+                "for" => c.for_ms = secs(value.parse().unwrap()),
+                "clear_for" => c.clear_for_ms = secs(value.parse().unwrap()),
+                "repeat" => c.repeat_interval_ms = secs(value.parse().unwrap()),
+                "hyst" => c.hysteresis = value.parse().unwrap(),
+                "on_missing" => c.on_missing = named(value),
+                "warning" if value == "-" => c.warning = None,
+                "critical" if value == "-" => c.critical = None,
+                _ => panic!("unknown condition {change:?}"),
+            }
+        }
+        c
+    }
+
+    fn steps(spec: &str) -> Vec<(i64, Option<f64>)> {
+        let value = |v: &str| (v != "-").then(|| v.parse::<f64>().unwrap());
+        let mut out = Vec::new();
+        for step in spec.split_whitespace() {
+            let (at, values) = step.split_once(':').unwrap();
+            let Some((start, every)) = at.split_once('/') else {
+                out.push((at.parse().unwrap(), value(values)));
+                continue;
+            };
+            let (start, every): (i64, i64) = (start.parse().unwrap(), every.parse().unwrap());
+            let values = values.split(',').flat_map(|v| match v.split_once('*') {
+                Some((v, n)) => vec![v; n.parse().unwrap()],
+                None => vec![v],
+            });
+            for (i, v) in values.enumerate() {
+                out.push((start + every * i as i64, value(v)));
+            }
+        }
+        out
+    }
+
+    fn decisions(spec: &str) -> Vec<(i64, Kind, Severity)> {
+        spec.split(", ")
+            .filter(|d| *d != "-")
+            .map(|d| match d.split(' ').collect::<Vec<_>>()[..] {
+                [at, kind, severity] => (at.parse().unwrap(), named(kind), named(severity)),
+                _ => panic!("bad decision {d:?}"),
+            })
             .collect()
     }
 
     fn rows() -> Vec<Row> {
-        let for60 = with(|c| c.for_ms = secs(60));
-        let hyst = with(|c| c.hysteresis = 0.05);
-        let clear60 = with(|c| c.clear_for_ms = secs(60));
-        let resolve = with(|c| c.on_missing = OnMissing::Resolve);
-        let alert = with(|c| c.on_missing = OnMissing::Alert);
-        let repeat60 = with(|c| c.repeat_interval_ms = secs(60));
-        let p = Some;
-        vec![
-            // for: breached at 0, still at 30, fires at 60 (>= for).
-            row(
-                "pending then firing",
-                for60,
-                &[(0, p(0.75)), (30, p(0.75)), (60, p(0.75))],
-                &[(60, Firing, Warning)],
-                Phase::Firing,
-                Some(Warning),
-            ),
-            // for: a dip at 30 abandons pending silently; the new pending from 40 is 50 s old at 90.
-            row(
-                "pending abandoned",
-                for60,
-                &[(0, p(0.75)), (30, p(0.5)), (40, p(0.75)), (90, p(0.75))],
-                &[],
-                Phase::Pending,
-                Some(Warning),
-            ),
-            // for = 0 fires in the step that breaches.
-            row(
-                "for 0 fires at once",
-                base(),
-                &[(0, p(0.75))],
-                &[(0, Firing, Warning)],
-                Phase::Firing,
-                Some(Warning),
-            ),
-            // Rising to critical while pending keeps the pending start: fires critical at 60.
-            row(
-                "pending rises to critical",
-                for60,
-                &[(0, p(0.75)), (30, p(0.9)), (60, p(0.9))],
-                &[(60, Firing, Critical)],
-                Phase::Firing,
-                Some(Critical),
-            ),
-            // Pending critical falling into the warning band fires warning, start kept.
-            row(
-                "pending critical falls to warning",
-                for60,
-                &[(0, p(0.9)), (30, p(0.8)), (60, p(0.8))],
-                &[(60, Firing, Warning)],
-                Phase::Firing,
-                Some(Warning),
-            ),
-            // Pending survives a value inside the hysteresis band (0.68 > 0.65).
-            row(
-                "pending held by hysteresis",
-                with(|c| {
-                    c.for_ms = secs(60);
-                    c.hysteresis = 0.05
-                }),
-                &[(0, p(0.72)), (30, p(0.68)), (60, p(0.72))],
-                &[(60, Firing, Warning)],
-                Phase::Firing,
-                Some(Warning),
-            ),
-            // Hysteresis: wiggling inside (0.65, 0.70] does not resolve; 0.64 (past the bound) does.
-            row(
-                "hysteresis band then clear bound",
-                hyst,
-                &[
-                    (0, p(0.72)),
-                    (10, p(0.68)),
-                    (20, p(0.72)),
-                    (30, p(0.66)),
-                    (40, p(0.64)),
-                ],
-                &[(0, Firing, Warning), (40, Resolved, Warning)],
-                Phase::Inactive,
-                None,
-            ),
-            // clear_for: dips at 10 and 30 are reset by 20 and 40; clear from 50 resolves at 110.
-            row(
-                "clear_for brief dips",
-                clear60,
-                &[
-                    (0, p(0.75)),
-                    (10, p(0.5)),
-                    (20, p(0.75)),
-                    (30, p(0.5)),
-                    (40, p(0.75)),
-                    (50, p(0.5)),
-                    (100, p(0.5)),
-                    (110, p(0.5)),
-                ],
-                &[(0, Firing, Warning), (110, Resolved, Warning)],
-                Phase::Inactive,
-                None,
-            ),
-            // Escalation without for: at once.
-            row(
-                "escalation immediate",
-                base(),
-                &[(0, p(0.75)), (10, p(0.9))],
-                &[(0, Firing, Warning), (10, Escalated, Critical)],
-                Phase::Firing,
-                Some(Critical),
-            ),
-            // Escalation with for 60: the dip at 110 resets it; critical from 120 escalates at 180.
-            row(
-                "escalation with for",
-                for60,
-                &[
-                    (0, p(0.75)),
-                    (60, p(0.75)),
-                    (70, p(0.9)),
-                    (100, p(0.9)),
-                    (110, p(0.8)),
-                    (120, p(0.9)),
-                    (170, p(0.9)),
-                    (180, p(0.9)),
-                ],
-                &[(60, Firing, Warning), (180, Escalated, Critical)],
-                Phase::Firing,
-                Some(Critical),
-            ),
-            // Escalation timer, once started by a breach, is held by critical's hysteresis band.
-            row(
-                "escalation held by hysteresis",
-                with(|c| {
-                    c.for_ms = secs(30);
-                    c.hysteresis = 0.05
-                }),
-                &[
-                    (0, p(0.75)),
-                    (30, p(0.75)),
-                    (40, p(0.9)),
-                    (50, p(0.84)),
-                    (70, p(0.86)),
-                ],
-                &[(30, Firing, Warning), (70, Escalated, Critical)],
-                Phase::Firing,
-                Some(Critical),
-            ),
-            // De-escalation after clear_for 30: critical at 20 resets the timer started at 10.
-            row(
-                "de-escalation with clear_for",
-                with(|c| c.clear_for_ms = secs(30)),
-                &[
-                    (0, p(0.9)),
-                    (10, p(0.8)),
-                    (20, p(0.9)),
-                    (30, p(0.8)),
-                    (50, p(0.8)),
-                    (60, p(0.8)),
-                ],
-                &[(0, Firing, Critical), (60, DeEscalated, Warning)],
-                Phase::Firing,
-                Some(Warning),
-            ),
-            // De-escalation with clear_for 0: at once.
-            row(
-                "de-escalation immediate",
-                base(),
-                &[(0, p(0.9)), (10, p(0.8))],
-                &[(0, Firing, Critical), (10, DeEscalated, Warning)],
-                Phase::Firing,
-                Some(Warning),
-            ),
-            // Critical straight to nothing resolves (no de-escalation notice first).
-            row(
-                "critical resolves directly",
-                base(),
-                &[(0, p(0.9)), (10, p(0.1))],
-                &[(0, Firing, Critical), (10, Resolved, Critical)],
-                Phase::Inactive,
-                None,
-            ),
-            // Nothing holds at 10, warning at 20: resolve timer resets, critical clear since 10.
-            row(
-                "de-escalation progress kept through clear",
-                with(|c| c.clear_for_ms = secs(30)),
-                &[(0, p(0.9)), (10, p(0.1)), (20, p(0.75)), (40, p(0.75))],
-                &[(0, Firing, Critical), (40, DeEscalated, Warning)],
-                Phase::Firing,
-                Some(Warning),
-            ),
-            // Only a critical threshold: the warning band means resolved.
-            row(
-                "critical only",
-                with(|c| c.warning = None),
-                &[(0, p(0.9)), (10, p(0.8))],
-                &[(0, Firing, Critical), (10, Resolved, Critical)],
-                Phase::Inactive,
-                None,
-            ),
-            // Only a warning threshold: never escalates.
-            row(
-                "warning only",
-                with(|c| c.critical = None),
-                &[(0, p(0.99)), (10, p(0.99))],
-                &[(0, Firing, Warning)],
-                Phase::Firing,
-                Some(Warning),
-            ),
-            // keep: absent data holds firing until stale_after (300 s after last seen at 0).
-            row(
-                "keep holds then stale resolves",
-                base(),
-                &[
-                    (0, p(0.75)),
-                    (10, NONE),
-                    (100, NONE),
-                    (290, NONE),
-                    (300, NONE),
-                ],
-                &[(0, Firing, Warning), (300, Resolved, Warning)],
-                Phase::Inactive,
-                None,
-            ),
-            // keep: data back before stale: no notification at all.
-            row(
-                "keep gap then data returns",
-                base(),
-                &[(0, p(0.75)), (10, NONE), (200, NONE), (210, p(0.75))],
-                &[(0, Firing, Warning)],
-                Phase::Firing,
-                Some(Warning),
-            ),
-            // keep freezes the clear timer: clear 10..20 + 210..260 = 60 s of observed clear.
-            row(
-                "keep freezes clear_for",
-                clear60,
-                &[
-                    (0, p(0.75)),
-                    (10, p(0.5)),
-                    (20, NONE),
-                    (200, NONE),
-                    (210, p(0.5)),
-                    (250, p(0.5)),
-                    (260, p(0.5)),
-                ],
-                &[(0, Firing, Warning), (260, Resolved, Warning)],
-                Phase::Inactive,
-                None,
-            ),
-            // keep: absent data does not make a pending instance fire; 0..10 + 110..160 = 60 s.
-            row(
-                "keep pending does not fire on absence",
-                for60,
-                &[
-                    (0, p(0.75)),
-                    (10, NONE),
-                    (100, NONE),
-                    (110, p(0.75)),
-                    (150, p(0.75)),
-                    (160, p(0.75)),
-                ],
-                &[(160, Firing, Warning)],
-                Phase::Firing,
-                Some(Warning),
-            ),
-            // keep: a pending instance gone stale goes inactive silently.
-            row(
-                "keep pending stale",
-                for60,
-                &[(0, p(0.75)), (10, NONE), (300, NONE)],
-                &[],
-                Phase::Inactive,
-                None,
-            ),
-            // resolve: absent data resolves a firing instance at once.
-            row(
-                "resolve policy firing",
-                resolve,
-                &[(0, p(0.75)), (10, NONE)],
-                &[(0, Firing, Warning), (10, Resolved, Warning)],
-                Phase::Inactive,
-                None,
-            ),
-            // resolve: pending dropped at 10; a new pending from 20 is only 50 s old at 70.
-            row(
-                "resolve policy pending",
-                with(|c| {
-                    c.on_missing = OnMissing::Resolve;
-                    c.for_ms = secs(60)
-                }),
-                &[(0, p(0.75)), (10, NONE), (20, p(0.75)), (70, p(0.75))],
-                &[],
-                Phase::Pending,
-                Some(Warning),
-            ),
-            // NaN is absent, not "below the threshold": keep holds the firing state.
-            row(
-                "nan is absent",
-                base(),
-                &[(0, p(0.75)), (10, p(f64::NAN)), (20, p(0.75))],
-                &[(0, Firing, Warning)],
-                Phase::Firing,
-                Some(Warning),
-            ),
-            // alert: per instance like keep.
-            row(
-                "alert policy like keep",
-                alert,
-                &[(0, p(0.75)), (10, NONE), (290, NONE), (300, NONE)],
-                &[(0, Firing, Warning), (300, Resolved, Warning)],
-                Phase::Inactive,
-                None,
-            ),
-            // repeat 60 s, evaluated every 10 s for 130 s: exactly one repeat per interval.
-            row(
-                "repeat once per interval",
-                repeat60,
-                &series(0, 10, &[0.75; 14]),
-                &[
-                    (0, Firing, Warning),
-                    (60, Repeat, Warning),
-                    (120, Repeat, Warning),
-                ],
-                Phase::Firing,
-                Some(Warning),
-            ),
-            // repeat_interval 0 disables repeats (never one per evaluation).
-            row(
-                "repeat disabled",
-                with(|c| c.repeat_interval_ms = 0),
-                &series(0, 10, &[0.75; 10]),
-                &[(0, Firing, Warning)],
-                Phase::Firing,
-                Some(Warning),
-            ),
-            // An escalation is a notification: the next repeat counts from it.
-            row(
-                "repeat counts from escalation",
-                repeat60,
-                &[(0, p(0.75)), (30, p(0.9)), (60, p(0.9)), (90, p(0.9))],
-                &[
-                    (0, Firing, Warning),
-                    (30, Escalated, Critical),
-                    (90, Repeat, Critical),
-                ],
-                Phase::Firing,
-                Some(Critical),
-            ),
-            // A firing state held through a gap is still reminded (value None), then stale resolves.
-            row(
-                "repeat while held",
-                repeat60,
-                &[
-                    (0, p(0.75)),
-                    (30, NONE),
-                    (60, NONE),
-                    (90, NONE),
-                    (300, NONE),
-                ],
-                &[
-                    (0, Firing, Warning),
-                    (60, Repeat, Warning),
-                    (300, Resolved, Warning),
-                ],
-                Phase::Inactive,
-                None,
-            ),
-            // flapping across 0.70 inside the hysteresis band notifies once.
-            row(
-                "flapping with hysteresis",
-                hyst,
-                &series(
-                    0,
-                    10,
-                    &[0.71, 0.69, 0.72, 0.68, 0.71, 0.69, 0.73, 0.67, 0.71, 0.69],
-                ),
-                &[(0, Firing, Warning)],
-                Phase::Firing,
-                Some(Warning),
-            ),
-            // flapping without hysteresis but with clear_for 30 notifies once.
-            row(
-                "flapping with clear_for",
-                with(|c| c.clear_for_ms = secs(30)),
-                &series(
-                    0,
-                    10,
-                    &[0.71, 0.69, 0.71, 0.69, 0.71, 0.69, 0.71, 0.69, 0.71, 0.69],
-                ),
-                &[(0, Firing, Warning)],
-                Phase::Firing,
-                Some(Warning),
-            ),
-            // flapping with for 30 and no band never fires at all.
-            row(
-                "flapping with for",
-                with(|c| c.for_ms = secs(30)),
-                &series(0, 10, &[0.71, 0.69, 0.71, 0.69, 0.71, 0.69, 0.71, 0.69]),
-                &[],
-                Phase::Inactive,
-                None,
-            ),
-            // flapping across critical's line inside its band: one escalation, no de-escalation.
-            row(
-                "flapping around critical",
-                hyst,
-                &series(0, 10, &[0.75, 0.86, 0.84, 0.86, 0.83, 0.86, 0.84]),
-                &[(0, Firing, Warning), (10, Escalated, Critical)],
-                Phase::Firing,
-                Some(Critical),
-            ),
-        ]
+        TABLE
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|line| match line.split(" | ").collect::<Vec<_>>()[..] {
+                [name, c, s, want, end] => {
+                    let (phase, severity) = match end.split_once(' ') {
+                        Some((phase, severity)) => (named(phase), Some(named(severity))),
+                        None => (named(end), None),
+                    };
+                    Row {
+                        name,
+                        c: conditions(c),
+                        steps: steps(s),
+                        want: decisions(want),
+                        phase,
+                        severity,
+                    }
+                }
+                _ => panic!("bad row {line:?}"),
+            })
+            .collect()
     }
 
     /// Runs steps from `state`, returning each decision with the step time.
