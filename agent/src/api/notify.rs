@@ -9,23 +9,67 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, authorize};
+use super::{ApiError, authorize, page};
 use crate::notify::dispatch;
 use crate::state::State;
 
-/// How many dead letters `GET /api/v1/outbox` lists.
-const DEAD_LIMIT: usize = 100;
+/// Query of `GET /api/v1/outbox`: a page of the pending messages and one of the dead
+/// letters.
+#[derive(Debug, Deserialize)]
+pub(crate) struct OutboxQuery {
+    /// Pending messages per page.
+    limit: Option<String>,
+    /// The `next` of the previous page of pending messages.
+    after: Option<String>,
+    /// Dead letters per page.
+    dead_limit: Option<String>,
+    /// The `dead_next` of the previous page of dead letters.
+    dead_after: Option<String>,
+}
 
-pub(crate) async fn outbox(AxumState(state): AxumState<Arc<State>>) -> Response {
+/// Pending messages oldest first (`limit`/`after`, `next`) and dead letters newest first
+/// (`dead_limit`/`dead_after`, `dead_next`), each paged by its sequence number in the outbox.
+pub(crate) async fn outbox(
+    AxumState(state): AxumState<Arc<State>>,
+    Query(q): Query<OutboxQuery>,
+) -> Response {
+    let parsed = (|| -> Result<_, ApiError> {
+        Ok((
+            page::limit("limit", q.limit.as_deref(), page::DEFAULT_LIMIT, 1)?,
+            page::after_number("after", "pending", q.after.as_deref())?,
+            page::limit(
+                "dead_limit",
+                q.dead_limit.as_deref(),
+                page::DEFAULT_LIMIT,
+                1,
+            )?,
+            page::after_number("dead_after", "dead", q.dead_after.as_deref())?,
+        ))
+    })();
+    let (limit, after, dead_limit, dead_after) = match parsed {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     let Some((dispatcher, _)) = state.delivery() else {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "delivery is not running")
             .into_response();
     };
     let outbox = dispatcher.outbox().clone();
     let read = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, String> {
-        let pending = outbox.pending().map_err(|e| e.to_string())?;
-        let dead = outbox.dead(DEAD_LIMIT).map_err(|e| e.to_string())?;
-        Ok(json!({ "pending": pending, "dead": dead }))
+        // One more than the page: whether another page follows.
+        let pending = outbox
+            .pending_page(after, limit + 1)
+            .map_err(|e| e.to_string())?;
+        let dead = outbox
+            .dead_page(dead_after, dead_limit + 1)
+            .map_err(|e| e.to_string())?;
+        let (pending, more) = page::take(pending, limit);
+        let next = page::next(&pending, more, "pending", |(seq, _)| seq.to_string());
+        let (dead, dead_more) = page::take(dead, dead_limit);
+        let dead_next = page::next(&dead, dead_more, "dead", |(seq, _)| seq.to_string());
+        let pending: Vec<_> = pending.into_iter().map(|(_, p)| p).collect();
+        let dead: Vec<_> = dead.into_iter().map(|(_, d)| d).collect();
+        Ok(json!({ "pending": pending, "next": next, "dead": dead, "dead_next": dead_next }))
     })
     .await;
     match read {
