@@ -1,15 +1,16 @@
-//! `GET /api/v1/outbox` (pending and dead deliveries) and `POST /api/v1/test-alert` (fire
-//! drill through the real receivers, each result reported).
+//! `GET /api/v1/outbox` (pending and dead deliveries, paged) and `POST /api/v1/test-alert`
+//! (the fire drill, queued in the outbox for every receiver, at most once per 10 s).
 
 use std::sync::Arc;
 
 use axum::extract::{Query, State as AxumState};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, authorize, page};
+use crate::clock::wall_millis;
 use crate::notify::dispatch;
 use crate::state::State;
 
@@ -92,6 +93,10 @@ pub(crate) struct DrillQuery {
     receiver: Option<String>,
 }
 
+/// The fire drill: one test message per receiver (or the one named), written to the outbox
+/// and delivered from there like any message (retry, circuit breaker, rate limit, dead
+/// letters). Answers 202 with the message ids, each the `Idempotency-Key` its receiver
+/// gets; 429 with `Retry-After` within [`dispatch::DRILL_WINDOW`] of the previous drill.
 pub(crate) async fn test_alert(
     AxumState(state): AxumState<Arc<State>>,
     headers: HeaderMap,
@@ -100,27 +105,49 @@ pub(crate) async fn test_alert(
     if let Err(denied) = authorize(&state, &headers) {
         return denied.into_response();
     }
-    let Some((_, config)) = state.delivery() else {
+    let Some((dispatcher, config)) = state.delivery() else {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "delivery is not running")
             .into_response();
     };
-    match dispatch::fire_drill(&config, &state.hostname(), q.receiver.as_deref()).await {
-        Ok(results) => {
-            let all_ok = results.iter().all(|r| r.ok);
-            let status = if all_ok {
-                StatusCode::OK
-            } else {
-                StatusCode::BAD_GATEWAY
-            };
-            (
-                status,
-                axum::Json(json!({ "ok": all_ok, "results": results })),
+    let now = wall_millis();
+    let messages =
+        match dispatch::drill_messages(&config, &state.hostname(), q.receiver.as_deref(), now) {
+            Ok(m) => m,
+            Err(e) => return ApiError::new(StatusCode::NOT_FOUND, e).into_response(),
+        };
+    let gate = state.drill_gate();
+    if let Err(wait) = gate.try_start() {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut answer = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "one fire drill per {}s: try again in {secs}s",
+                dispatch::DRILL_WINDOW.as_secs()
+            ),
+        )
+        .into_response();
+        if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+            answer.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return answer;
+    }
+    let queued: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| json!({ "receiver": m.receiver, "id": m.id }))
+        .collect();
+    match dispatcher.enqueue(messages, now).await {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "status": "queued", "messages": queued })),
+        )
+            .into_response(),
+        Err(e) => {
+            gate.cancel();
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot queue the fire drill: {e}"),
             )
-                .into_response()
+            .into_response()
         }
-        Err(e) if e.starts_with("no receiver named") => {
-            ApiError::new(StatusCode::NOT_FOUND, e).into_response()
-        }
-        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
     }
 }
