@@ -473,10 +473,21 @@ fn rules_text(alerts: &[ActiveAlert], score: &Score) -> String {
     text
 }
 
-/// Installs the log subscriber: `LOOKOUT_LOG` (env-filter syntax, default `info`) on stderr.
+/// Log targets held at `info` whatever `LOOKOUT_LOG` says, because their debug lines carry
+/// secrets: lettre's SMTP client logs every line it writes, `AUTH` and its credentials
+/// included.
+pub const SECRET_LOG_TARGETS: &[&str] = &["lettre::transport::smtp::client"];
+
+/// Installs the log subscriber: `LOOKOUT_LOG` (env-filter syntax, default `info`) on stderr,
+/// [`SECRET_LOG_TARGETS`] held at `info`.
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOOKOUT_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("LOOKOUT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for target in SECRET_LOG_TARGETS {
+        if let Ok(directive) = format!("{target}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     // Colours only on a terminal: journald, files and pipes get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
@@ -497,6 +508,14 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn secret_log_targets_are_valid_directives() {
+        for target in SECRET_LOG_TARGETS {
+            let parsed = format!("{target}=info").parse::<tracing_subscriber::filter::Directive>();
+            assert!(parsed.is_ok(), "{target}: {parsed:?}");
+        }
     }
 
     #[test]

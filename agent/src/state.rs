@@ -14,7 +14,7 @@ use crate::collect::ingest::{Ingest, IngestSection};
 use crate::collect::scheduler::{self, RunStatus, Sink};
 use crate::config::Section;
 use crate::notify::config::NotifyConfig;
-use crate::notify::dispatch::Dispatcher;
+use crate::notify::dispatch::{DRILL_WINDOW, Dispatcher, DrillGate};
 use crate::rules::engine::Engine;
 use crate::rules::score::Score;
 use crate::store::{Retention, Store};
@@ -32,6 +32,8 @@ pub struct State {
     score: Mutex<Option<Score>>,
     delivery: Mutex<Option<(Dispatcher, NotifyConfig)>>,
     ingest: Arc<Ingest>,
+    /// One fire drill per [`DRILL_WINDOW`], across reloads (which restart delivery).
+    drill: DrillGate,
 }
 
 /// A reload asked for over HTTP, answered with the outcome.
@@ -52,6 +54,7 @@ impl State {
             score: Mutex::new(None),
             delivery: Mutex::new(None),
             ingest: Arc::new(Ingest::new(&IngestSection::builtin(), started)),
+            drill: DrillGate::new(DRILL_WINDOW),
         }
     }
 
@@ -131,6 +134,11 @@ impl State {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The gate that lets one fire drill through per [`DRILL_WINDOW`].
+    pub fn drill_gate(&self) -> &DrillGate {
+        &self.drill
     }
 
     /// Sets (or clears) the running dispatcher and its configuration.

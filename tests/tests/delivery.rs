@@ -1,6 +1,6 @@
 //! Delivery through the running agent, against a real HTTP receiver in its own process:
 //! an outage with the agent killed (SIGKILL) while the notification is queued, a permanent
-//! 4xx, retries of 5xx until delivered.
+//! 4xx, retries of 5xx until delivered, the fire drill through the outbox and the rate limit.
 //!
 //! Nothing here measures the machine's clock: the backoff, grouping, circuit-breaker and
 //! rate-limit timing is tested on paused time beside the dispatcher
@@ -8,6 +8,9 @@
 //! (`bench/alert_latency.sh`). "Nothing more is sent" is shown by the outbox: a message is
 //! sent only while it is pending, and each send happens before its outcome is recorded.
 
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use lookout_tests::{Agent, TempDir, free_port, http_receiver, received};
@@ -194,7 +197,7 @@ fn a_5xx_is_retried_until_delivered_under_one_idempotency_key() {
 }
 
 #[test]
-fn the_fire_drill_reports_each_receiver_from_the_cli_and_the_api() {
+fn the_fire_drill_reports_from_the_cli_and_goes_through_the_outbox_from_the_api() {
     let dir = TempDir::new("drill");
     let out = dir.path().join("received.jsonl");
     let hook_port = free_port();
@@ -252,49 +255,124 @@ fn the_fire_drill_reports_each_receiver_from_the_cli_and_the_api() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("hook, down"));
 
-    // API: the same drill through a running agent.
+    // API: the drill goes through the outbox: 202 with the message ids at once.
     let agent = Agent::start_with_config(&config, port, dir);
-    let (status, answer) =
-        lookout_tests::http(agent.addr, "POST", "/api/v1/test-alert", &[], "").unwrap();
-    assert_eq!(status, 502, "{answer}");
+    let (status, headers, answer) = post_drill(&agent, "");
+    assert_eq!(status, 202, "{answer}");
+    assert!(!headers.contains_key("retry-after"), "{headers:?}");
     let doc: serde_json::Value = serde_json::from_str(&answer).unwrap();
-    let results = doc["results"].as_array().unwrap();
-    assert_eq!(results.len(), 2);
-    assert!(
-        results
+    let id_for = |name: &str| -> String {
+        doc["messages"]
+            .as_array()
+            .unwrap()
             .iter()
-            .any(|r| r["receiver"] == "hook" && r["ok"] == true),
-        "{doc}"
-    );
-    assert!(
-        results
+            .find(|m| m["receiver"] == name)
+            .unwrap_or_else(|| panic!("no message for {name}: {doc}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (hook_id, down_id) = (id_for("hook"), id_for("down"));
+    // The hook gets it with its id as Idempotency-Key, marked as a test.
+    agent.wait_until("the API drill at the hook", Duration::from_secs(10), || {
+        received(&out).len() == 3
+    });
+    let drill = &received(&out)[2];
+    assert_eq!(drill["headers"]["idempotency-key"], hook_id.as_str());
+    let body: serde_json::Value = serde_json::from_str(drill["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["alerts"][0]["labels"]["lookout_test"], "true");
+    assert_eq!(body["alerts"][0]["labels"]["alertname"], "LookoutFireDrill");
+    // The one that is down keeps it in the outbox and retries it, like any message.
+    agent.wait_until("the down drill retried", Duration::from_secs(15), || {
+        agent.json("/api/v1/outbox")["pending"]
+            .as_array()
+            .unwrap()
             .iter()
-            .any(|r| r["receiver"] == "down" && r["ok"] == false),
-        "{doc}"
-    );
-    let (status, _) = lookout_tests::http(
-        agent.addr,
-        "POST",
-        "/api/v1/test-alert?receiver=hook",
-        &[],
-        "",
+            .any(|p| p["message"]["id"] == down_id.as_str() && p["attempts"].as_u64() >= Some(1))
+    });
+    // A second drill within 10 s: 429, with when to come back.
+    let (status, headers, answer) = post_drill(&agent, "?receiver=hook");
+    assert_eq!(status, 429, "{answer}");
+    let retry_after: u64 = headers["retry-after"].parse().unwrap();
+    assert!((1..=10).contains(&retry_after), "{headers:?}");
+    assert!(answer.contains("one fire drill per 10s"), "{answer}");
+    // An unknown receiver is a 404, window or not.
+    let (status, _, answer) = post_drill(&agent, "?receiver=nope");
+    assert_eq!(status, 404, "{answer}");
+    assert!(answer.contains("hook, down"), "{answer}");
+}
+
+/// POST `/api/v1/test-alert{query}`: status, headers (lower-case names) and body.
+fn post_drill(agent: &Agent, query: &str) -> (u16, BTreeMap<String, String>, String) {
+    let mut stream = TcpStream::connect(agent.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /api/v1/test-alert{query} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        agent.addr
     )
     .unwrap();
-    assert_eq!(status, 200);
-    let (status, _) = lookout_tests::http(
-        agent.addr,
-        "POST",
-        "/api/v1/test-alert?receiver=nope",
-        &[],
-        "",
-    )
-    .unwrap();
-    assert_eq!(status, 404);
-    assert_eq!(
-        received(&out).len(),
-        4,
-        "two CLI drills and two API drills reached the hook"
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status.parse().unwrap(), headers, body.to_string())
+}
+
+/// The drill counts against the receiver's rate limit: with one message an hour allowed,
+/// the drill takes the slot and the alert decided after it waits (the dispatcher says so).
+/// The alert fires only once the test pushes the metric it watches, after the drill arrived.
+#[test]
+fn the_fire_drill_takes_a_slot_of_the_receivers_rate_limit() {
+    let dir = TempDir::new("drill-limit");
+    let out = dir.path().join("received.jsonl");
+    let hook_port = free_port();
+    let _receiver = http_receiver(hook_port, &out, "ok", None);
+    let rules = "groups:\n  - name: t\n    interval: 1s\n    rules:\n      - alert: Pushed\n        expr: lookout_api_requests_total\n        warning: \">= 0\"\n        on_missing: keep\n";
+    let agent = Agent::start_in(
+        dir,
+        &[("rules.yaml", rules)],
+        &format!(
+            "collect:\n  host: {{enabled: false}}\n  tcp: {{enabled: false}}\n  ingest: {{interval: 1s}}\n\
+             rules:\n  files: [rules.yaml]\n  evaluation_interval: 1s\n\
+             notify:\n  group_wait: 0s\n  rate_limit: {{max: 1, per: 1h}}\n  receivers:\n\
+             \x20   - name: hook\n      webhook: {{url: \"http://127.0.0.1:{hook_port}/hook\"}}\n"
+        ),
     );
+    let (status, _, answer) = post_drill(&agent, "");
+    assert_eq!(status, 202, "{answer}");
+    agent.wait_until("the drill at the hook", Duration::from_secs(10), || {
+        received(&out).len() == 1
+    });
+    let observation =
+        r#"[{"route": "/x", "method": "GET", "status": 200, "duration_seconds": 0.1}]"#;
+    let (status, answer) =
+        lookout_tests::http(agent.addr, "POST", "/api/v1/observations", &[], observation).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    agent.wait_until(
+        "the alert held back by the rate limit",
+        Duration::from_secs(15),
+        || {
+            agent
+                .log()
+                .lines()
+                .any(|l| l.contains("rate limit reached") && l.contains("receiver=hook"))
+        },
+    );
+    // Held, not sent: it waits in the outbox, never attempted, and the hook has the drill only.
+    let outbox = agent.json("/api/v1/outbox");
+    let pending = outbox["pending"].as_array().unwrap();
+    assert_eq!(pending.len(), 1, "{outbox}");
+    assert_eq!(pending[0]["message"]["alerts"][0]["alert"], "Pushed");
+    assert_eq!(pending[0]["attempts"], 0);
+    assert_eq!(received(&out).len(), 1);
 }
 
 #[test]

@@ -6,6 +6,7 @@
 pub mod exposition;
 pub mod ingest;
 pub mod notify;
+pub mod page;
 pub mod rules;
 pub mod status;
 

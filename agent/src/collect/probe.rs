@@ -6,9 +6,18 @@
 //! **not** followed (a 3xx is a status like any other, matched against `expect_status`).
 //!
 //! **Round.** Each run is one round of up to `attempts` attempts, stopping at the first
-//! success. An attempt is timed from sending the request to having read the whole body; it
+//! success. An attempt is timed from sending the request to having read the body; it
 //! succeeds when a response arrived, its body was read, and its status is in
 //! `expect_status`. The round succeeds if any attempt does.
+//!
+//! **Bounded body.** At most [`MAX_PROBE_BODY_BYTES`] of a body are read, one chunk at a time
+//! and none kept: a longer (or endless) body is cut there, its connection dropped, and the
+//! attempt is decided on its status as usual. A probe never holds more than one chunk of a
+//! body in memory, and an endless body ends the attempt as soon as the bound is read.
+//!
+//! **Secrets.** A `user:password@` in the URL is sent as basic auth; the URL is logged and
+//! shown only through [`ProbeTarget::redacted_url`] (userinfo, query and fragment replaced
+//! by `<redacted>`, the path kept), and HTTP errors are logged without their URL.
 //!
 //! **Retries do not hide failures**: every failed attempt, including one
 //! followed by a successful retry, increments `lookout_probe_attempts_failed_total`, and
@@ -33,14 +42,17 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{Job, Schedule, Target, check_schedule};
-use crate::config::secret::redact_url;
+use crate::config::secret::redact_url_keep_path;
 use crate::config::units::{check_http_method, format_duration};
 use crate::config::{Checker, Text};
+
+/// Most bytes of a response body a probe reads (64 KiB).
+pub const MAX_PROBE_BODY_BYTES: usize = 64 * 1024;
 
 /// What one attempt saw.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Attempt {
-    /// Whether the status was expected and the body read completely.
+    /// Whether the status was expected and the body read (to its end or the bound).
     pub success: bool,
     /// The response status; 0 when no response arrived.
     pub status: u16,
@@ -97,7 +109,8 @@ impl ProbeCollector {
         self.histogram.count()
     }
 
-    /// One attempt: request, status, whole body, bounded by the per-attempt timeout.
+    /// One attempt: request, status, body up to [`MAX_PROBE_BODY_BYTES`], bounded by the
+    /// per-attempt timeout.
     async fn attempt(&self, client: &reqwest::Client) -> Result<Attempt, (Attempt, String)> {
         let timeout = self.target.schedule.timeout;
         let method = reqwest::Method::from_bytes(self.target.method.as_bytes())
@@ -105,16 +118,26 @@ impl ProbeCollector {
         let started = Instant::now();
         let mut status = 0u16;
         let outcome = tokio::time::timeout(timeout, async {
-            let response = client
+            let mut response = client
                 .request(method, &self.target.url)
                 .send()
                 .await
-                .map_err(|e| format!("request failed: {e}"))?;
+                .map_err(|e| format!("request failed: {}", e.without_url()))?;
             status = response.status().as_u16();
-            response
-                .bytes()
-                .await
-                .map_err(|e| format!("reading the body (status {status}) failed: {e}"))?;
+            // Chunk by chunk, none kept; dropping the response mid-body closes its connection.
+            let mut read = 0usize;
+            while read < MAX_PROBE_BODY_BYTES {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => read = read.saturating_add(chunk.len()),
+                    Ok(None) => break,
+                    Err(e) => {
+                        return Err(format!(
+                            "reading the body (status {status}) failed: {}",
+                            e.without_url()
+                        ));
+                    }
+                }
+            }
             Ok::<(), String>(())
         })
         .await;
@@ -161,7 +184,7 @@ impl ProbeCollector {
                         Err((a, why)) => {
                             tracing::debug!(
                                 probe = %self.target.name,
-                                url = %self.target.url,
+                                url = %self.target.redacted_url(),
                                 attempt = n,
                                 "probe attempt failed: {why}"
                             );
@@ -259,11 +282,14 @@ pub struct RawProbe {
 }
 
 /// One `collect.http_probes` entry: an HTTP(S) endpoint requested on an interval.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` shows the URL redacted ([`ProbeTarget::redacted_url`]).
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProbeTarget {
     /// Unique name, the value of the `probe` label.
     pub name: String,
-    /// `http://` or `https://` URL requested.
+    /// `http://` or `https://` URL requested, possibly with `user:password@` (sent as basic
+    /// auth) or a token in its query. Never log it as is: use [`ProbeTarget::redacted_url`].
     pub url: String,
     /// HTTP method (upper case: `GET`, `HEAD`, `POST`, ...).
     pub method: String,
@@ -274,6 +300,27 @@ pub struct ProbeTarget {
     pub expect_status: Vec<u16>,
     /// Attempts per round (1..=5); a round succeeds if any attempt does.
     pub attempts: u32,
+}
+
+impl ProbeTarget {
+    /// The URL with its userinfo, query and fragment replaced by `<redacted>`, the path kept
+    /// ([`redact_url_keep_path`]), for logs and problems.
+    pub fn redacted_url(&self) -> String {
+        redact_url_keep_path(&self.url)
+    }
+}
+
+impl std::fmt::Debug for ProbeTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeTarget")
+            .field("name", &self.name)
+            .field("url", &self.redacted_url())
+            .field("method", &self.method)
+            .field("schedule", &self.schedule)
+            .field("expect_status", &self.expect_status)
+            .field("attempts", &self.attempts)
+            .finish()
+    }
 }
 
 impl Target for ProbeTarget {
@@ -403,7 +450,7 @@ impl Target for ProbeTarget {
 /// Checks a `collect.http_probes` URL: `http` or `https` and a host.
 pub fn check_probe_url(text: &str) -> Result<(), String> {
     let url = reqwest::Url::parse(text)
-        .map_err(|e| format!("invalid URL {:?}: {e}", redact_url(text)))?;
+        .map_err(|e| format!("invalid URL {:?}: {e}", redact_url_keep_path(text)))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
             "must be http:// or https://, got {:?}",
@@ -611,6 +658,71 @@ mod tests {
         assert_eq!(hist_count(&s), 4.0);
         assert_eq!(c.attempts_made(), 4);
         assert_eq!(c.attempts_failed(), 2);
+    }
+
+    /// A server answering every request with 200 and a chunked body that never ends; sends
+    /// how many bytes it wrote once the client went away (or it stopped at 256 MiB, so a
+    /// client that reads everything cannot take the machine's memory).
+    async fn endless_server() -> (String, tokio::sync::mpsc::UnboundedReceiver<usize>) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+                    let chunk = format!("4000\r\n{}\r\n", "x".repeat(0x4000));
+                    let mut written = 0usize;
+                    if sock.write_all(head.as_bytes()).await.is_ok() {
+                        while written < 256 << 20 && sock.write_all(chunk.as_bytes()).await.is_ok()
+                        {
+                            written += chunk.len();
+                        }
+                    }
+                    let _ = tx.send(written);
+                });
+            }
+        });
+        (format!("http://{addr}/stream"), rx)
+    }
+
+    #[tokio::test]
+    async fn an_endless_body_is_cut_at_the_bound_and_the_status_decides() {
+        let (url, mut written) = endless_server().await;
+        let mut c = ProbeCollector::new(target(&url, &[200], 1, 5000));
+        let s = run(&mut c).await;
+        assert_eq!(value(&s, "lookout_probe_success"), 1.0);
+        assert_eq!(value(&s, "lookout_probe_http_status_code"), 200.0);
+        // Done long before the timeout: it stopped reading instead of waiting for an end.
+        let d = value(&s, "lookout_probe_duration_seconds");
+        assert!(d < 4.0, "duration {d}");
+        // The connection was dropped: the server could write only the bound plus what the
+        // sockets buffer (a few MiB on loopback), far from its 256 MiB.
+        let sent = written.recv().await.unwrap();
+        assert!(sent < 32 << 20, "{sent} bytes sent");
+    }
+
+    #[test]
+    fn debug_and_logs_show_the_url_redacted() {
+        let t = target(
+            "http://user:hunter2@127.0.0.1:1/health?token=abc",
+            &[200],
+            1,
+            100,
+        );
+        let debug = format!("{t:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("abc") && !debug.contains("user"),
+            "{debug}"
+        );
+        assert!(
+            debug.contains("http://<redacted>@127.0.0.1:1/health?<redacted>"),
+            "{debug}"
+        );
     }
 
     #[tokio::test]

@@ -12,6 +12,12 @@
 //! The `INFO` reply is read by the pure [`parse_info`]; a missing field is an error naming
 //! it, never a panic or a silent zero.
 //!
+//! **Bounded replies.** The `redis` crate reads each reply whole before handing it over, and
+//! offers no size limit; what bounds a reply is the command's `timeout` (a server streaming
+//! an endless reply is cut off there). On top of that the collector refuses an `INFO` reply
+//! over [`MAX_INFO_BYTES`] (a real one is about 5 KiB) before parsing it, and a `PING` reply
+//! other than `PONG`; `LLEN` replies are integers.
+//!
 //! **Hit ratio.** `keyspace_hits` / `keyspace_misses` are cumulative since start or the last
 //! `CONFIG RESETSTAT`, so a lifetime ratio hides a current collapse. The ratio is
 //! computed from the deltas since the previous successful run: `Δhits / (Δhits + Δmisses)`,
@@ -27,7 +33,8 @@
 //!
 //! **Failure.** When a run fails (cannot connect, timeout, unreadable `INFO`), the collector
 //! still returns `Ok` holding **only** `lookout_redis_up 0`, so that the series exists and
-//! `RedisDown` can fire; the error is logged (the URL with its password redacted). The
+//! `RedisDown` can fire; the error is logged with the URL redacted to
+//! `scheme://host:port` ([`redact_url`]: a password in the URL never shows). The
 //! `role` label of that sample is the last role seen, or `unknown` if the server was never
 //! reached.
 
@@ -50,7 +57,7 @@ use serde_saphyr::Spanned;
 
 use super::{Job, Schedule, Target, check_schedule};
 use crate::config::check::SecretOutcome;
-use crate::config::secret::{redact_url, url_has_password};
+use crate::config::secret::{redact_url, redact_urls_in, url_has_password};
 use crate::config::units::check_label_value;
 use crate::config::{Checker, Text};
 
@@ -80,11 +87,20 @@ pub struct Info {
     pub total_commands_processed: u64,
 }
 
+/// Largest `INFO` reply parsed (256 KiB): a real one is about 5 KiB, even with 16 databases.
+pub const MAX_INFO_BYTES: usize = 256 * 1024;
+
 /// Parses the text of an `INFO` reply (`# Section` headers, `key:value` lines, CRLF or LF).
 ///
 /// Every field of [`Info`] must be present; the error names the first missing or
-/// unreadable one.
+/// unreadable one. A reply over [`MAX_INFO_BYTES`] is refused unread.
 pub fn parse_info(text: &str) -> Result<Info, String> {
+    if text.len() > MAX_INFO_BYTES {
+        return Err(format!(
+            "INFO reply is {} bytes; more than {MAX_INFO_BYTES} is not read",
+            text.len()
+        ));
+    }
     let mut fields: HashMap<&str, &str> = HashMap::new();
     for line in text.lines() {
         let line = line.trim_end_matches('\r');
@@ -345,7 +361,7 @@ impl AsyncCollector for RedisCollector {
                     tracing::warn!(
                         collector = %self.name,
                         url = %self.target.redacted_url(),
-                        error = %why,
+                        error = %redact_urls_in(&why),
                         "Redis check failed"
                     );
                     self.previous = None;
@@ -386,8 +402,8 @@ pub struct RawRedis {
 
 /// One `collect.redis` entry: a Redis or Valkey server to watch.
 ///
-/// `Debug` shows the URL with its password replaced ([`RedisTarget::redacted_url`]) and
-/// never the password read from `password_file`.
+/// `Debug` shows the URL redacted ([`RedisTarget::redacted_url`]) and never the password
+/// read from `password_file`.
 #[derive(Clone)]
 pub struct RedisTarget {
     /// Unique name, the value of the `target` label.
@@ -406,7 +422,8 @@ pub struct RedisTarget {
 }
 
 impl RedisTarget {
-    /// The URL with any password replaced by `***`, for logs and problems.
+    /// `scheme://host:port` of the URL, the rest (userinfo, database, query) replaced by
+    /// `<redacted>` ([`redact_url`]), for logs and problems.
     pub fn redacted_url(&self) -> String {
         redact_url(&self.url)
     }
@@ -634,6 +651,9 @@ mod tests {
         assert!(parse_info(&bad).unwrap_err().contains("keyspace_hits"));
         let odd_role = text.replace("role:master", "role:sentinel");
         assert!(parse_info(&odd_role).unwrap_err().contains("role"));
+        // An oversized reply is refused, however well-formed.
+        let huge = format!("{text}{}", "# padding\r\n".repeat(MAX_INFO_BYTES / 8));
+        assert!(parse_info(&huge).unwrap_err().contains("bytes"));
         // Garbage never panics.
         for garbage in ["", ":", "\r\n\r\n", "# Server", "role", "role:master\r"] {
             assert!(parse_info(garbage).is_err());
@@ -699,14 +719,12 @@ mod tests {
         use crate::config::secret::redact_url;
         assert_eq!(
             redact_url("redis://app:s3cret@10.0.0.1:6379/2"),
-            "redis://app:***@10.0.0.1:6379/2"
+            "redis://<redacted>@10.0.0.1:6379/<redacted>"
         );
-        assert_eq!(redact_url("rediss://:pw@h:6380"), "rediss://:***@h:6380");
         assert_eq!(
             redact_url("redis://127.0.0.1:6379"),
             "redis://127.0.0.1:6379"
         );
-        assert_eq!(redact_url("valkey://user@h"), "valkey://user@h");
         let mut t = target("redis://u:topsecret@127.0.0.1:1");
         t.password = Some(crate::config::secret::Secret::new("filesecret"));
         let debug = format!("{:?}", RedisCollector::new(t));

@@ -1,7 +1,24 @@
 //! Secrets: values read from `*_file` keys or `${ENV_NAME}` references, never written in the
-//! configuration and never printed. [`Secret`] prints as `<redacted>`; [`redact_url`] hides
-//! the password of a URL for logs and problems; every error names the file or the variable,
-//! never the value.
+//! configuration and never printed. [`Secret`] prints as `<redacted>`; every error names the
+//! file or the variable, never the value.
+//!
+//! URLs that can carry a secret are redacted wherever they are shown (`Debug`, logs, API
+//! answers, error messages): the scheme, host and port stay, what could be a secret becomes
+//! `<redacted>`. Two strengths:
+//!
+//! - [`redact_url`], for URLs whose path may be a token (webhook, Slack, Alertmanager,
+//!   Redis): only `scheme://host:port` stays; userinfo becomes `<redacted>@` and anything
+//!   after the authority (path, query, fragment) becomes `/<redacted>`:
+//!   `https://hooks.slack.com/services/T0/B0/x` -> `https://hooks.slack.com/<redacted>`.
+//! - [`redact_url_keep_path`], for probe URLs, whose path (`/health`) is what an operator
+//!   needs in a log: userinfo, query and fragment become `<redacted>`, the path stays:
+//!   `http://u:p@h:8080/health?token=x` -> `http://<redacted>@h:8080/health?<redacted>`.
+//!
+//! Both work on the text as written (no normalization) and never fail: a text without a
+//! `scheme://`, or whose authority does not look like `host[:port]` (a password holding an
+//! unescaped `/` would otherwise show as a host), becomes `scheme://<redacted>` or just
+//! `<redacted>`. [`redact_urls_in`] applies [`redact_url`] to every URL inside a text
+//! (configuration problems, errors of libraries that quote the URL).
 
 use std::path::Path;
 
@@ -27,20 +44,158 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// `url` with the password of its `user:password@` part replaced by `***`; unchanged when
-/// it has none.
+/// What is hidden in the text that follows a secret-bearing URL's authority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Nothing: the path, query and fragment all become `/<redacted>`.
+    Origin,
+    /// The path: only the query and fragment become `<redacted>`.
+    Path,
+}
+
+/// The marker that replaces what is hidden.
+pub const REDACTED: &str = "<redacted>";
+
+/// `url` with everything but `scheme://host:port` replaced by `<redacted>` (see the module
+/// docs): for webhook, Slack, Alertmanager and Redis URLs.
 pub fn redact_url(url: &str) -> String {
+    redact(url, Keep::Origin)
+}
+
+/// `url` with its userinfo, query and fragment replaced by `<redacted>`, the path kept (see
+/// the module docs): for probe URLs.
+pub fn redact_url_keep_path(url: &str) -> String {
+    redact(url, Keep::Path)
+}
+
+fn redact(url: &str, keep: Keep) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+        return REDACTED.to_string();
     };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok {
+        return REDACTED.to_string();
+    }
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return url.to_string();
+    let (userinfo, host_port) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
     };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-        None => url.to_string(),
+    // An `@` after the authority means a password with an unescaped `/`, `?` or `#`: what
+    // looks like the host may be part of it.
+    if tail.contains('@') || !is_host_port(host_port) {
+        return format!("{scheme}://{REDACTED}");
+    }
+    let mut out = format!("{scheme}://");
+    if userinfo.is_some() {
+        out.push_str(REDACTED);
+        out.push('@');
+    }
+    out.push_str(host_port);
+    match keep {
+        Keep::Origin if tail.is_empty() || tail == "/" => out.push_str(tail),
+        Keep::Origin => {
+            out.push('/');
+            out.push_str(REDACTED);
+        }
+        Keep::Path => {
+            let path_end = tail.find(['?', '#']).unwrap_or(tail.len());
+            let (path, after) = tail.split_at(path_end);
+            out.push_str(path);
+            let (query, fragment) = match after.find('#') {
+                Some(i) => after.split_at(i),
+                None => (after, ""),
+            };
+            if !query.is_empty() {
+                out.push('?');
+                out.push_str(REDACTED);
+            }
+            if !fragment.is_empty() {
+                out.push('#');
+                out.push_str(REDACTED);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `text` is `host`, `host:port`, `[ipv6]` or `[ipv6]:port` (possibly empty, as in
+/// `redis+unix:///path`), with no character a host cannot have.
+fn is_host_port(text: &str) -> bool {
+    let (host, port) = if let Some(inner) = text.strip_prefix('[') {
+        let Some((ip, after)) = inner.split_once(']') else {
+            return false;
+        };
+        if !ip
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.' | '%'))
+        {
+            return false;
+        }
+        match after.strip_prefix(':') {
+            Some(port) => ("", Some(port)),
+            None if after.is_empty() => ("", None),
+            None => return false,
+        }
+    } else {
+        match text.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    host.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '%'))
+        && port.is_none_or(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// `text` with every URL in it (`scheme://` up to the next space, quote or backtick, less
+/// trailing punctuation) passed through [`redact_url`]: for messages that may quote a URL.
+pub fn redact_urls_in(text: &str) -> String {
+    if !text.contains("://") {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let head = rest.get(..at).unwrap_or_default();
+        let scheme_start = head
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            .last()
+            .map_or(at, |(i, _)| i);
+        let after = rest.get(at + 3..).unwrap_or_default();
+        let len = after
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`'))
+            .unwrap_or(after.len());
+        let candidate = after.get(..len).unwrap_or_default();
+        let trimmed = candidate.trim_end_matches(['.', ',', ';', ':', ')', '!']);
+        let url_end = at + 3 + trimmed.len();
+        out.push_str(head.get(..scheme_start).unwrap_or_default());
+        let url = rest.get(scheme_start..url_end).unwrap_or_default();
+        if scheme_start == at {
+            // `://` without a scheme before it: not a URL, but what follows may be one's tail.
+            out.push_str("://");
+            out.push_str(&redact_tail(trimmed));
+        } else {
+            out.push_str(&redact_url(url));
+        }
+        rest = rest.get(url_end..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What follows a `://` with no scheme before it: kept when empty, else hidden.
+fn redact_tail(tail: &str) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        REDACTED.to_string()
     }
 }
 
@@ -209,6 +364,117 @@ mod tests {
         assert_eq!(env_reference("${A_1}"), Some("A_1"));
         assert_eq!(env_reference("${}"), None);
         assert_eq!(env_reference("$A"), None);
+    }
+
+    #[test]
+    fn urls_keep_scheme_host_and_port_only() {
+        // (url, redact_url, redact_url_keep_path)
+        let rows: &[(&str, &str, &str)] = &[
+            // a Slack webhook: the token is the path
+            (
+                "https://hooks.slack.com/services/T0/B0/XyZ",
+                "https://hooks.slack.com/<redacted>",
+                "https://hooks.slack.com/services/T0/B0/XyZ",
+            ),
+            // Redis with a password and a database
+            (
+                "redis://app:s3cret@10.0.0.1:6379/2",
+                "redis://<redacted>@10.0.0.1:6379/<redacted>",
+                "redis://<redacted>@10.0.0.1:6379/2",
+            ),
+            // a password only
+            (
+                "rediss://:pw@h:6380",
+                "rediss://<redacted>@h:6380",
+                "rediss://<redacted>@h:6380",
+            ),
+            // nothing to hide
+            (
+                "redis://127.0.0.1:6379",
+                "redis://127.0.0.1:6379",
+                "redis://127.0.0.1:6379",
+            ),
+            ("http://h/", "http://h/", "http://h/"),
+            // a user name alone is hidden too
+            (
+                "valkey://user@h",
+                "valkey://<redacted>@h",
+                "valkey://<redacted>@h",
+            ),
+            // a probe: the path stays, the query and fragment go
+            (
+                "http://u:p@127.0.0.1:8080/health?token=x#frag",
+                "http://<redacted>@127.0.0.1:8080/<redacted>",
+                "http://<redacted>@127.0.0.1:8080/health?<redacted>#<redacted>",
+            ),
+            ("http://h?k=v", "http://h/<redacted>", "http://h?<redacted>"),
+            // IPv6
+            (
+                "http://[::1]:9093/am",
+                "http://[::1]:9093/<redacted>",
+                "http://[::1]:9093/am",
+            ),
+            // a password with an unescaped `/`: nothing after the scheme can be trusted
+            (
+                "redis://u:pa/ss@h:1",
+                "redis://<redacted>",
+                "redis://<redacted>",
+            ),
+            (
+                "redis://u:12/x@h",
+                "redis://<redacted>",
+                "redis://<redacted>",
+            ),
+            // not a URL at all
+            ("hooks.slack.com/x", "<redacted>", "<redacted>"),
+            ("1http://h/x", "<redacted>", "<redacted>"),
+            // a unix socket
+            (
+                "redis+unix:///run/redis.sock",
+                "redis+unix:///<redacted>",
+                "redis+unix:///run/redis.sock",
+            ),
+            // already redacted: unchanged
+            (
+                "http://<redacted>@h:1/<redacted>",
+                "http://<redacted>@h:1/<redacted>",
+                "http://<redacted>@h:1/<redacted>",
+            ),
+        ];
+        for (url, origin, keep_path) in rows {
+            assert_eq!(redact_url(url), *origin, "{url}");
+            assert_eq!(redact_url_keep_path(url), *keep_path, "{url}");
+        }
+    }
+
+    #[test]
+    fn urls_inside_text_are_redacted() {
+        // (text, expected)
+        let rows: &[(&str, &str)] = &[
+            ("no url here", "no url here"),
+            (
+                "invalid URL \"http://u:pw@h:x/p\": invalid port",
+                "invalid URL \"http://<redacted>\": invalid port",
+            ),
+            (
+                "error sending request for url (https://hooks.slack.com/services/T/B/x)",
+                "error sending request for url (https://hooks.slack.com/<redacted>)",
+            ),
+            (
+                "two: redis://a:b@h:1/0, and http://h/tok.",
+                "two: redis://<redacted>@h:1/<redacted>, and http://h/<redacted>.",
+            ),
+            // scheme lists in messages stay readable
+            (
+                "must be redis://, rediss://, valkey:// or valkeys://, got \"http\"",
+                "must be redis://, rediss://, valkey:// or valkeys://, got \"http\"",
+            ),
+            // a `://` with no scheme hides what follows
+            ("see ://secret-part", "see ://<redacted>"),
+        ];
+        for (text, expected) in rows {
+            assert_eq!(redact_urls_in(text), *expected, "{text}");
+        }
     }
 
     #[test]

@@ -9,6 +9,10 @@
 //! line and column stays put) and parses again. It stops after [`MAX_RECOVERIES`] rounds,
 //! at a syntax error, or when nothing can be blanked. Semantic validation then runs on the
 //! last successfully parsed copy, so a typo'd key and a bad duration are both reported.
+//!
+//! A structural message quotes what was written (`found "5x"`), except under keys whose
+//! values may be secrets ([`SECRET_KEYS`]: `found a single value`); any URL a message quotes
+//! is redacted to `scheme://host:port`.
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -19,6 +23,7 @@ use serde_saphyr::{
 };
 
 use super::check::{Checker, Problem, Problems, ROOT_PATH};
+use super::secret::redact_urls_in;
 use crate::text::edit_distance;
 
 /// Largest configuration file read, in bytes.
@@ -200,11 +205,13 @@ pub(crate) fn parse_recovering<T: serde::de::DeserializeOwned + Default>(
         };
         let tree = parsed.tree.get_or_insert_with(|| Tree::parse(text));
         let diagnosis = diagnose(&error, &current, tree);
+        // A structural message may quote what was written: any URL in it is redacted to
+        // `scheme://host:port` (it may carry a password or a token).
         problems.push(problem(
             file,
             diagnosis.at,
             &diagnosis.path,
-            diagnosis.message,
+            redact_urls_in(&diagnosis.message),
         ));
         match diagnosis.blank {
             Some((start, end)) if blank(&mut chars, start, end) => {
@@ -419,7 +426,18 @@ fn generic_message(error: &YamlError) -> String {
 
 /// The message for a structural error, at the node found at its position if any.
 fn describe(error: &YamlError, found: Option<&Candidate<'_>>) -> String {
-    let what = || found.map_or_else(|| "something else".to_string(), |f| f.node.kind_name());
+    let what = || {
+        found.map_or_else(
+            || "something else".to_string(),
+            |f| {
+                if may_hold_secret(&f.path) {
+                    f.node.kind_only()
+                } else {
+                    f.node.kind_name()
+                }
+            },
+        )
+    };
     match error {
         YamlError::SerdeUnknownField {
             field, expected, ..
@@ -461,9 +479,25 @@ fn describe(error: &YamlError, found: Option<&Candidate<'_>>) -> String {
             unexpected,
             expected,
             ..
-        } => format!("expected {expected}, found {unexpected}"),
+        } => match found {
+            Some(f) if may_hold_secret(&f.path) => format!("expected {expected}, found {}", what()),
+            _ => format!("expected {expected}, found {unexpected}"),
+        },
         other => generic_message(other),
     }
+}
+
+/// Keys whose values (or whose entries' values) may be secrets or carry one: a message
+/// about them says what kind of value was found, never the value.
+const SECRET_KEYS: &[&str] = &["url", "urls", "headers", "password", "secret", "token"];
+
+/// Whether the value at key path `path` (`notify.receivers[0].webhook.headers.X-Token`) is
+/// under one of [`SECRET_KEYS`].
+fn may_hold_secret(path: &str) -> bool {
+    path.split('.').any(|segment| {
+        let key = segment.split('[').next().unwrap_or(segment);
+        SECRET_KEYS.contains(&key)
+    })
 }
 
 /// Plain words for serde-saphyr's names of what it expected.
@@ -554,6 +588,15 @@ impl Node {
             Kind::Alias => "an alias".into(),
             Kind::Sequence(_) => "a list".into(),
             Kind::Mapping(_) => "a mapping".into(),
+        }
+    }
+
+    /// What the user wrote, by kind only (`a string`), for values that may be secrets.
+    fn kind_only(&self) -> String {
+        match &self.kind {
+            Kind::Scalar { .. } if self.kind_name() == "null" => "null".into(),
+            Kind::Scalar { .. } => "a single value".into(),
+            _ => self.kind_name(),
         }
     }
 

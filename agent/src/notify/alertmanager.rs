@@ -48,6 +48,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{MAX_RECEIVER_TIMEOUT, MIN_RECEIVER_TIMEOUT};
+use crate::config::secret::redact_url;
 use crate::config::{Checker, Text};
 
 /// API path appended to each configured base URL.
@@ -259,8 +260,9 @@ pub struct RawAlertmanager {
     pub resend_interval: Option<Text>,
 }
 
-/// `alertmanager:` receiver settings.
-#[derive(Debug, Clone, PartialEq)]
+/// `alertmanager:` receiver settings. `Debug` shows the URLs redacted to
+/// `scheme://host:port` ([`redact_url`]): a base URL may carry basic auth.
+#[derive(Clone, PartialEq)]
 pub struct AlertmanagerConfig {
     /// Base URLs of every Alertmanager of the cluster (`http://am-1:9093`).
     pub urls: Vec<String>,
@@ -268,6 +270,17 @@ pub struct AlertmanagerConfig {
     pub timeout: Duration,
     /// How often firing alerts are sent again (Alertmanager forgets alerts not re-sent).
     pub resend_interval: Duration,
+}
+
+impl std::fmt::Debug for AlertmanagerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let urls: Vec<String> = self.urls.iter().map(|u| redact_url(u)).collect();
+        f.debug_struct("AlertmanagerConfig")
+            .field("urls", &urls)
+            .field("timeout", &self.timeout)
+            .field("resend_interval", &self.resend_interval)
+            .finish()
+    }
 }
 
 /// The `alertmanager` receiver kind.
@@ -360,6 +373,21 @@ mod tests {
             timeout: Duration::from_secs(5),
             resend_interval: Duration::from_secs(60),
         }
+    }
+
+    #[test]
+    fn debug_shows_origins_only() {
+        let cfg = config(vec!["http://am:pa55w0rd@127.0.0.1:9093/prefix".into()]);
+        let debug = format!("{cfg:?}");
+        assert!(
+            debug.contains("http://<redacted>@127.0.0.1:9093/<redacted>")
+                && !debug.contains("pa55w0rd")
+                && !debug.contains("prefix"),
+            "{debug}"
+        );
+        provider();
+        let r = AlertmanagerReceiver::new("am", &cfg).unwrap();
+        assert!(!format!("{r:?}").contains("pa55w0rd"), "{r:?}");
     }
 
     #[test]

@@ -160,6 +160,8 @@ pub struct Dispatcher {
     intake: mpsc::Sender<Vec<(AlertPayload, Via)>>,
     outbox: Arc<Outbox>,
     counters: Arc<Mutex<Counters>>,
+    /// Each receiver's worker wakes on its entry (after messages were queued for it).
+    wakes: Arc<BTreeMap<String, Arc<Notify>>>,
 }
 
 /// Errors starting delivery.
@@ -212,6 +214,26 @@ impl Dispatcher {
     /// The outbox, for the API.
     pub fn outbox(&self) -> &Arc<Outbox> {
         &self.outbox
+    }
+
+    /// Writes `messages` to the outbox at `now` (one durable commit) and wakes their
+    /// receivers' workers: from there they are delivered like any other message, under the
+    /// receiver's retry, circuit breaker and rate limit, and end as dead letters if they fail
+    /// for good. For the fire drill ([`drill_messages`]).
+    pub async fn enqueue(&self, messages: Vec<Message>, now: Millis) -> Result<(), String> {
+        let receivers: Vec<String> = messages.iter().map(|m| m.receiver.clone()).collect();
+        let outbox = self.outbox.clone();
+        match blocking(move || outbox.enqueue(&messages, now)).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("the outbox task failed".into()),
+        }
+        for r in receivers {
+            if let Some(w) = self.wakes.get(&r) {
+                w.notify_one();
+            }
+        }
+        Ok(())
     }
 
     /// `lookout_notifications_total`, the outbox gauges and circuit states.
@@ -306,7 +328,7 @@ fn start_with(
 ) -> (Dispatcher, Vec<tokio::task::JoinHandle<()>>) {
     let counters = Arc::new(Mutex::new(Counters::default()));
     let (tx, rx) = mpsc::channel(256);
-    let mut wakes = BTreeMap::new();
+    let mut wakes: BTreeMap<String, Arc<Notify>> = BTreeMap::new();
     let mut tasks = Vec::new();
     for receiver in receivers {
         let wake = Arc::new(Notify::new());
@@ -321,11 +343,12 @@ fn start_with(
             clock.clone(),
         )));
     }
+    let wakes = Arc::new(wakes);
     tasks.push(tokio::spawn(intake(
         config.clone(),
         outbox.clone(),
         counters.clone(),
-        wakes,
+        wakes.clone(),
         rx,
         stop,
         clock,
@@ -335,6 +358,7 @@ fn start_with(
             intake: tx,
             outbox,
             counters,
+            wakes,
         },
         tasks,
     )
@@ -344,7 +368,7 @@ async fn intake(
     config: NotifyConfig,
     outbox: Arc<Outbox>,
     counters: Arc<Mutex<Counters>>,
-    wakes: BTreeMap<String, Arc<Notify>>,
+    wakes: Arc<BTreeMap<String, Arc<Notify>>>,
     mut rx: mpsc::Receiver<Vec<(AlertPayload, Via)>>,
     mut stop: watch::Receiver<bool>,
     clock: Clock,
@@ -461,6 +485,8 @@ async fn worker(
     let name = receiver.name().to_string();
     let mut breaker = Breaker::new(config.circuit_breaker);
     let mut limit = RateLimit::new(config.rate_limit);
+    // Whether the rate limit holds the next message back (logged once per wait).
+    let mut held_by_limit = false;
     loop {
         if *stop.borrow() {
             break;
@@ -490,6 +516,11 @@ async fn worker(
             }
             Some(_) => Some(now),
         };
+        if rate_limited && !held_by_limit {
+            let wait_ms = wait_until.map_or(0, |at| at.saturating_sub(now));
+            tracing::info!(receiver = %name, wait_ms, "rate limit reached; the next message waits for a free slot");
+        }
+        held_by_limit = rate_limited;
         if rate_limited {
             // Overflow: what waits for the free slot goes out as one digest, not a burst.
             let ob = outbox.clone();
@@ -616,14 +647,52 @@ pub fn drill_alert(host: &str, now: Millis) -> AlertPayload {
     }
 }
 
-/// Sends one test message through each of `receivers` (all when `only` is `None`)
-/// concurrently, straight to the receivers (not through routes or the outbox), and reports
-/// each result.
-pub async fn fire_drill(
-    config: &NotifyConfig,
-    host: &str,
+/// Shortest time between two fire drills through the API (`POST /api/v1/test-alert`): one
+/// drill per window, so the endpoint cannot be used to flood the receivers.
+pub const DRILL_WINDOW: Duration = Duration::from_secs(10);
+
+/// Lets at most one fire drill start per window (on Tokio's clock, so tests move it).
+#[derive(Debug)]
+pub struct DrillGate {
+    window: Duration,
+    last: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl DrillGate {
+    /// A gate letting one drill through per `window` ([`DRILL_WINDOW`] in the agent).
+    pub fn new(window: Duration) -> Self {
+        DrillGate {
+            window,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Starts a drill now if none started within the window; else how long until one may.
+    pub fn try_start(&self) -> Result<(), Duration> {
+        let now = tokio::time::Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = *last {
+            let since = now.saturating_duration_since(at);
+            if since < self.window {
+                return Err(self.window - since);
+            }
+        }
+        *last = Some(now);
+        Ok(())
+    }
+
+    /// Forgets the drill just started (it could not be queued): the next may start at once.
+    pub fn cancel(&self) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// The receivers a fire drill goes to: all, or the one named `only` (an unknown name is an
+/// error listing the configured ones).
+pub fn drill_receivers<'c>(
+    config: &'c NotifyConfig,
     only: Option<&str>,
-) -> Result<Vec<DrillResult>, String> {
+) -> Result<Vec<&'c ReceiverConfig>, String> {
     if let Some(name) = only
         && !config.receivers.iter().any(|r| r.name == name)
     {
@@ -633,27 +702,58 @@ pub async fn fire_drill(
             names.join(", ")
         ));
     }
-    let selected: Vec<ReceiverConfig> = config
+    Ok(config
         .receivers
         .iter()
         .filter(|r| only.is_none_or(|n| r.name == n))
+        .collect())
+}
+
+/// The fire-drill message for `receiver`: one [`drill_alert`], marked as a test, with an id
+/// of its own (`drill-<random>`), sent as `Idempotency-Key`.
+pub fn drill_message(receiver: &str, host: &str, now: Millis) -> Message {
+    Message {
+        id: format!("drill-{:016x}", fastrand::u64(..)),
+        receiver: receiver.to_string(),
+        group_key: format!("{{}}/{{receiver=\"{receiver}\"}}:{{alertname=\"LookoutFireDrill\"}}"),
+        created_ms: now,
+        alerts: vec![drill_alert(host, now)],
+        folded: 0,
+        test: true,
+    }
+}
+
+/// One fire-drill message per receiver of the drill ([`drill_receivers`]), for
+/// [`Dispatcher::enqueue`]: the API's drill goes through the outbox like any message.
+pub fn drill_messages(
+    config: &NotifyConfig,
+    host: &str,
+    only: Option<&str>,
+    now: Millis,
+) -> Result<Vec<Message>, String> {
+    Ok(drill_receivers(config, only)?
+        .into_iter()
+        .map(|r| drill_message(&r.name, host, now))
+        .collect())
+}
+
+/// Sends one test message through each of `receivers` (all when `only` is `None`)
+/// concurrently, straight to the receivers (not through routes or the outbox, and not
+/// counted by any rate limit), and reports each result: `lookout notify test`, which runs
+/// without an agent.
+pub async fn fire_drill(
+    config: &NotifyConfig,
+    host: &str,
+    only: Option<&str>,
+) -> Result<Vec<DrillResult>, String> {
+    let selected: Vec<ReceiverConfig> = drill_receivers(config, only)?
+        .into_iter()
         .cloned()
         .collect();
     let receivers = build_receivers(&selected)?;
     let now = wall_millis();
     let sends = receivers.into_iter().map(|r| {
-        let message = Message {
-            id: format!("drill-{:016x}", fastrand::u64(..)),
-            receiver: r.name().to_string(),
-            group_key: format!(
-                "{{}}/{{receiver=\"{}\"}}:{{alertname=\"LookoutFireDrill\"}}",
-                r.name()
-            ),
-            created_ms: now,
-            alerts: vec![drill_alert(host, now)],
-            folded: 0,
-            test: true,
-        };
+        let message = drill_message(r.name(), host, now);
         async move {
             let started = std::time::Instant::now();
             let result = r.send(&message).await;
@@ -1094,6 +1194,64 @@ mod tests {
         assert_eq!(hook.sends.lock().unwrap()[2].1.folded, 2);
         assert_eq!(r.counter("hook", "folded"), 2);
         r.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drill_goes_through_the_outbox_and_takes_a_rate_limit_slot() {
+        let hook = Scripted::new("hook", Vec::new());
+        let mut config = one_hook();
+        config.rate_limit.max = 1;
+        config.rate_limit.per = Duration::from_secs(60);
+        let r = run(&config, &[&hook]);
+        let drill = drill_messages(&config, "h", None, T0).unwrap();
+        let id = drill[0].id.clone();
+        r.d.enqueue(drill, T0).await.unwrap();
+        r.until(1).await;
+        r.d.notify(&[notification("A", Status::Firing)]).await;
+        r.until(120).await;
+        // The drill was sent at once and used the one slot of the minute: the notification
+        // decided at 1 s waited for the slot to free at 60 s.
+        assert_eq!(hook.send_times(), secs(&[0, 60]));
+        assert_eq!(hook.alerts_sent(), [vec!["LookoutFireDrill"], vec!["A"]]);
+        let first = hook.sends.lock().unwrap()[0].1.clone();
+        assert!(first.test && first.id == id, "{first:?}");
+        assert_eq!(r.counter("hook", "delivered"), 2);
+        r.stop().await;
+    }
+
+    #[test]
+    fn drills_go_to_every_receiver_or_the_one_named() {
+        let mut config = one_hook();
+        config.receivers.push(log("mail"));
+        let all = drill_messages(&config, "h", None, T0).unwrap();
+        let to: Vec<&str> = all.iter().map(|m| m.receiver.as_str()).collect();
+        assert_eq!(to, ["hook", "mail"]);
+        assert!(all.iter().all(|m| m.test && m.id.starts_with("drill-")));
+        assert_ne!(all[0].id, all[1].id);
+        let one = drill_messages(&config, "h", Some("mail"), T0).unwrap();
+        assert_eq!(one.len(), 1);
+        let err = drill_messages(&config, "h", Some("nope"), T0).unwrap_err();
+        assert_eq!(err, "no receiver named \"nope\"; configured: hook, mail");
+    }
+
+    /// The window runs on Tokio's clock: paused here, moved by the test.
+    #[tokio::test(start_paused = true)]
+    async fn a_second_drill_within_the_window_is_refused_until_it_ends() {
+        let gate = DrillGate::new(Duration::from_secs(10));
+        assert_eq!(gate.try_start(), Ok(()));
+        assert_eq!(gate.try_start(), Err(Duration::from_secs(10)));
+        tokio::time::advance(Duration::from_millis(9_500)).await;
+        assert_eq!(gate.try_start(), Err(Duration::from_millis(500)));
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!(gate.try_start(), Ok(()), "the window is over");
+        assert_eq!(
+            gate.try_start(),
+            Err(Duration::from_secs(10)),
+            "a new one began"
+        );
+        // A drill that could not be queued does not hold the next one back.
+        gate.cancel();
+        assert_eq!(gate.try_start(), Ok(()));
     }
 
     #[tokio::test(start_paused = true)]

@@ -137,11 +137,23 @@ impl EmailReceiver {
 
 super::receiver_delivering!(EmailReceiver, "email");
 
+/// Most characters of an SMTP error (the server's reply text included) kept in the outbox
+/// and logs.
+pub const ERROR_CHARS: usize = 200;
+
 /// Whether an SMTP failure is worth retrying: 5xx replies and client-side errors (no
 /// STARTTLS offered, no usable auth mechanism, a malformed message) cannot get better by
 /// themselves; 4xx replies, timeouts, connection, network and TLS errors can.
+///
+/// The text quotes the server's reply, which lettre reads whole (up to its own bound of
+/// 100,000 bytes, 1,000 a line): only its first [`ERROR_CHARS`] characters are kept.
 fn classify(target: &str, error: &lettre::transport::smtp::Error) -> SendError {
-    let text = format!("{target}: {error}");
+    let full = error.to_string();
+    let mut text = format!("{target}: ");
+    text.extend(full.chars().take(ERROR_CHARS));
+    if full.chars().nth(ERROR_CHARS).is_some() {
+        text.push_str("...");
+    }
     if error.is_permanent() || error.is_client() {
         SendError::Permanent(text)
     } else {

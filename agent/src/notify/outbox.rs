@@ -413,6 +413,51 @@ impl Outbox {
         })
     }
 
+    /// Up to `limit` pending messages with their sequence numbers, oldest first, starting
+    /// after sequence number `after` (from the start when `None`): one page of the queue.
+    pub fn pending_page(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Pending)>, OutboxError> {
+        self.read("list pending", |txn| {
+            let pending = txn.open_table(PENDING)?;
+            let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+            let mut out = Vec::new();
+            for entry in pending
+                .range((start, std::ops::Bound::Unbounded))?
+                .take(limit)
+            {
+                let (k, v) = entry?;
+                out.push((k.value(), decode(v.value(), "pending", k.value())?));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Up to `limit` dead letters with their sequence numbers, newest first, starting before
+    /// sequence number `before` (from the newest when `None`): one page of the dead letters.
+    pub fn dead_page(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Dead)>, OutboxError> {
+        self.read("list dead letters", |txn| {
+            let dead = txn.open_table(DEAD)?;
+            let end = before.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+            let mut out = Vec::new();
+            for entry in dead
+                .range((std::ops::Bound::Unbounded, end))?
+                .rev()
+                .take(limit)
+            {
+                let (k, v) = entry?;
+                out.push((k.value(), decode(v.value(), "dead", k.value())?));
+            }
+            Ok(out)
+        })
+    }
+
     /// Names of the receivers with at least one pending message, sorted.
     pub fn receivers_with_pending(&self) -> Result<Vec<String>, OutboxError> {
         self.read("list receivers", |txn| {
@@ -779,6 +824,36 @@ mod tests {
     fn outbox_can_be_shared_with_blocking_tasks() {
         fn send_sync<T: Send + Sync + 'static>() {}
         send_sync::<Outbox>();
+    }
+
+    #[test]
+    fn pages_of_pending_and_dead_list_each_message_once() {
+        let messages: Vec<Message> = (0..7).map(|i| msg(&format!("m{i}"), "hook")).collect();
+        let (_dir, ob) = open_with("pages", &messages);
+        for i in [1, 3, 4] {
+            ob.record(&format!("m{i}"), dead("no"), T0 + i).unwrap();
+        }
+        // Pending, oldest first, three at a time.
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = ob.pending_page(after, 3).unwrap();
+            assert!(page.len() <= 3);
+            let Some((last, _)) = page.last() else { break };
+            after = Some(*last);
+            seen.extend(page.into_iter().map(|(_, p)| p.message.id));
+        }
+        assert_eq!(seen, ["m0", "m2", "m5", "m6"]);
+        // Dead letters, newest first, two at a time.
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let page = ob.dead_page(before, 2).unwrap();
+            let Some((last, _)) = page.last() else { break };
+            before = Some(*last);
+            seen.extend(page.into_iter().map(|(_, d)| d.message.id));
+        }
+        assert_eq!(seen, ["m4", "m3", "m1"]);
     }
 
     #[test]

@@ -19,9 +19,12 @@
 //! credentials) never go to another host. 301/302/303 would turn the POST into a body-less GET,
 //! so they are not followed and count as permanent.
 //!
-//! Nothing here logs or returns header values, the secret, or the URL (Slack-style webhook URLs
-//! carry a token in their path): errors name the status, the failure kind and at most
-//! [`EXCERPT_CHARS`] characters of the response body.
+//! Nothing here logs or returns header values, the secret, or the URL's path, query or
+//! userinfo (Slack-style webhook URLs carry a token in their path): errors name the URL
+//! redacted to `scheme://host:port/<redacted>` ([`redact_url`]), the status, the failure kind
+//! and at most [`EXCERPT_CHARS`] characters of the response body. Of that body at most
+//! [`EXCERPT_READ_BYTES`] are kept (one chunk at a time, never the whole body); the rest is
+//! not read and the connection is dropped. reqwest's errors are stripped of their URL.
 //!
 //! The HTTP helpers (`http_client`, `post`) are shared with the Alertmanager receiver.
 
@@ -42,7 +45,7 @@ use serde_saphyr::Spanned;
 
 use super::{MAX_RECEIVER_TIMEOUT, MIN_RECEIVER_TIMEOUT};
 use crate::config::check::SecretOutcome;
-use crate::config::secret::{Secret, interpolate_env};
+use crate::config::secret::{Secret, interpolate_env, redact_url};
 use crate::config::{Checker, Text};
 
 /// Most redirects (307/308, same origin) followed for one delivery.
@@ -50,6 +53,9 @@ pub const MAX_REDIRECTS: usize = 3;
 
 /// Most characters of a response body quoted in an error.
 pub const EXCERPT_CHARS: usize = 200;
+
+/// Most bytes of an error response's body kept to quote from (4 per character at worst).
+pub const EXCERPT_READ_BYTES: usize = EXCERPT_CHARS * 4;
 
 /// Alertmanager's `endsAt` for an alert that has not ended (Go's zero `time.Time`).
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -128,7 +134,16 @@ impl WebhookReceiver {
             })?;
             headers.insert(HeaderName::from_static(SIGNATURE_HEADER), value);
         }
-        post(&self.client, self.url.clone(), headers, body).await
+        post(&self.client, self.url.clone(), headers, body)
+            .await
+            .map_err(|e| {
+                // Which endpoint failed, without what may be a token (path, query, userinfo).
+                let at = redact_url(self.url.as_str());
+                match e {
+                    SendError::Retryable(t) => SendError::Retryable(format!("{at}: {t}")),
+                    SendError::Permanent(t) => SendError::Permanent(format!("{at}: {t}")),
+                }
+            })
     }
 }
 
@@ -411,7 +426,7 @@ pub(crate) async fn post(
     );
     let response = match client.post(url).headers(headers).body(body).send().await {
         Ok(r) => r,
-        Err(e) => return Err(transport_error(&e)),
+        Err(e) => return Err(transport_error(&e.without_url())),
     };
     let status = response.status();
     match classify_status(status.as_u16()) {
@@ -472,13 +487,17 @@ fn describe(e: &reqwest::Error) -> String {
     }
 }
 
-/// At most [`EXCERPT_CHARS`] characters of the response body, whitespace collapsed.
+/// At most [`EXCERPT_CHARS`] characters of the response body, whitespace collapsed. Reads
+/// chunk by chunk, keeping at most [`EXCERPT_READ_BYTES`]; the rest of the body is never read
+/// (dropping the response closes its connection), and the client timeout bounds the wait.
 async fn excerpt(mut response: reqwest::Response) -> String {
     let mut raw = Vec::new();
-    // Read only as much as we quote (4 bytes per char at worst); the client timeout bounds it.
-    while raw.len() < EXCERPT_CHARS * 4 {
+    while raw.len() < EXCERPT_READ_BYTES {
         match response.chunk().await {
-            Ok(Some(chunk)) => raw.extend_from_slice(&chunk),
+            Ok(Some(chunk)) => {
+                let room = EXCERPT_READ_BYTES - raw.len();
+                raw.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+            }
             Ok(None) | Err(_) => break,
         }
     }
@@ -849,15 +868,81 @@ pub(crate) mod tests {
                 (Some(true), Err(SendError::Retryable(text)))
                 | (Some(false), Err(SendError::Permanent(text))) => {
                     assert!(text.contains(&status.to_string()), "{status}: {text}");
+                    // The endpoint, the status and the excerpt: nothing unbounded.
                     assert!(
-                        text.chars().count() <= EXCERPT_CHARS + 40,
+                        text.chars().count() <= url.len() + EXCERPT_CHARS + 40,
                         "{status}: {text}"
                     );
-                    assert!(!text.contains("127.0.0.1"), "URL leaked: {text}");
+                    // The endpoint is named by its origin; its path may be a token.
+                    let origin = url.trim_end_matches("/hook");
+                    assert!(
+                        text.starts_with(&format!("{origin}/<redacted>: HTTP ")),
+                        "{status}: {text}"
+                    );
+                    assert!(!text.contains("/hook"), "URL path leaked: {text}");
                 }
                 _ => panic!("{status}: expected {expected:?}, got {got:?}"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn an_endless_error_body_is_quoted_in_a_bounded_excerpt() {
+        // Answers 500 with a chunked body that never ends; reports what it wrote once the
+        // client went away (it stops at 256 MiB so a client reading it all cannot take the
+        // machine's memory).
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut written) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let _ = read_request(&mut sock).await;
+            let head = "HTTP/1.1 500 X\r\ntransfer-encoding: chunked\r\n\r\n";
+            let chunk = format!(
+                "4000\r\n{}\r\n",
+                "oops ".repeat(0x4000 / 5 + 1).get(..0x4000).unwrap()
+            );
+            let mut n = 0usize;
+            if sock.write_all(head.as_bytes()).await.is_ok() {
+                while n < 256 << 20 && sock.write_all(chunk.as_bytes()).await.is_ok() {
+                    n += chunk.len();
+                }
+            }
+            let _ = tx.send(n);
+        });
+        let m = message(
+            vec![alert("X", "a", Status::Firing, Severity::Warning)],
+            false,
+        );
+        let got = receiver(&format!("http://{addr}/hook"), None)
+            .send(&m)
+            .await;
+        let Err(SendError::Retryable(text)) = got else {
+            panic!("{got:?}");
+        };
+        assert!(text.contains("HTTP 500") && text.contains("oops"), "{text}");
+        assert!(text.chars().count() <= EXCERPT_CHARS + 80, "{text}");
+        let sent = written.recv().await.unwrap();
+        assert!(sent < 32 << 20, "the body was read on: {sent} bytes sent");
+    }
+
+    #[test]
+    fn config_debug_shows_the_url_redacted() {
+        let cfg = config(
+            "https://hooks.slack.com/services/T0/B0/tok3n",
+            Some("hmac-key"),
+            Duration::from_secs(1),
+        );
+        let debug = format!("{cfg:?}");
+        assert!(
+            debug.contains("https://hooks.slack.com/<redacted>")
+                && !debug.contains("tok3n")
+                && !debug.contains("hmac-key")
+                && !debug.contains("key-123"),
+            "{debug}"
+        );
     }
 
     #[tokio::test]
@@ -916,7 +1001,7 @@ pub(crate) mod tests {
         let started = tokio::time::Instant::now();
         let got = r.send(&m).await;
         assert!(
-            matches!(&got, Err(SendError::Retryable(t)) if t.starts_with("timeout")),
+            matches!(&got, Err(SendError::Retryable(t)) if t.starts_with(&format!("http://{addr}/: timeout"))),
             "{got:?}"
         );
         assert_eq!(started.elapsed(), Duration::from_millis(200));
@@ -1000,8 +1085,9 @@ pub enum WebhookFormat {
     Slack,
 }
 
-/// `webhook:` receiver settings.
-#[derive(Debug, Clone, PartialEq)]
+/// `webhook:` receiver settings. `Debug` shows the URL redacted ([`redact_url`]): its path
+/// may be a token.
+#[derive(Clone, PartialEq)]
 pub struct WebhookConfig {
     /// `http://` or `https://` URL.
     pub url: String,
@@ -1013,6 +1099,18 @@ pub struct WebhookConfig {
     pub headers: Vec<(String, crate::config::secret::Secret)>,
     /// Bound on one request.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &redact_url(&self.url))
+            .field("format", &self.format)
+            .field("secret", &self.secret)
+            .field("headers", &self.headers)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// The `webhook` receiver kind.

@@ -184,7 +184,9 @@ pub struct Engine {
     nodata: Vec<Instances>,
     last_eval: Vec<Option<Millis>>,
     generation: u64,
-    history: VecDeque<HistoryEntry>,
+    /// Recent notifications, oldest first, each with its sequence number (one more than the
+    /// previous entry's: a stable key for paging).
+    history: VecDeque<(u64, HistoryEntry)>,
     /// Whether anything worth persisting changed since [`Engine::take_dirty`].
     dirty: bool,
 }
@@ -332,7 +334,11 @@ impl Engine {
             if self.history.len() >= HISTORY_LIMIT {
                 self.history.pop_front();
             }
-            self.history.push_back(n.clone());
+            let seq = self
+                .history
+                .back()
+                .map_or(0, |(seq, _)| seq.wrapping_add(1));
+            self.history.push_back((seq, n.clone()));
         }
         out
     }
@@ -484,7 +490,18 @@ impl Engine {
 
     /// The last `n` notifications, newest first.
     pub fn history(&self, n: usize) -> Vec<HistoryEntry> {
-        self.history.iter().rev().take(n).cloned().collect()
+        self.history
+            .iter()
+            .rev()
+            .take(n)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// The kept notifications, newest first, each with its sequence number (larger is
+    /// newer; stable while the entry is kept).
+    pub fn history_numbered(&self) -> impl Iterator<Item = (u64, &HistoryEntry)> {
+        self.history.iter().rev().map(|(seq, e)| (*seq, e))
     }
 
     /// The worst severity firing now.
