@@ -534,17 +534,21 @@ impl Outbox {
         if held.is_empty() {
             return Ok(Vec::new());
         }
+        let recovering = self
+            .fault
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
         self.enqueue_at(held.iter().map(|(m, at)| (m, *at)))?;
         let mut receivers: Vec<String> = held.iter().map(|(m, _)| m.receiver.clone()).collect();
         receivers.sort_unstable();
         receivers.dedup();
-        if self.set_fault(None) {
-            tracing::info!(path = %self.path.display(), "outbox writable again");
+        if recovering {
+            tracing::info!(
+                written = held.len(),
+                "outbox: the notifications kept in memory are written out"
+            );
         }
-        tracing::info!(
-            written = held.len(),
-            "outbox: notifications held in memory are written out"
-        );
         held.clear();
         Ok(receivers)
     }
