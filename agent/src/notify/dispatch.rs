@@ -566,8 +566,10 @@ async fn worker(
             break;
         }
         if let Some(wait) = backoff_wait {
+            // The intake wakes the worker when it has written held messages out.
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                _ = wake.notified() => {}
                 _ = stop.changed() => {}
             }
             if *stop.borrow() {
