@@ -43,8 +43,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use super::config::{NotifyConfig, ReceiverConfig, ReceiverKind};
 use super::group::Grouper;
-use super::outbox::Hold;
-use super::outbox::{Outbox, Outcome};
+use super::outbox::{Hold, Outbox, Outcome};
 use super::policy::{Breaker, BreakerState, RateLimit, backoff, give_up};
 use super::route::{receivers_for, routing_labels};
 use super::{AlertPayload, Message, Receiver, SendError, fingerprint};
