@@ -417,11 +417,12 @@ pub async fn run(
         "lookout started"
     );
 
-    // Delivery first: by the time the API answers, the outbox and dispatcher are up.
+    // Delivery first: by the time the API answers, the outbox and dispatcher are up. The
+    // collectors too: /readyz counts the ones registered, and must not say ready before.
     let mut delivery = Some(DeliveryTasks::start(&config, &state, &outbox).await?);
+    let mut collectors = start_collectors(&config, &state);
     let (server_stop, server_stopped) = watch::channel(false);
     let server = tokio::spawn(crate::api::serve(listener, state.clone(), server_stopped));
-    let mut collectors = start_collectors(&config, &state);
     let mut rules_task = Some(RulesTask::start(&config, &state, state_file.clone()));
     let restart_only = (config.agent.listen, config.agent.data_dir.clone());
 
