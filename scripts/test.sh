@@ -15,6 +15,7 @@ peers=(
   "redis-server redis-server"
   "systemd-analyze systemd"
   "dpkg-deb dpkg"
+  "faketime faketime"
 )
 missing=()
 for entry in "${peers[@]}"; do

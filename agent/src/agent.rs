@@ -5,6 +5,12 @@
 //! file and, if it is valid, restarts the collectors on it (an invalid file is logged with
 //! every problem and the running configuration stays); SIGTERM or Ctrl-C stops the
 //! collectors and lets in-flight HTTP requests finish.
+//!
+//! A `data_dir` that refuses writes (full, read-only) stops none of it: the outbox keeps
+//! notifications in memory, the alert states stay in the engine and are saved again at every
+//! evaluation, and `/readyz` says `degraded` with the reasons until both are written. An
+//! unreadable state or outbox file is moved aside at start-up and the agent starts fresh; an
+//! outbox locked by another running agent stops the start-up.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,7 +20,7 @@ use std::time::Instant;
 use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 
-use crate::clock::wall_millis;
+use crate::clock::{AgentTimeline, Clock, now_millis, wall_millis};
 use crate::collect::scheduler;
 use crate::collect::{self, Job};
 use crate::config::Problems;
@@ -22,7 +28,7 @@ use crate::notify::dispatch;
 use crate::notify::outbox::{self, Outbox};
 use crate::rules::engine::Engine;
 use crate::rules::model::Rule;
-use crate::rules::persist::StateFile;
+use crate::rules::persist::{StateFile, StoredInstance};
 use crate::settings::{self, Config};
 use crate::state::{ReloadRequest, State};
 
@@ -31,9 +37,22 @@ const SYSTEM_DATA_DIR: &str = "/var/lib/lookout";
 
 /// Chooses and creates the state directory: the configured one, else `/var/lib/lookout` when
 /// writable, else `$XDG_STATE_HOME/lookout` or `~/.local/state/lookout`.
+///
+/// A configured directory that exists but cannot be written to now (a read-only or full
+/// filesystem) is used anyway, with a warning: the agent runs degraded, keeping in memory
+/// what it cannot write, until it can.
 pub fn resolve_data_dir(configured: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = configured {
-        ensure_writable(dir).with_context(|| format!("agent.data_dir {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .context("cannot create it")
+            .with_context(|| format!("agent.data_dir {}", dir.display()))?;
+        if let Err(e) = ensure_writable(dir) {
+            tracing::warn!(
+                data_dir = %dir.display(),
+                error = %format!("{e:#}"),
+                "agent.data_dir cannot be written to now; alert states and notifications are kept in memory until it can"
+            );
+        }
         return Ok(dir.to_path_buf());
     }
     let mut candidates = vec![PathBuf::from(SYSTEM_DATA_DIR)];
@@ -101,7 +120,13 @@ struct RulesTask {
 impl RulesTask {
     fn start(config: &Config, state: &Arc<State>, file: Arc<StateFile>) -> RulesTask {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run_rules(config.clone(), state.clone(), file, stopped));
+        let task = tokio::spawn(run_rules(
+            config.clone(),
+            state.clone(),
+            file,
+            Arc::new(AgentTimeline),
+            stopped,
+        ));
         RulesTask { stop, task }
     }
 
@@ -111,12 +136,54 @@ impl RulesTask {
     }
 }
 
+/// The alert states to save: times moved from the timeline to the wall clock (`offset` ms
+/// ahead), so that a restart, whose timeline starts at the wall clock, carries on from them.
+fn wall_states(snapshot: Vec<StoredInstance>, offset: crate::store::Millis) -> Vec<StoredInstance> {
+    snapshot
+        .into_iter()
+        .map(|s| StoredInstance {
+            state: s.state.shifted(offset),
+            ..s
+        })
+        .collect()
+}
+
+/// Saves the alert states; a failure is logged (once, until a save succeeds), reported by
+/// `/readyz`, and the engine marked dirty so the next evaluation saves again.
+async fn save_states(state: &State, file: &Arc<StateFile>, snapshot: Vec<StoredInstance>) {
+    let file = file.clone();
+    let result = match tokio::task::spawn_blocking(move || file.save(&snapshot)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("alert state save task failed: {e}")),
+    };
+    match result {
+        Ok(()) => {
+            if let Some(was) = state.set_state_save_error(None) {
+                tracing::info!(was = %was, "alert states saved again");
+            }
+        }
+        Err(e) => {
+            if state.set_state_save_error(Some(e.clone())).is_none() {
+                tracing::error!(error = %e, "cannot save alert states; kept in memory, saved again at every evaluation");
+            } else {
+                tracing::debug!(error = %e, "alert states still not saved");
+            }
+            state.engine().mark_dirty();
+        }
+    }
+}
+
 /// Evaluates the rules on their intervals until `stop`; hands notifications to the log
 /// receiver and saves the alert states whenever an instance changes phase or severity.
+///
+/// Time comes from `clock`, the agent's timeline: a step of the wall clock neither fires nor
+/// resolves anything, nor stalls the evaluations.
 async fn run_rules(
     config: Config,
     state: Arc<State>,
     file: Arc<StateFile>,
+    clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
 ) {
     let tick = state
@@ -150,7 +217,7 @@ async fn run_rules(
             break;
         }
         let started = Instant::now();
-        let now = wall_millis();
+        let now = clock.now();
         let host = state.hostname();
         let (notifications, samples, snapshot) = {
             let store = state.store();
@@ -193,21 +260,7 @@ async fn run_rules(
             }
         }
         if let Some(snapshot) = snapshot {
-            let file = file.clone();
-            let failed = match tokio::task::spawn_blocking(move || file.save(&snapshot)).await {
-                Ok(Ok(())) => false,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "cannot save alert states; will retry");
-                    true
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "alert state save task failed; will retry");
-                    true
-                }
-            };
-            if failed {
-                state.engine().mark_dirty();
-            }
+            save_states(&state, &file, wall_states(snapshot, clock.wall_offset())).await;
         }
     }
 }
@@ -236,8 +289,8 @@ impl DeliveryTasks {
             .map(|r| r.name.clone())
             .collect();
         let ob = outbox.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), outbox::OutboxError> {
-            let now = wall_millis();
+        let forgotten = tokio::task::spawn_blocking(move || -> Result<(), outbox::OutboxError> {
+            let now = now_millis();
             for gone in ob
                 .receivers_with_pending()?
                 .into_iter()
@@ -248,7 +301,12 @@ impl DeliveryTasks {
             Ok(())
         })
         .await
-        .context("outbox task")??;
+        .context("outbox task")?;
+        if let Err(e) = forgotten {
+            // The outbox cannot be used now (data_dir full or read-only): delivery starts
+            // anyway; those messages stay pending until a later reload moves them.
+            tracing::warn!(error = %e, "messages of receivers no longer configured not moved to the dead letters");
+        }
         let (stop, stopped) = watch::channel(false);
         let (dispatcher, tasks) = dispatch::start(&config.notify, outbox.clone(), stopped)?;
         state.set_delivery(Some((dispatcher, config.notify.clone())));
@@ -335,13 +393,16 @@ pub async fn run(
     let outbox = {
         let path = data_dir.join(outbox::FILE_NAME);
         Arc::new(
-            tokio::task::spawn_blocking(move || Outbox::open(&path))
-                .await
-                .context("outbox task")??,
+            tokio::task::spawn_blocking(move || {
+                Outbox::open_or_quarantine(&path, wall_millis() / 1000)
+            })
+            .await
+            .context("outbox task")??,
         )
     };
     let engine = Engine::new(rules, restored);
     let state = Arc::new(State::new(config.agent.hostname.clone(), reload_tx, engine));
+    state.set_outbox(outbox.clone());
     state.set_api_token_file(config.agent.api_token_file.clone());
     let listener = tokio::net::TcpListener::bind(config.agent.listen)
         .await
@@ -356,11 +417,12 @@ pub async fn run(
         "lookout started"
     );
 
-    // Delivery first: by the time the API answers, the outbox and dispatcher are up.
+    // Delivery first: by the time the API answers, the outbox and dispatcher are up. The
+    // collectors too: /readyz counts the ones registered, and must not say ready before.
     let mut delivery = Some(DeliveryTasks::start(&config, &state, &outbox).await?);
+    let mut collectors = start_collectors(&config, &state);
     let (server_stop, server_stopped) = watch::channel(false);
     let server = tokio::spawn(crate::api::serve(listener, state.clone(), server_stopped));
-    let mut collectors = start_collectors(&config, &state);
     let mut rules_task = Some(RulesTask::start(&config, &state, state_file.clone()));
     let restart_only = (config.agent.listen, config.agent.data_dir.clone());
 
@@ -414,7 +476,15 @@ pub async fn run(
         d.stop(&state).await;
     }
     collectors.stop().await;
-    let snapshot = state.engine().snapshot();
+    let held = outbox.held();
+    if held > 0 {
+        tracing::error!(
+            held,
+            path = %outbox.path().display(),
+            "notifications kept in memory are lost: the outbox could not be written before the agent stopped"
+        );
+    }
+    let snapshot = wall_states(state.engine().snapshot(), AgentTimeline.wall_offset());
     if let Err(e) = state_file.save(&snapshot) {
         tracing::error!(error = %e, "cannot save alert states at shutdown");
     }
@@ -505,5 +575,172 @@ mod tests {
         let ok = dir.join("state");
         assert_eq!(resolve_data_dir(Some(&ok)).unwrap(), ok);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// The rules task on paused Tokio time, under a wall clock that is stepped while it runs.
+#[cfg(test)]
+mod clock_steps {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::catalogue::{LOAD1, LOAD5, LOAD15};
+    use crate::clock::{Source, Timeline};
+    use crate::rules::engine::Status;
+    use crate::sample::Sample;
+    use crate::store::Millis;
+
+    const T0: Millis = 1_700_000_000_000;
+    const HOUR: Millis = 3_600_000;
+
+    /// The monotonic clock is paused Tokio time; the wall clock is T0 plus that, plus the
+    /// steps the test takes.
+    struct Stepped {
+        origin: tokio::time::Instant,
+        step: AtomicI64,
+    }
+
+    impl Source for Arc<Stepped> {
+        fn wall(&self) -> Millis {
+            T0 + self.mono().as_millis() as Millis + self.step.load(Ordering::SeqCst)
+        }
+
+        fn mono(&self) -> Duration {
+            self.origin.elapsed()
+        }
+    }
+
+    /// Every timer a wall-clock step could trip: `for` (Pending), `repeat_interval` (Firing),
+    /// `stale_after` (Stale, whose data stops at 30 s) and `clear_for` (Clearing, clear from
+    /// 40 s).
+    const RULES: &str = "groups:
+  - name: t
+    interval: 1s
+    rules:
+      - alert: Firing
+        expr: lookout_load1
+        warning: \">= 0\"
+      - alert: Pending
+        expr: lookout_load1
+        warning: \">= 0\"
+        for: 10m
+      - alert: Stale
+        expr: lookout_load15
+        warning: \">= 0\"
+        on_missing: keep
+        stale_after: 5m
+      - alert: Clearing
+        expr: max_over_time(lookout_load5[1m])
+        warning: \">= 0.5\"
+        clear_for: 10m
+";
+
+    /// Runs the rules task for 12 minutes of paused time, the wall clock stepped by
+    /// `steps[i].1` at `steps[i].0` seconds; returns the notifications decided (alert,
+    /// status, seconds after the start on the timeline) and the states saved last.
+    async fn run(steps: &[(u64, Millis)]) -> (Vec<(String, Status, Millis)>, Vec<StoredInstance>) {
+        let config = settings::load_str("notify:\n  repeat_interval: 30m\n", "test.yaml").unwrap();
+        let mut problems = Vec::new();
+        let rules = crate::rules::load::parse_file(
+            RULES,
+            "rules.yaml",
+            &config.rule_defaults(),
+            &mut problems,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let dir = std::env::temp_dir().join(format!(
+            "lookout-clock-steps-{}-{:016x}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = Arc::new(StateFile::new(&dir));
+        let (reload, _reloads) = mpsc::channel(1);
+        let state = Arc::new(State::new(
+            "h".into(),
+            reload,
+            Engine::new(rules, Vec::new()),
+        ));
+        let origin = tokio::time::Instant::now();
+        let source = Arc::new(Stepped {
+            origin,
+            step: AtomicI64::new(0),
+        });
+        let clock: Arc<dyn Clock> = Arc::new(Timeline::new(source.clone()));
+        let (stop, stopped) = watch::channel(false);
+        let rules_task = tokio::spawn(run_rules(
+            config,
+            state.clone(),
+            file.clone(),
+            clock.clone(),
+            stopped,
+        ));
+        // The collector: every second, half a second off the evaluations, on the timeline.
+        let collector = {
+            let (state, clock) = (state.clone(), clock.clone());
+            tokio::spawn(async move {
+                for i in 0u64.. {
+                    tokio::time::sleep_until(origin + Duration::from_millis(500 + i * 1000)).await;
+                    let mut samples = vec![
+                        Sample::new(&LOAD1, 1.0),
+                        Sample::new(&LOAD5, if i < 40 { 1.0 } else { 0.0 }),
+                    ];
+                    if i < 30 {
+                        samples.push(Sample::new(&LOAD15, 1.0));
+                    }
+                    state.store_mut().apply("load", samples, clock.now());
+                }
+            })
+        };
+        for (at, by) in steps {
+            tokio::time::sleep_until(origin + Duration::from_secs(*at)).await;
+            source.step.fetch_add(*by, Ordering::SeqCst);
+        }
+        tokio::time::sleep_until(origin + Duration::from_secs(720)).await;
+        stop.send(true).unwrap();
+        rules_task.await.unwrap();
+        collector.abort();
+        let mut decided: Vec<(String, Status, Millis)> = state
+            .engine()
+            .history(usize::MAX)
+            .into_iter()
+            .map(|n| (n.alert, n.status, (n.at - T0) / 1000))
+            .collect();
+        decided.reverse();
+        let saved = file.load().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        (decided, saved)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_of_the_wall_clock_neither_fires_nor_resolves_anything() {
+        let (steady, _) = run(&[]).await;
+        let expected: Vec<(String, Status, Millis)> = [
+            // the first evaluation that sees data (the first samples come at 0.5 s)
+            ("Firing", Status::Firing, 1),
+            ("Stale", Status::Firing, 1),
+            ("Clearing", Status::Firing, 1),
+            // 5 min after the evaluation that saw its last value (sampled at 29.5 s)
+            ("Stale", Status::Resolved, 330),
+            // 10 min after it turned pending
+            ("Pending", Status::Firing, 601),
+            // 10 min after the last 1 (at 39.5 s) left the 1-minute window
+            ("Clearing", Status::Resolved, 700),
+        ]
+        .into_iter()
+        .map(|(a, s, t)| (a.to_string(), s, t))
+        .collect();
+        assert_eq!(steady, expected, "without steps");
+
+        // One hour forward at 1 min, back at 2 min, and back again at 3 min (an hour behind):
+        // the same notifications, at the same times.
+        let (stepped, saved) = run(&[(60, HOUR), (120, -HOUR), (180, -HOUR)]).await;
+        assert_eq!(stepped, expected, "with the wall clock stepped");
+
+        // What is saved is on the wall clock (an hour behind the timeline at the end), so a
+        // restart, whose timeline starts at the wall clock, carries on from it.
+        let firing = saved.iter().find(|s| s.alert == "Firing").unwrap();
+        assert_eq!(firing.state.firing_since(), Some(T0 + 1_000 - HOUR));
     }
 }

@@ -158,8 +158,9 @@ catalogue! {
     COLLECTOR_DURATION_SECONDS = "lookout_collector_duration_seconds", Gauge, ["collector"], "Duration of the collector's last run.";
     RULE_EVALUATION_DURATION_SECONDS = "lookout_rule_evaluation_duration_seconds", Gauge, [], "Duration of the last rule evaluation tick.";
     NOTIFICATIONS_TOTAL = "lookout_notifications_total", Counter, ["receiver", "result"], "Notification delivery attempts by result.";
-    OUTBOX_PENDING = "lookout_outbox_pending", Gauge, [], "Notifications waiting in the outbox.";
+    OUTBOX_PENDING = "lookout_outbox_pending", Gauge, [], "Notifications waiting for delivery: in the outbox, and kept in memory while it cannot be written.";
     OUTBOX_OLDEST_AGE_SECONDS = "lookout_outbox_oldest_age_seconds", Gauge, [], "Age of the oldest pending notification.";
+    OUTBOX_WRITE_ERRORS_TOTAL = "lookout_outbox_write_errors_total", Counter, [], "Writes to the outbox file that failed (data_dir full or read-only, I/O errors); the notifications not written are kept in memory and written out once the disk accepts writes again.";
     RECEIVER_CIRCUIT_STATE = "lookout_receiver_circuit_state", Gauge, ["receiver"], "Circuit breaker of a receiver: 0 closed, 1 half-open (one probe allowed), 2 open.";
     BUILD_INFO = "lookout_build_info", Gauge, ["version"], "Always 1; the version label says which build runs.";
     PROCESS_RESIDENT_MEMORY_BYTES = "process_resident_memory_bytes", Gauge, [], "Resident memory of the agent process.";

@@ -9,12 +9,13 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::clock::wall_millis;
+use crate::clock::now_millis;
 use crate::collect::ingest::{Ingest, IngestSection};
 use crate::collect::scheduler::{self, RunStatus, Sink};
 use crate::config::Section;
 use crate::notify::config::NotifyConfig;
 use crate::notify::dispatch::{DRILL_WINDOW, Dispatcher, DrillGate};
+use crate::notify::outbox::Outbox;
 use crate::rules::engine::Engine;
 use crate::rules::score::Score;
 use crate::store::{Retention, Store};
@@ -34,6 +35,9 @@ pub struct State {
     ingest: Arc<Ingest>,
     /// One fire drill per [`DRILL_WINDOW`], across reloads (which restart delivery).
     drill: DrillGate,
+    outbox: Mutex<Option<Arc<Outbox>>>,
+    /// Why the alert states could not be saved, until a save succeeds.
+    state_save_error: Mutex<Option<String>>,
 }
 
 /// A reload asked for over HTTP, answered with the outcome.
@@ -55,7 +59,52 @@ impl State {
             delivery: Mutex::new(None),
             ingest: Arc::new(Ingest::new(&IngestSection::builtin(), started)),
             drill: DrillGate::new(DRILL_WINDOW),
+            outbox: Mutex::new(None),
+            state_save_error: Mutex::new(None),
         }
+    }
+
+    /// Sets the outbox, whose health `/readyz` reports.
+    pub fn set_outbox(&self, outbox: Arc<Outbox>) {
+        *self.outbox.lock().unwrap_or_else(|e| e.into_inner()) = Some(outbox);
+    }
+
+    /// Records the outcome of the last save of the alert states: `Some(why)` when it failed
+    /// (the rules task tries again at every evaluation), `None` when it succeeded. Returns the
+    /// error it replaces.
+    pub fn set_state_save_error(&self, error: Option<String>) -> Option<String> {
+        std::mem::replace(
+            &mut *self
+                .state_save_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+            error,
+        )
+    }
+
+    /// Why the agent is degraded: what it cannot write to `data_dir` and keeps in memory
+    /// meanwhile (empty when nothing is wrong). Collection, rules and `/metrics` go on.
+    pub fn degraded(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        let outbox = self
+            .outbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(why) = outbox.and_then(|o| o.health()) {
+            reasons.push(why);
+        }
+        if let Some(why) = self
+            .state_save_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            reasons.push(format!(
+                "{why}; the alert states are kept in memory and saved again at every evaluation"
+            ));
+        }
+        reasons
     }
 
     /// Read access to the store. A poisoned lock (a panic while writing) still yields the data:
@@ -149,7 +198,7 @@ impl State {
     /// Forgets collector `name` (a reload removed it): its series become absent and it no
     /// longer counts for readiness.
     pub fn retire(&self, name: &str) {
-        let at = wall_millis();
+        let at = now_millis();
         {
             let mut store = self.store_mut();
             store.mark_absent(name, at);

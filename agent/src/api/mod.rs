@@ -94,14 +94,24 @@ async fn healthz() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 
+/// 200 `ready`; 503 `starting` (collectors that have not run yet) or 503 `degraded` (what
+/// the agent cannot write to `data_dir` and keeps in memory, see [`State::degraded`]).
 async fn readyz(AxumState(state): AxumState<Arc<State>>) -> Response {
     let waiting = state.not_ready();
-    if waiting.is_empty() {
+    if !waiting.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "starting", "waiting_for": waiting })),
+        )
+            .into_response();
+    }
+    let reasons = state.degraded();
+    if reasons.is_empty() {
         axum::Json(json!({ "status": "ready" })).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "status": "starting", "waiting_for": waiting })),
+            axum::Json(json!({ "status": "degraded", "reasons": reasons })),
         )
             .into_response()
     }

@@ -20,7 +20,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 use super::Schedule;
 use super::{AsyncCollector, CollectError, Collector, Sample};
 use crate::catalogue::{COLLECTOR_DURATION_SECONDS, COLLECTOR_UP};
-use crate::clock::wall_millis;
+use crate::clock::{now_millis, wall_millis};
 use crate::store::{Millis, Store};
 
 /// Where the scheduler records each run: the samples into the store, the outcome into the
@@ -69,7 +69,9 @@ fn spawn_run(mut collector: Box<dyn Collector>) -> JoinHandle<RunResult> {
 
 /// Records a run's outcome in the store and the status map.
 fn record(sink: &dyn Sink, name: &str, result: Result<Vec<Sample>, String>, took: Duration) {
-    let at = wall_millis();
+    // The store runs on the agent's timeline (what the rules measure windows on); the run
+    // status shows the wall-clock time.
+    let at = now_millis();
     let up = result.is_ok();
     let meta = vec![
         Sample::with_labels(
@@ -105,7 +107,7 @@ fn record(sink: &dyn Sink, name: &str, result: Result<Vec<Sample>, String>, took
         s.runs += 1;
         s.up = up;
         s.last_duration_seconds = took.as_secs_f64();
-        s.last_run_ms = at;
+        s.last_run_ms = wall_millis();
         s.last_error = error.take();
     });
 }

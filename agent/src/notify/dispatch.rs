@@ -24,6 +24,16 @@
 //!   stays behind whatever was queued before it for that receiver (never ahead of a resolve).
 //! - Messages still in the outbox when the agent stops (or is killed) are delivered after the
 //!   next start; every message carries a stable id that webhooks send as `Idempotency-Key`.
+//! - **A disk that refuses writes** stops nothing here: the intake hands messages to
+//!   [`Outbox::enqueue_or_hold`], which keeps what it cannot write in memory, and tries again
+//!   (writing them out, or with nothing held, probing with an empty commit) on a backoff from
+//!   [`RETRY_FIRST`] to [`RETRY_MAX`] until a write succeeds; the workers wake then. A worker
+//!   that cannot read the outbox, or cannot record an outcome, waits on the same backoff and
+//!   tries again; an outcome not recorded yet is kept and recorded first, so a delivered
+//!   message is not sent again meanwhile.
+//! - Timing runs on the agent's timeline ([`crate::clock::now_millis`]), which a step of the
+//!   wall clock does not move; the timestamps that leave the agent (an alert's start and end,
+//!   a message's creation) are turned into wall-clock time on the way in.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -33,14 +43,15 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use super::config::{NotifyConfig, ReceiverConfig, ReceiverKind};
 use super::group::Grouper;
-use super::outbox::{Outbox, Outcome};
+use super::outbox::{Hold, Outbox, Outcome};
 use super::policy::{Breaker, BreakerState, RateLimit, backoff, give_up};
 use super::route::{receivers_for, routing_labels};
 use super::{AlertPayload, Message, Receiver, SendError, fingerprint};
 use crate::catalogue::{
-    NOTIFICATIONS_TOTAL, OUTBOX_OLDEST_AGE_SECONDS, OUTBOX_PENDING, RECEIVER_CIRCUIT_STATE,
+    NOTIFICATIONS_TOTAL, OUTBOX_OLDEST_AGE_SECONDS, OUTBOX_PENDING, OUTBOX_WRITE_ERRORS_TOTAL,
+    RECEIVER_CIRCUIT_STATE,
 };
-use crate::clock::wall_millis;
+use crate::clock::{now_millis, wall_millis, wall_offset_millis};
 use crate::rules::LabelSet;
 use crate::rules::engine::{ActiveAlert, Notification, Status};
 use crate::rules::state::{Kind, Phase};
@@ -162,6 +173,17 @@ pub struct Dispatcher {
     counters: Arc<Mutex<Counters>>,
     /// Each receiver's worker wakes on its entry (after messages were queued for it).
     wakes: Arc<BTreeMap<String, Arc<Notify>>>,
+    wall_offset: WallOffset,
+}
+
+/// First wait before the outbox is tried again after a failure.
+pub const RETRY_FIRST: Duration = Duration::from_millis(500);
+/// Longest wait between two tries of an outbox that keeps failing.
+pub const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// The next wait of the outbox retry backoff after `current`: doubled, at most [`RETRY_MAX`].
+fn next_retry(current: Duration) -> Duration {
+    current.saturating_mul(2).min(RETRY_MAX)
 }
 
 /// Errors starting delivery.
@@ -182,9 +204,10 @@ impl Dispatcher {
         if notifications.is_empty() {
             return;
         }
+        let offset = (self.wall_offset)();
         let batch = notifications
             .iter()
-            .map(|n| (payload(n), Via::Route))
+            .map(|n| (to_wall(payload(n), offset), Via::Route))
             .collect();
         if self.intake.send(batch).await.is_err() {
             tracing::error!("delivery is stopped; notifications not queued");
@@ -200,7 +223,11 @@ impl Dispatcher {
         if firing.is_empty() {
             return;
         }
-        let batch = firing.into_iter().map(|a| (a, Via::Refresh)).collect();
+        let offset = (self.wall_offset)();
+        let batch = firing
+            .into_iter()
+            .map(|a| (to_wall(a, offset), Via::Refresh))
+            .collect();
         if self.intake.send(batch).await.is_err() {
             tracing::error!("delivery is stopped; alert re-sends not queued");
         }
@@ -263,18 +290,26 @@ impl Dispatcher {
             ));
         }
         drop(counters);
-        match self.outbox.stats(now) {
-            Ok(stats) => {
-                out.push(Sample::new(&OUTBOX_PENDING, stats.pending as f64));
-                out.push(Sample::new(
-                    &OUTBOX_OLDEST_AGE_SECONDS,
-                    stats.oldest_age_seconds,
-                ));
-            }
-            Err(e) => tracing::error!(error = %e, "cannot read outbox statistics"),
-        }
+        let stats = self.outbox.stats_or_last_known(now);
+        out.push(Sample::new(&OUTBOX_PENDING, stats.pending as f64));
+        out.push(Sample::new(
+            &OUTBOX_OLDEST_AGE_SECONDS,
+            stats.oldest_age_seconds,
+        ));
+        out.push(Sample::new(
+            &OUTBOX_WRITE_ERRORS_TOTAL,
+            self.outbox.write_errors() as f64,
+        ));
         out
     }
+}
+
+/// `alert` with its times (on the agent's timeline) turned into wall-clock time, the wall
+/// clock being `offset` ms ahead of the timeline.
+fn to_wall(mut alert: AlertPayload, offset: Millis) -> AlertPayload {
+    alert.starts_at = alert.starts_at.saturating_add(offset);
+    alert.ends_at = alert.ends_at.map(|t| t.saturating_add(offset));
+    alert
 }
 
 fn count(counters: &Mutex<Counters>, receiver: &str, result: &'static str) {
@@ -297,10 +332,13 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     }
 }
 
-/// Where delivery reads the time, in ms since the epoch: the wall clock in the agent; in
-/// the tests, a clock that follows paused Tokio time, so backoff, grouping, circuit and
+/// Where delivery reads the time, in ms since the epoch: the agent's timeline in the agent;
+/// in the tests, a clock that follows paused Tokio time, so backoff, grouping, circuit and
 /// rate-limit timing can be checked exactly.
 type Clock = Arc<dyn Fn() -> Millis + Send + Sync>;
+
+/// How far the wall clock is ahead of [`Clock`], in ms ([`wall_offset_millis`] in the agent).
+type WallOffset = fn() -> Millis;
 
 /// Starts delivery for `config` with the outbox at `outbox_path`; runs until `stop`.
 pub fn start(
@@ -314,7 +352,8 @@ pub fn start(
         receivers,
         outbox,
         stop,
-        Arc::new(wall_millis),
+        Arc::new(now_millis),
+        wall_offset_millis,
     ))
 }
 
@@ -325,6 +364,7 @@ fn start_with(
     outbox: Arc<Outbox>,
     stop: watch::Receiver<bool>,
     clock: Clock,
+    wall_offset: WallOffset,
 ) -> (Dispatcher, Vec<tokio::task::JoinHandle<()>>) {
     let counters = Arc::new(Mutex::new(Counters::default()));
     let (tx, rx) = mpsc::channel(256);
@@ -351,7 +391,7 @@ fn start_with(
         wakes.clone(),
         rx,
         stop,
-        clock,
+        (clock, wall_offset),
     )));
     (
         Dispatcher {
@@ -359,6 +399,7 @@ fn start_with(
             outbox,
             counters,
             wakes,
+            wall_offset,
         },
         tasks,
     )
@@ -371,7 +412,7 @@ async fn intake(
     wakes: Arc<BTreeMap<String, Arc<Notify>>>,
     mut rx: mpsc::Receiver<Vec<(AlertPayload, Via)>>,
     mut stop: watch::Receiver<bool>,
-    clock: Clock,
+    (clock, wall_offset): (Clock, WallOffset),
 ) {
     let instance = format!("{:016x}", fastrand::u64(..));
     let group_wait = i64::try_from(config.group_wait.as_millis()).unwrap_or(i64::MAX);
@@ -389,11 +430,20 @@ async fn intake(
     // Annotations of the last firing notification per fingerprint, for re-sends (which the
     // rule loop builds without them). Emptied on resolve, pruned to the firing set on refresh.
     let mut annotations: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    // While the outbox refuses writes: when to try again, and the wait after that.
+    let mut retry: Option<(Millis, Duration)> = None;
     loop {
         let now = clock();
-        let sleep = grouper.next_due().map_or(Duration::from_secs(3600), |due| {
-            Duration::from_millis(u64::try_from(due - now).unwrap_or(0))
-        });
+        let due = match (grouper.next_due(), retry) {
+            (Some(g), Some((r, _))) => Some(g.min(r)),
+            (g, r) => g.or(r.map(|(r, _)| r)),
+        };
+        // Idle, it still looks at the outbox every RETRY_MAX for a fault to probe.
+        let sleep = due
+            .map_or(RETRY_MAX, |due| {
+                Duration::from_millis(u64::try_from(due - now).unwrap_or(0))
+            })
+            .min(RETRY_MAX);
         let stopping = tokio::select! {
             batch = rx.recv() => match batch {
                 Some(batch) => {
@@ -445,24 +495,69 @@ async fn intake(
             _ = stop.changed() => true,
         };
         let now = clock();
-        let messages = if stopping {
+        let mut messages = if stopping {
             grouper.flush(now)
         } else {
             grouper.due(now)
         };
-        if !messages.is_empty() {
-            let receivers: Vec<String> = messages.iter().map(|m| m.receiver.clone()).collect();
+        let offset = wall_offset();
+        for m in &mut messages {
+            m.created_ms = m.created_ms.saturating_add(offset);
+        }
+        // A fault seen by another user of the outbox (a worker) is probed here too.
+        let retry_due = match retry {
+            Some((at, _)) => at <= now,
+            None => outbox.health().is_some(),
+        };
+        if !messages.is_empty() || retry_due || (stopping && retry.is_some()) {
             let ob = outbox.clone();
-            match blocking(move || ob.enqueue(&messages, now)).await {
-                Some(Ok(())) => {
+            // New messages go behind those held; with none, a due retry writes out what is
+            // held, or, with nothing held, probes whether the disk takes writes again.
+            let outcome = blocking(move || {
+                if !messages.is_empty() {
+                    ob.enqueue_or_hold(messages, now)
+                } else if ob.held() > 0 {
+                    match ob.flush_held() {
+                        Ok(receivers) => Hold::Written { receivers },
+                        Err(error) => Hold::Held {
+                            error,
+                            folded: Vec::new(),
+                        },
+                    }
+                } else {
+                    match ob.probe() {
+                        Ok(()) => Hold::Written {
+                            receivers: Vec::new(),
+                        },
+                        Err(error) => Hold::Held {
+                            error,
+                            folded: Vec::new(),
+                        },
+                    }
+                }
+            })
+            .await;
+            match outcome {
+                Some(Hold::Written { receivers }) => {
+                    retry = None;
                     for r in receivers {
                         if let Some(w) = wakes.get(&r) {
                             w.notify_one();
                         }
                     }
                 }
-                Some(Err(e)) => {
-                    tracing::error!(error = %e, "cannot write to the outbox; notifications lost")
+                Some(Hold::Held { error, folded }) => {
+                    for receiver in folded {
+                        count(&counters, &receiver, "folded");
+                    }
+                    let wait = retry.map_or(RETRY_FIRST, |(_, wait)| next_retry(wait));
+                    if retry.is_none() {
+                        tracing::error!(error = %error, held = outbox.held(), "cannot write to the outbox; notifications kept in memory until it can");
+                    } else {
+                        tracing::debug!(error = %error, held = outbox.held(), "outbox still refuses writes");
+                    }
+                    let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+                    retry = Some((now.saturating_add(wait_ms), wait));
                 }
                 None => {}
             }
@@ -487,25 +582,76 @@ async fn worker(
     let mut limit = RateLimit::new(config.rate_limit);
     // Whether the rate limit holds the next message back (logged once per wait).
     let mut held_by_limit = false;
+    // An outcome the outbox could not record yet: recorded before anything else is sent.
+    let mut unrecorded: Option<(String, Outcome, Millis)> = None;
+    // While the outbox fails: the wait before the next try.
+    let mut backoff_wait: Option<Duration> = None;
     loop {
         if *stop.borrow() {
             break;
         }
+        if let Some(wait) = backoff_wait {
+            // The intake wakes the worker when it has written held messages out.
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = wake.notified() => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                break;
+            }
+        }
+        let failed = |e: &dyn std::fmt::Display, what: &str, backoff: &mut Option<Duration>| {
+            if backoff.is_none() {
+                tracing::error!(receiver = %name, error = %e, "{what}; trying again");
+            }
+            *backoff = Some(backoff.map_or(RETRY_FIRST, next_retry));
+        };
+        if let Some((id, outcome, at)) = unrecorded.take() {
+            let ob = outbox.clone();
+            let (i, o) = (id.clone(), outcome.clone());
+            match blocking(move || ob.record(&i, o, at)).await {
+                Some(Ok(())) => backoff_wait = None,
+                Some(Err(e)) => {
+                    failed(&e, "cannot record a delivery outcome", &mut backoff_wait);
+                    unrecorded = Some((id, outcome, at));
+                    continue;
+                }
+                None => {
+                    backoff_wait = Some(backoff_wait.map_or(RETRY_FIRST, next_retry));
+                    unrecorded = Some((id, outcome, at));
+                    continue;
+                }
+            }
+        }
         let ob = outbox.clone();
         let n = name.clone();
         let next = match blocking(move || ob.next_for(&n)).await {
-            Some(Ok(next)) => next,
-            Some(Err(e)) => {
-                tracing::error!(receiver = %name, error = %e, "cannot read the outbox");
-                None
+            Some(Ok(next)) => {
+                backoff_wait = None;
+                next
             }
-            None => None,
+            Some(Err(e)) => {
+                failed(&e, "cannot read the outbox", &mut backoff_wait);
+                continue;
+            }
+            None => {
+                backoff_wait = Some(backoff_wait.map_or(RETRY_FIRST, next_retry));
+                continue;
+            }
         };
         let now = clock();
         let mut rate_limited = false;
+        // A retry time further ahead than the longest backoff was written before a restart,
+        // on a timeline ahead of this one (the wall clock was stepped back meanwhile): due
+        // now, rather than holding the queue for as long as the step.
+        let latest =
+            now.saturating_add(i64::try_from(config.retry.max.as_millis()).unwrap_or(i64::MAX));
         let wait_until = match &next {
             None => None,
-            Some(p) if p.next_attempt_ms > now => Some(p.next_attempt_ms),
+            Some(p) if p.next_attempt_ms > now && p.next_attempt_ms <= latest => {
+                Some(p.next_attempt_ms)
+            }
             Some(_) if !breaker.allow(now) => match breaker.state() {
                 BreakerState::Open { until } => Some(until),
                 _ => Some(now + 1000),
@@ -595,14 +741,15 @@ async fn worker(
                 }
             }
         };
+        // Recorded at the top of the next turn, before anything else is read or sent.
+        unrecorded = Some((message.id.clone(), outcome, now));
+    }
+    if let Some((id, outcome, at)) = unrecorded {
+        // Stopping: one last try; a delivered message not recorded is sent again after the
+        // next start (receivers deduplicate on its id).
         let ob = outbox.clone();
-        let id = message.id.clone();
-        match blocking(move || ob.record(&id, outcome, now)).await {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                tracing::error!(receiver = %name, error = %e, "cannot record a delivery outcome")
-            }
-            None => {}
+        if let Some(Err(e)) = blocking(move || ob.record(&id, outcome, at)).await {
+            tracing::error!(receiver = %name, error = %e, "cannot record a delivery outcome");
         }
     }
 }
@@ -1013,6 +1160,16 @@ mod tests {
     fn run(config: &NotifyConfig, receivers: &[&Arc<Scripted>]) -> Running {
         let dir = TempDir::new("paused");
         let outbox = Arc::new(Outbox::open(&dir.0.join(super::super::outbox::FILE_NAME)).unwrap());
+        run_on(config, receivers, outbox, dir)
+    }
+
+    /// [`run`] on `outbox`, in `dir`.
+    fn run_on(
+        config: &NotifyConfig,
+        receivers: &[&Arc<Scripted>],
+        outbox: Arc<Outbox>,
+        dir: TempDir,
+    ) -> Running {
         let origin = tokio::time::Instant::now();
         let clock: Clock =
             Arc::new(move || T0 + Millis::try_from(origin.elapsed().as_millis()).unwrap());
@@ -1021,7 +1178,7 @@ mod tests {
             .map(|r| Arc::clone(r) as Arc<dyn Receiver>)
             .collect();
         let (stop, stopped) = watch::channel(false);
-        let (d, tasks) = start_with(config, receivers, outbox.clone(), stopped, clock);
+        let (d, tasks) = start_with(config, receivers, outbox.clone(), stopped, clock, || 0);
         Running {
             origin,
             d,
@@ -1111,6 +1268,51 @@ mod tests {
         // Delivered is done: an hour later it has not been sent again.
         r.until(3600).await;
         assert_eq!(hook.send_times().len(), 5);
+        r.stop().await;
+    }
+
+    /// The value of the delivery metric `name` (no labels).
+    fn gauge(d: &Dispatcher, name: &str) -> f64 {
+        let samples = d.samples(T0 + 40_000);
+        samples
+            .iter()
+            .find(|s| s.metric.name == name)
+            .map(|s| s.value)
+            .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_the_outbox_cannot_write_is_held_then_written_and_delivered() {
+        let hook = Scripted::new("hook", Vec::new());
+        let dir = TempDir::new("held");
+        // The outbox's directory is missing: writes fail as on a full or read-only disk.
+        let data = dir.0.join("data");
+        let outbox = Arc::new(
+            Outbox::open_or_quarantine(&data.join(super::super::outbox::FILE_NAME), 1).unwrap(),
+        );
+        let r = run_on(&one_hook(), &[&hook], outbox, dir);
+        r.d.notify(&[notification("A", Status::Firing)]).await;
+        r.until(30).await;
+        // Nothing is sent before it is written; it is counted as pending, and every failed
+        // write (at 0 s, then on the backoff: 0.5, 1.5, 3.5, 7.5, 12.5, ... s) is counted.
+        assert!(hook.send_times().is_empty());
+        assert_eq!(r.outbox.held(), 1);
+        assert_eq!(gauge(&r.d, OUTBOX_PENDING.name), 1.0);
+        assert!(gauge(&r.d, OUTBOX_WRITE_ERRORS_TOTAL.name) >= 8.0);
+        assert!(r.outbox.health().is_some());
+
+        std::fs::create_dir(&data).unwrap();
+        r.until(60).await;
+        // Written at the next try after 30 s (27.5 + 5 s), then sent at once.
+        assert_eq!(hook.send_times(), [Duration::from_millis(32_500)]);
+        assert_eq!(hook.alerts_sent(), [vec!["A"]]);
+        assert_eq!(r.outbox.held(), 0);
+        assert_eq!(r.outbox.health(), None);
+        assert!(
+            r.outbox.pending().unwrap().is_empty(),
+            "delivered and recorded"
+        );
+        assert_eq!(gauge(&r.d, OUTBOX_PENDING.name), 0.0);
         r.stop().await;
     }
 

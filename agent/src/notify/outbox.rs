@@ -40,10 +40,17 @@
 //! which merges it into an older pending message of the same receiver (a rate-limit digest).
 //!
 //! All methods are synchronous and fsync on every write: async callers use `spawn_blocking`.
-//! Times are passed in (`now`), never read from the system clock here.
+//! Times are passed in (`now`, on the agent's timeline), never read from a clock here.
+//!
+//! # Faults
+//!
+//! A full or read-only disk, an I/O error, a file that cannot be read at start-up: see
+//! the `faults` module (`outbox/faults.rs`) for what the outbox does then.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use redb::{
     Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable,
@@ -52,7 +59,11 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use super::Message;
+use super::held::Held;
 use crate::store::Millis;
+
+mod faults;
+pub use faults::Hold;
 
 /// The outbox file's name inside `data_dir`.
 pub const FILE_NAME: &str = "outbox.redb";
@@ -194,6 +205,7 @@ pub enum OutboxError {
 /// Failures inside a transaction, given their path and operation by [`Outbox::fail`].
 #[derive(Debug)]
 enum Fail {
+    Locked,
     Redb(redb::Error),
     Corrupt {
         key: String,
@@ -223,10 +235,66 @@ from_redb!(
     redb::CommitError
 );
 
+impl Fail {
+    /// An error after which redb refuses the open database until it is opened again.
+    fn closes_the_database(&self) -> bool {
+        matches!(
+            self,
+            Fail::Redb(
+                redb::Error::Io(_)
+                    | redb::Error::PreviousIo
+                    | redb::Error::DatabaseClosed
+                    | redb::Error::Corrupted(_)
+            )
+        )
+    }
+}
+
+/// Opens (creating if needed) the database at `path` and creates every table: reading a
+/// table that was never created is an error.
+fn open_db(path: &Path) -> Result<Database, Fail> {
+    let db = match Database::create(path) {
+        Ok(db) => db,
+        Err(DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch) => {
+            return Err(Fail::Locked);
+        }
+        Err(e) => return Err(Fail::Redb(e.into())),
+    };
+    let txn = db.begin_write()?;
+    txn.open_table(PENDING)?;
+    txn.open_table(PENDING_BY_ID)?;
+    txn.open_table(PENDING_BY_RECEIVER)?;
+    txn.open_table(DEAD)?;
+    txn.open_table(DEAD_BY_ID)?;
+    {
+        let mut meta = txn.open_table(META)?;
+        let found = meta.get(META_SCHEMA)?.map(|v| v.value());
+        match found {
+            None => {
+                meta.insert(META_SCHEMA, SCHEMA)?;
+            }
+            Some(SCHEMA) => {}
+            Some(other) => return Err(Fail::Schema(other)),
+        }
+    }
+    txn.commit()?;
+    Ok(db)
+}
+
 /// The durable outbox. See the module docs.
 pub struct Outbox {
-    db: Database,
+    /// `None` while closed after an I/O error (or never opened): the next operation opens it.
+    db: RwLock<Option<Database>>,
     path: PathBuf,
+    /// Messages not written yet because the disk refused them.
+    held: Mutex<Held>,
+    /// Failed writes since start.
+    write_errors: AtomicU64,
+    /// The last failure, until a write succeeds.
+    fault: Mutex<Option<String>>,
+    /// Pending messages on disk and the enqueue time of the oldest, as last read: what the
+    /// metrics show while the file cannot be read.
+    last_on_disk: Mutex<(u64, Option<Millis>)>,
 }
 
 impl fmt::Debug for Outbox {
@@ -238,47 +306,25 @@ impl fmt::Debug for Outbox {
 }
 
 impl Outbox {
+    /// An outbox on `path` in the state given (opened or closed).
+    fn with(path: &Path, db: Option<Database>, fault: Option<String>) -> Outbox {
+        Outbox {
+            db: RwLock::new(db),
+            path: path.to_path_buf(),
+            held: Mutex::new(Held::default()),
+            write_errors: AtomicU64::new(0),
+            fault: Mutex::new(fault),
+            last_on_disk: Mutex::new((0, None)),
+        }
+    }
+
     /// Opens (creating if needed) the outbox file at `path`, normally
     /// `data_dir.join(FILE_NAME)`. After a crash, redb recovers the last durable commit here.
     /// A file held by another process fails at once with [`OutboxError::Locked`].
     pub fn open(path: &Path) -> Result<Outbox, OutboxError> {
-        let db = match Database::create(path) {
-            Ok(db) => db,
-            Err(DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch) => {
-                return Err(OutboxError::Locked {
-                    path: path.to_path_buf(),
-                });
-            }
-            Err(e) => {
-                return Err(OutboxError::Storage {
-                    path: path.to_path_buf(),
-                    operation: "open",
-                    source: Box::new(e.into()),
-                });
-            }
-        };
-        let outbox = Outbox {
-            db,
-            path: path.to_path_buf(),
-        };
-        // Create every table up front: reading a table that was never created is an error.
-        outbox.write("open", |txn| {
-            txn.open_table(PENDING)?;
-            txn.open_table(PENDING_BY_ID)?;
-            txn.open_table(PENDING_BY_RECEIVER)?;
-            txn.open_table(DEAD)?;
-            txn.open_table(DEAD_BY_ID)?;
-            let mut meta = txn.open_table(META)?;
-            let found = meta.get(META_SCHEMA)?.map(|v| v.value());
-            match found {
-                None => {
-                    meta.insert(META_SCHEMA, SCHEMA)?;
-                }
-                Some(SCHEMA) => {}
-                Some(other) => return Err(Fail::Schema(other)),
-            }
-            Ok(())
-        })?;
+        let outbox = Outbox::with(path, None, None);
+        let db = open_db(path).map_err(|e| outbox.fail("open", e))?;
+        *outbox.db.write().unwrap_or_else(PoisonError::into_inner) = Some(db);
         Ok(outbox)
     }
 
@@ -291,7 +337,15 @@ impl Outbox {
     /// slice). A message whose id is already pending or a dead letter is skipped, so replaying
     /// a batch after a crash cannot queue duplicates.
     pub fn enqueue(&self, messages: &[Message], now: Millis) -> Result<(), OutboxError> {
-        if messages.is_empty() {
+        self.enqueue_at(messages.iter().map(|m| (m, now)))
+    }
+
+    /// [`Outbox::enqueue`], each message with its own enqueue time.
+    fn enqueue_at<'m>(
+        &self,
+        messages: impl ExactSizeIterator<Item = (&'m Message, Millis)>,
+    ) -> Result<(), OutboxError> {
+        if messages.len() == 0 {
             return Ok(());
         }
         self.write("enqueue", |txn| {
@@ -301,7 +355,7 @@ impl Outbox {
             let dead_by_id = txn.open_table(DEAD_BY_ID)?;
             let mut meta = txn.open_table(META)?;
             let mut seq = meta.get(META_NEXT_PENDING)?.map_or(0, |v| v.value());
-            for message in messages {
+            for (message, now) in messages {
                 let id = message.id.as_str();
                 if by_id.get(id)?.is_some() || dead_by_id.get(id)?.is_some() {
                     tracing::debug!(id, receiver = %message.receiver, "outbox: message already queued, not queued again");
@@ -480,25 +534,26 @@ impl Outbox {
         })
     }
 
-    /// Counts and the age of the oldest pending message at `now`.
+    /// Counts and the age of the oldest pending message at `now`; messages held in memory
+    /// count as pending.
     pub fn stats(&self, now: Millis) -> Result<Stats, OutboxError> {
-        self.read("stats", |txn| {
+        let (on_disk, oldest, dead) = self.read("stats", |txn| {
             let pending = txn.open_table(PENDING)?;
             let dead = txn.open_table(DEAD)?;
-            let oldest_age_seconds = match pending.first()? {
+            let oldest = match pending.first()? {
                 Some((k, v)) => {
                     let oldest: Pending = decode(v.value(), "pending", k.value())?;
-                    // Lossy only beyond 2^53 ms (285,000 years).
-                    now.saturating_sub(oldest.enqueued_ms).max(0) as f64 / 1000.0
+                    Some(oldest.enqueued_ms)
                 }
-                None => 0.0,
+                None => None,
             };
-            Ok(Stats {
-                pending: pending.len()?,
-                oldest_age_seconds,
-                dead: dead.len()?,
-            })
-        })
+            Ok((pending.len()?, oldest, dead.len()?))
+        })?;
+        *self
+            .last_on_disk
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = (on_disk, oldest);
+        Ok(self.with_held(on_disk, oldest, dead, now))
     }
 
     /// Moves every pending message of `receiver` (removed from the configuration) to the dead
@@ -588,37 +643,100 @@ impl Outbox {
         })
     }
 
+    /// Runs `f` on the open database, opening it first if it is closed; closes it after an
+    /// error that redb does not recover from while open (see the module docs).
+    fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T, Fail>) -> Result<T, Fail> {
+        let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(db) = guard.as_ref() {
+            let out = f(db);
+            drop(guard);
+            if out.as_ref().is_err_and(Fail::closes_the_database) {
+                *self.db.write().unwrap_or_else(PoisonError::into_inner) = None;
+            }
+            return out;
+        }
+        drop(guard);
+        let mut guard = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        let db = match guard.take() {
+            Some(db) => db,
+            None => {
+                let db = open_db(&self.path)?;
+                tracing::info!(path = %self.path.display(), "outbox opened again");
+                db
+            }
+        };
+        let out = f(&db);
+        if !out.as_ref().is_err_and(Fail::closes_the_database) {
+            *guard = Some(db);
+        }
+        out
+    }
+
     /// Runs `f` in a write transaction and commits it durably; on error nothing is written.
+    /// Counts a failure in [`Outbox::write_errors`] and records it as the fault; a success
+    /// clears the fault.
     fn write<T>(
         &self,
         operation: &'static str,
         f: impl FnOnce(&WriteTransaction) -> Result<T, Fail>,
     ) -> Result<T, OutboxError> {
-        let run = || -> Result<T, Fail> {
-            let txn = self.db.begin_write()?;
-            let out = f(&txn)?;
-            txn.commit()?;
-            Ok(out)
-        };
-        run().map_err(|e| self.fail(operation, e))
+        let result = self
+            .with_db(|db| {
+                let txn = db.begin_write()?;
+                let out = f(&txn)?;
+                txn.commit()?;
+                Ok(out)
+            })
+            .map_err(|e| self.fail(operation, e));
+        match &result {
+            Ok(_) => {
+                if self.set_fault(None) {
+                    tracing::info!(path = %self.path.display(), "outbox writable again");
+                }
+            }
+            Err(e) => {
+                self.write_errors.fetch_add(1, Ordering::Relaxed);
+                self.set_fault(Some(e.to_string()));
+            }
+        }
+        result
     }
 
-    /// Runs `f` in a read transaction (a consistent snapshot).
+    /// Runs `f` in a read transaction (a consistent snapshot). A failure is recorded as the
+    /// fault (a successful read does not clear it: only a write shows the disk is usable).
     fn read<T>(
         &self,
         operation: &'static str,
         f: impl FnOnce(&ReadTransaction) -> Result<T, Fail>,
     ) -> Result<T, OutboxError> {
-        let run = || -> Result<T, Fail> {
-            let txn = self.db.begin_read()?;
-            f(&txn)
-        };
-        run().map_err(|e| self.fail(operation, e))
+        let result = self
+            .with_db(|db| {
+                let txn = db.begin_read()?;
+                f(&txn)
+            })
+            .map_err(|e| self.fail(operation, e));
+        if let Err(e) = &result {
+            self.set_fault(Some(e.to_string()));
+        }
+        result
+    }
+
+    /// Sets or clears the fault; returns whether that changed whether there is one. The
+    /// start of a fault is logged here, once.
+    fn set_fault(&self, fault: Option<String>) -> bool {
+        let mut current = self.fault.lock().unwrap_or_else(PoisonError::into_inner);
+        let changed = current.is_some() != fault.is_some();
+        if changed && let Some(e) = &fault {
+            tracing::error!(error = %e, "outbox cannot be used; notifications not yet written are kept in memory");
+        }
+        *current = fault;
+        changed
     }
 
     fn fail(&self, operation: &'static str, e: Fail) -> OutboxError {
         let path = self.path.clone();
         match e {
+            Fail::Locked => OutboxError::Locked { path },
             Fail::Redb(source) => OutboxError::Storage {
                 path,
                 operation,
@@ -1021,6 +1139,160 @@ mod tests {
             ids(&Outbox::open(&path).unwrap().pending().unwrap()),
             ["m1"]
         );
+    }
+
+    /// The files in `dir` whose names start with `prefix`.
+    fn files_starting(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn an_unreadable_file_is_moved_aside_and_the_outbox_starts_empty() {
+        // A real outbox holding two messages, to damage in several ways.
+        let good = {
+            let (dir, ob) = open_with("good", &[msg("m1", "a"), msg("m2", "a")]);
+            drop(ob);
+            std::fs::read(dir.file()).unwrap()
+        };
+        let mut flipped = good.clone();
+        for b in &mut flipped[4096..8192] {
+            *b ^= 0xff;
+        }
+        let random: Vec<u8> = (0..100_000).map(|_| fastrand::u8(..)).collect();
+        // (what, content): none of them is a readable outbox
+        let rows: [(&str, Vec<u8>); 4] = [
+            ("text", b"this is not a redb file".to_vec()),
+            ("random bytes", random),
+            ("torn: the first half only", good[..good.len() / 2].to_vec()),
+            ("pages damaged (redb panics reading them)", flipped),
+        ];
+        for (what, content) in rows {
+            let dir = TempDir::new("aside");
+            std::fs::write(dir.file(), &content).unwrap();
+            let ob = Outbox::open_or_quarantine(&dir.file(), 1_700_000_000).unwrap();
+            let aside = files_starting(&dir.0, "outbox.redb.corrupt-1700000000");
+            assert_eq!(aside.len(), 1, "{what}");
+            assert_eq!(
+                std::fs::read(&aside[0]).unwrap(),
+                content,
+                "{what}: kept as it was"
+            );
+            // A fresh outbox in its place, working.
+            assert!(ob.pending().unwrap().is_empty(), "{what}");
+            ob.enqueue(&[msg("n1", "a")], T0).unwrap();
+            assert_eq!(ids(&ob.pending().unwrap()), ["n1"], "{what}");
+            assert_eq!(ob.health(), None, "{what}");
+        }
+        // A readable one is opened as it is, nothing moved.
+        let dir = TempDir::new("readable");
+        std::fs::write(dir.file(), &good).unwrap();
+        let ob = Outbox::open_or_quarantine(&dir.file(), 1_700_000_000).unwrap();
+        assert_eq!(ids(&ob.pending().unwrap()), ["m1", "m2"]);
+        assert!(files_starting(&dir.0, "outbox.redb.corrupt").is_empty());
+    }
+
+    #[test]
+    fn a_file_locked_by_another_agent_is_not_moved_aside() {
+        let dir = TempDir::new("locked-aside");
+        let first = Outbox::open(&dir.file()).unwrap();
+        first.enqueue(&[msg("m1", "a")], T0).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let path = dir.file();
+        std::thread::spawn(move || {
+            let _ = tx.send(Outbox::open_or_quarantine(&path, 1).map(|_| ()));
+        });
+        let second = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+        assert!(
+            matches!(second, Err(OutboxError::Locked { .. })),
+            "{second:?}"
+        );
+        assert!(files_starting(&dir.0, "outbox.redb.corrupt").is_empty());
+        assert_eq!(ids(&first.pending().unwrap()), ["m1"]);
+    }
+
+    #[test]
+    fn what_cannot_be_written_is_held_in_memory_then_written_in_order() {
+        let dir = TempDir::new("held");
+        // The outbox's directory is missing: every write fails, as on a full or read-only
+        // disk, until it is there.
+        let missing = dir.0.join("not-yet");
+        let path = missing.join(FILE_NAME);
+        let ob = Outbox::open_or_quarantine(&path, 1).unwrap();
+        let fault = ob.health().unwrap();
+        assert!(fault.contains(&path.display().to_string()), "{fault}");
+        assert_eq!(ob.write_errors(), 1);
+
+        // (messages handed over, at): held, in order, counted as pending
+        for (batch, at) in [
+            (vec![msg("m1", "a"), msg("m2", "b")], T0),
+            (vec![msg("m3", "a")], T0 + 1_000),
+        ] {
+            match ob.enqueue_or_hold(batch, at) {
+                Hold::Held { error, folded } => {
+                    assert!(
+                        error.to_string().contains(&path.display().to_string()),
+                        "{error}"
+                    );
+                    assert!(folded.is_empty());
+                }
+                other => panic!("expected Held, got {other:?}"),
+            }
+        }
+        assert_eq!(ob.held(), 3);
+        assert_eq!(ob.write_errors(), 3);
+        let health = ob.health().unwrap();
+        assert!(
+            health.starts_with("3 notification(s) kept in memory"),
+            "{health}"
+        );
+        let stats = ob.stats_or_last_known(T0 + 5_000);
+        assert_eq!((stats.pending, stats.oldest_age_seconds), (3, 5.0));
+        assert!(
+            ob.next_for("a").is_err(),
+            "nothing to read: the file is not there"
+        );
+        assert!(matches!(ob.flush_held(), Err(OutboxError::Storage { .. })));
+        assert_eq!(ob.held(), 3);
+
+        // The disk accepts writes again: written in one commit, with their own times.
+        std::fs::create_dir(&missing).unwrap();
+        assert_eq!(ob.flush_held().unwrap(), ["a", "b"]);
+        assert_eq!(ob.held(), 0);
+        assert_eq!(ob.health(), None);
+        let pending = ob.pending().unwrap();
+        assert_eq!(ids(&pending), ["m1", "m2", "m3"]);
+        let times: Vec<Millis> = pending.iter().map(|p| p.enqueued_ms).collect();
+        assert_eq!(times, [T0, T0, T0 + 1_000]);
+        assert_eq!(ob.stats(T0 + 5_000).unwrap().pending, 3);
+        // Then business as usual: a new message goes straight to the file.
+        assert!(matches!(
+            ob.enqueue_or_hold(vec![msg("m4", "c")], T0 + 6_000),
+            Hold::Written { receivers } if receivers == ["c"]
+        ));
+        assert_eq!(ob.flush_held().unwrap(), Vec::<String>::new());
+        assert_eq!(ob.write_errors(), 4, "counted failures stay counted");
+    }
+
+    #[test]
+    fn a_fault_seen_by_a_read_lasts_until_a_write_succeeds() {
+        let dir = TempDir::new("probe");
+        let missing = dir.0.join("later");
+        let ob = Outbox::open_or_quarantine(&missing.join(FILE_NAME), 1).unwrap();
+        assert!(ob.stats(T0).is_err());
+        assert!(ob.probe().is_err());
+        assert!(ob.health().is_some());
+        std::fs::create_dir(&missing).unwrap();
+        // A read succeeds, but only a write shows the disk takes writes again.
+        assert_eq!(ob.stats(T0).unwrap().pending, 0);
+        assert!(ob.health().is_some());
+        ob.probe().unwrap();
+        assert_eq!(ob.health(), None);
     }
 
     #[test]

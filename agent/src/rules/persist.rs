@@ -196,17 +196,8 @@ impl StateFile {
     /// Moves the state file aside under a name that does not exist yet; returns that name.
     fn quarantine(&self) -> Result<PathBuf, PersistError> {
         let secs = crate::clock::wall_millis() / 1000;
-        let base = format!("{FILE_NAME}.corrupt-{secs}");
-        // rename() replaces an existing target: never overwrite an earlier quarantined file.
-        let mut aside = self.dir.join(&base);
-        let mut n = 1u32;
-        while aside.try_exists().unwrap_or(true) && n < 1000 {
-            aside = self.dir.join(format!("{base}-{n}"));
-            n += 1;
-        }
-        fs::rename(&self.path, &aside).map_err(self.io("rename to quarantine", &aside))?;
-        self.sync_dir()?;
-        Ok(aside)
+        crate::quarantine::move_aside(&self.path, secs)
+            .map_err(self.io("move aside to <name>.corrupt-<unix seconds>", &self.path))
     }
 
     /// Writes all states atomically (temp file, fsync, rename, fsync of the directory). On

@@ -240,6 +240,26 @@ impl InstanceState {
         self.missing_since.is_some()
     }
 
+    /// The same state with every time moved by `by` ms: from the agent's timeline to the wall
+    /// clock before it is saved (see `crate::clock`), so the timers carry on across a restart
+    /// whatever steps the wall clock took while the agent ran.
+    pub fn shifted(mut self, by: Millis) -> Self {
+        for t in [
+            &mut self.active_since,
+            &mut self.firing_since,
+            &mut self.pending_timer,
+            &mut self.escalate_timer,
+            &mut self.below_timer,
+            &mut self.clear_timer,
+            &mut self.last_seen,
+            &mut self.missing_since,
+            &mut self.last_notified,
+        ] {
+            *t = t.map(|t| t.saturating_add(by));
+        }
+        self
+    }
+
     fn reset_to_inactive(&mut self) {
         self.phase = Phase::Inactive;
         self.severity = None;
