@@ -342,7 +342,7 @@ pub async fn run(
     };
     let engine = Engine::new(rules, restored);
     let state = Arc::new(State::new(config.agent.hostname.clone(), reload_tx, engine));
-    state.set_api_token_file(config.agent.api_token_file.clone());
+    set_access(&state, &config);
     let listener = tokio::net::TcpListener::bind(config.agent.listen)
         .await
         .with_context(|| format!("cannot listen on {} (agent.listen)", config.agent.listen))?;
@@ -392,7 +392,7 @@ pub async fn run(
                 state.engine().replace_rules(rules);
                 let old = collectors.stop().await;
                 state.set_hostname(new.agent.hostname.clone());
-                state.set_api_token_file(new.agent.api_token_file.clone());
+                set_access(&state, &new);
                 collectors = start_collectors(&new, &state);
                 for name in old.iter().filter(|n| !collectors.names.contains(n)) {
                     state.retire(name);
@@ -425,6 +425,12 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Who may use the API: the token files of `config`.
+fn set_access(state: &State, config: &Config) {
+    state.set_api_token_file(config.agent.api_token_file.clone());
+    state.set_read_token_file(config.agent.read_token_file.clone());
 }
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> anyhow::Result<tokio::signal::unix::Signal> {
