@@ -427,10 +427,15 @@ pub async fn run(
     Ok(())
 }
 
-/// Who may use the API: the token files of `config`.
+/// Who may use the API and how new connections are accepted: the token files and the HTTPS
+/// certificate of `config` (checked with it, so a reload with a bad pair never gets here).
 fn set_access(state: &State, config: &Config) {
     state.set_api_token_file(config.agent.api_token_file.clone());
     state.set_read_token_file(config.agent.read_token_file.clone());
+    if let Some(tls) = &config.agent.tls {
+        tracing::info!(cert_file = %tls.cert_file.display(), "HTTPS with this certificate for new connections");
+    }
+    state.set_tls(config.agent.tls.as_ref().map(|tls| tls.server.clone()));
 }
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> anyhow::Result<tokio::signal::unix::Signal> {

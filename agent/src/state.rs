@@ -28,6 +28,7 @@ pub struct State {
     hostname: RwLock<String>,
     api_token_file: RwLock<Option<PathBuf>>,
     read_token_file: RwLock<Option<PathBuf>>,
+    tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
     started: Instant,
     reload: mpsc::Sender<ReloadRequest>,
     engine: Mutex<Engine>,
@@ -49,6 +50,7 @@ impl State {
             hostname: RwLock::new(hostname),
             api_token_file: RwLock::new(None),
             read_token_file: RwLock::new(None),
+            tls: RwLock::new(None),
             started,
             reload,
             engine: Mutex::new(engine),
@@ -107,6 +109,17 @@ impl State {
     /// The read token, read from its file on each call like [`State::api_token`].
     pub fn read_token(&self) -> Option<Result<String, String>> {
         token_from(&self.read_token_file, "read token file")
+    }
+
+    /// Sets the HTTPS server configuration new connections are accepted with (`None`: plain
+    /// HTTP). Connections already open keep the one they started with.
+    pub fn set_tls(&self, tls: Option<Arc<rustls::ServerConfig>>) {
+        *self.tls.write().unwrap_or_else(|e| e.into_inner()) = tls;
+    }
+
+    /// The HTTPS server configuration for the next connection; `None`: plain HTTP.
+    pub fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The aggregate of pushed request timings.

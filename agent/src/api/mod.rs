@@ -6,12 +6,14 @@
 //! Who may do what is decided for every request before it reaches a handler ([`guard`]):
 //! `GET /healthz` and `GET /readyz` are open; every other GET needs the read token when
 //! `agent.read_token_file` is set (the API token is accepted too); every other method needs
-//! the API token when `agent.api_token_file` is set.
+//! the API token when `agent.api_token_file` is set. Connections, HTTPS and the bounds on
+//! slow clients are [`server`]'s.
 
 pub mod exposition;
 pub mod ingest;
 pub mod notify;
 pub mod rules;
+pub mod server;
 pub mod status;
 
 use std::sync::Arc;
@@ -86,17 +88,17 @@ pub fn router(state: Arc<State>) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<State>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            while !*stop.borrow() {
-                if stop.changed().await.is_err() {
-                    break;
-                }
-            }
-        })
-        .await?;
+    let limits = server::Limits::for_this_process();
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_read_timeout = ?limits.header_read_timeout,
+        tls = state.tls().is_some(),
+        "HTTP server ready"
+    );
+    let app = router(state.clone());
+    server::serve(listener, app, move || state.tls(), limits, stop).await;
     Ok(())
 }
 
