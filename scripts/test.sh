@@ -15,6 +15,9 @@ peers=(
   "redis-server redis-server"
   "systemd-analyze systemd"
   "dpkg-deb dpkg"
+  "openssl openssl"
+  "curl curl"
+  "prlimit util-linux"
 )
 missing=()
 for entry in "${peers[@]}"; do
