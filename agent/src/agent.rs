@@ -343,8 +343,7 @@ pub async fn run(
     let engine = Engine::new(rules, restored);
     let state = Arc::new(State::new(config.agent.hostname.clone(), reload_tx, engine));
     set_access(&state, &config);
-    let listener = tokio::net::TcpListener::bind(config.agent.listen)
-        .await
+    let listener = crate::api::server::listen(config.agent.listen)
         .with_context(|| format!("cannot listen on {} (agent.listen)", config.agent.listen))?;
     let listen: SocketAddr = listener.local_addr().unwrap_or(config.agent.listen);
     tracing::info!(

@@ -2,8 +2,9 @@
 //! keep slow and idle clients from starving everyone else.
 //!
 //! - At most [`Limits::max_connections`] connections are open at once. Over the bound, the
-//!   accept loop stops accepting: new connections wait in the kernel's listen queue until
-//!   one closes, while requests on accepted connections finish.
+//!   accept loop stops accepting: new connections wait in the kernel's listen queue
+//!   ([`LISTEN_BACKLOG`] long) until one closes, while requests on accepted connections
+//!   finish.
 //! - A client has [`Limits::header_read_timeout`] to send a request's head, from the moment
 //!   the connection is accepted (or the previous response is sent, on a kept-alive
 //!   connection); a connection that sends nothing, or a partial request line, is closed then.
@@ -38,6 +39,11 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// At shutdown, how long open connections have to finish their requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Connections the kernel queues until the accept loop takes them (capped by
+/// `net.core.somaxconn`, 4096 by default). A burst of new connections, or those waiting
+/// while the bound is reached, queue here; past it the kernel drops their handshakes, and
+/// they are only taken in on the client's retransmissions, seconds later.
+pub const LISTEN_BACKLOG: u32 = 1024;
 /// Pause after an accept error that is not about one connection (such as running out of
 /// file descriptors), so the loop does not spin.
 const ACCEPT_RETRY: Duration = Duration::from_secs(1);
@@ -107,6 +113,19 @@ fn connection_bound(open_files: Option<u64>) -> usize {
     };
     let available = n.saturating_sub(RESERVED_FDS).max(n / 2).max(1);
     usize::try_from(available).map_or(MAX_CONNECTIONS, |a| a.min(MAX_CONNECTIONS))
+}
+
+/// A listening socket on `addr` (address reuse on, as the standard library's, so a restart
+/// can bind while old connections linger) with a [`LISTEN_BACKLOG`] queue.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Serves `app` on `listener` until `stop` turns true (or its sender is gone), within
@@ -284,7 +303,7 @@ mod tests {
         watch::Sender<bool>,
         tokio::task::JoinHandle<()>,
     ) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = listen(([127, 0, 0, 1], 0).into()).unwrap();
         let addr = listener.local_addr().unwrap();
         let app = Router::new().route("/", get(|| async { "ok" })).route(
             "/slow",
