@@ -8,6 +8,9 @@
 //! - A client has [`Limits::header_read_timeout`] to send a request's head, from the moment
 //!   the connection is accepted (or the previous response is sent, on a kept-alive
 //!   connection); a connection that sends nothing, or a partial request line, is closed then.
+//! - A request's head (request line and headers) is at most [`MAX_HEAD_BYTES`]: a larger one
+//!   is answered 431 and closed, so a connection's buffer stays small before any token is
+//!   checked.
 //! - An HTTPS client has [`Limits::handshake_timeout`] to complete the TLS handshake.
 //! - The bound on connections leaves room under the process's open-file limit for
 //!   everything else the agent opens ([`RESERVED_FDS`]).
@@ -35,6 +38,10 @@ pub const MAX_CONNECTIONS: usize = 2048;
 pub const RESERVED_FDS: u64 = 512;
 /// Time a client has to send a request's head.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head read (hyper's read buffer, at least 8 KiB): 2048 connections hold
+/// 32 MiB at most, where hyper's default (about 400 KiB) would allow 800 MiB.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+const _: () = assert!(MAX_HEAD_BYTES >= 8192, "hyper's smallest read buffer");
 /// Time an HTTPS client has to complete the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// At shutdown, how long open connections have to finish their requests.
@@ -143,7 +150,8 @@ pub async fn serve(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_HEAD_BYTES);
     let mut last_warned: Option<Instant> = None;
     // The accept loop's pause after an error watches for the stop on its own receiver.
     let mut stop_pause = stop.clone();
@@ -353,6 +361,26 @@ mod tests {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(answer.ends_with("ok"), "{answer}");
         assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_head_over_the_bound_is_refused() {
+        let (addr, _stop, _server) = start(limits(8), None).await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let filler = "x".repeat(MAX_HEAD_BYTES);
+        let request = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Filler: {filler}\r\n\r\n");
+        // The server may close before it has read everything: a failed write is fine.
+        let _ = client.write_all(request.as_bytes()).await;
+        let answer = read_all(&mut client).await;
+        assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+        // Just under the bound is fine.
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let filler = "x".repeat(MAX_HEAD_BYTES / 2);
+        let request =
+            format!("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Filler: {filler}\r\n\r\n");
+        client.write_all(request.as_bytes()).await.unwrap();
+        let answer = read_all(&mut client).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
 
     #[tokio::test(start_paused = true)]
