@@ -12,6 +12,8 @@
 //!   is answered 431 and closed, so a connection's buffer stays small before any token is
 //!   checked.
 //! - An HTTPS client has [`Limits::handshake_timeout`] to complete the TLS handshake.
+//! - A client that stops reading what the agent sends it (a write that cannot progress for
+//!   [`Limits::write_stall_timeout`]) is closed, so it cannot hold its slot forever.
 //! - The bound on connections leaves room under the process's open-file limit for
 //!   everything else the agent opens ([`RESERVED_FDS`]).
 //!
@@ -20,7 +22,11 @@
 //! reload that replaces the certificate applies to the next connection and leaves open ones
 //! alone.
 
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -44,6 +50,8 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 const _: () = assert!(MAX_HEAD_BYTES >= 8192, "hyper's smallest read buffer");
 /// Time an HTTPS client has to complete the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a write to a client may wait for the client to read.
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// At shutdown, how long open connections have to finish their requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Connections the kernel queues until the accept loop takes them (capped by
@@ -66,6 +74,8 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Time an HTTPS client has to complete the handshake.
     pub handshake_timeout: Duration,
+    /// Longest a write may wait for the client to read.
+    pub write_stall_timeout: Duration,
     /// At shutdown, how long open connections have to finish.
     pub shutdown_grace: Duration,
 }
@@ -80,6 +90,7 @@ impl Limits {
             max_connections: connection_bound(raise_open_file_limit()),
             header_read_timeout: HEADER_READ_TIMEOUT,
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            write_stall_timeout: WRITE_STALL_TIMEOUT,
             shutdown_grace: SHUTDOWN_GRACE,
         }
     }
@@ -240,6 +251,7 @@ impl Connection {
     /// Serves `tcp`: HTTPS with `tls` when set (after the handshake), else plain HTTP.
     async fn run(mut self, tcp: TcpStream, tls: Option<Arc<rustls::ServerConfig>>) {
         let _ = tcp.set_nodelay(true);
+        let tcp = StallLimit::new(tcp, self.limits.write_stall_timeout);
         let Some(tls) = tls else {
             return self.serve(tcp).await;
         };
@@ -284,6 +296,93 @@ impl Connection {
     }
 }
 
+/// A stream whose writes fail with `TimedOut` once one has waited `limit` for the peer to
+/// read (the kernel's send buffer staying full). Reads are left alone: hyper bounds the wait
+/// for a request's head, and while a handler runs hyper may keep a read pending.
+struct StallLimit<I> {
+    io: I,
+    limit: Duration,
+    /// When the pending write gives up; `None` while writes progress.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<I> StallLimit<I> {
+    fn new(io: I, limit: Duration) -> Self {
+        StallLimit {
+            io,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// Turns a write's outcome into the stall rule's: progress clears the timer, a pending
+    /// write starts it (or fails once it has run out).
+    fn check<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        outcome: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if outcome.is_ready() {
+            self.stalled = None;
+            return outcome;
+        }
+        let limit = self.limit;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client has not read for the write stall timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for StallLimit<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for StallLimit<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let outcome = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.check(cx, outcome)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let outcome = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.check(cx, outcome)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let outcome = Pin::new(&mut self.io).poll_flush(cx);
+        self.check(cx, outcome)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +397,7 @@ mod tests {
             max_connections,
             header_read_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(7),
+            write_stall_timeout: Duration::from_secs(20),
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -313,13 +413,16 @@ mod tests {
     ) {
         let listener = listen(([127, 0, 0, 1], 0).into()).unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = Router::new().route("/", get(|| async { "ok" })).route(
-            "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                "slow"
-            }),
-        );
+        let app = Router::new()
+            .route("/", get(|| async { "ok" }))
+            .route("/big", get(|| async { "x".repeat(64 * 1024 * 1024) }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "slow"
+                }),
+            );
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(serve(listener, app, move || tls.clone(), limits, stopped));
         (addr, stop, server)
@@ -399,6 +502,35 @@ mod tests {
             "answered when the idle connection's slot came free"
         );
         assert_eq!(read_all(&mut idle).await, "");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_is_closed_after_the_write_stall_timeout() {
+        let (addr, _stop, _server) = start(limits(1), None).await;
+        let start = Instant::now();
+        // Asks for 64 MiB and reads none of it: the send buffers fill, the writes stall.
+        let mut stuck = TcpStream::connect(addr).await.unwrap();
+        stuck
+            .write_all(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut waiting = TcpStream::connect(addr).await.unwrap();
+        waiting.write_all(REQUEST).await.unwrap();
+        let answer = read_all(&mut waiting).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(20),
+            "answered when the stuck connection's slot came free"
+        );
+        // What the stuck client got is a cut-off answer, then the close.
+        let got = read_all(&mut stuck).await;
+        assert!(
+            got.starts_with("HTTP/1.1 200"),
+            "{}",
+            &got[..40.min(got.len())]
+        );
+        assert!(got.len() < 64 * 1024 * 1024, "{} bytes", got.len());
     }
 
     #[tokio::test(start_paused = true)]
