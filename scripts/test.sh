@@ -16,6 +16,9 @@ peers=(
   "systemd-analyze systemd"
   "dpkg-deb dpkg"
   "faketime faketime"
+  "openssl openssl"
+  "curl curl"
+  "prlimit util-linux"
 )
 missing=()
 for entry in "${peers[@]}"; do

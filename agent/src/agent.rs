@@ -403,9 +403,8 @@ pub async fn run(
     let engine = Engine::new(rules, restored);
     let state = Arc::new(State::new(config.agent.hostname.clone(), reload_tx, engine));
     state.set_outbox(outbox.clone());
-    state.set_api_token_file(config.agent.api_token_file.clone());
-    let listener = tokio::net::TcpListener::bind(config.agent.listen)
-        .await
+    set_access(&state, &config);
+    let listener = crate::api::server::listen(config.agent.listen)
         .with_context(|| format!("cannot listen on {} (agent.listen)", config.agent.listen))?;
     let listen: SocketAddr = listener.local_addr().unwrap_or(config.agent.listen);
     tracing::info!(
@@ -454,7 +453,7 @@ pub async fn run(
                 state.engine().replace_rules(rules);
                 let old = collectors.stop().await;
                 state.set_hostname(new.agent.hostname.clone());
-                state.set_api_token_file(new.agent.api_token_file.clone());
+                set_access(&state, &new);
                 collectors = start_collectors(&new, &state);
                 for name in old.iter().filter(|n| !collectors.names.contains(n)) {
                     state.retire(name);
@@ -495,6 +494,17 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Who may use the API and how new connections are accepted: the token files and the HTTPS
+/// certificate of `config` (checked with it, so a reload with a bad pair never gets here).
+fn set_access(state: &State, config: &Config) {
+    state.set_api_token_file(config.agent.api_token_file.clone());
+    state.set_read_token_file(config.agent.read_token_file.clone());
+    if let Some(tls) = &config.agent.tls {
+        tracing::info!(cert_file = %tls.cert_file.display(), "HTTPS with this certificate for new connections");
+    }
+    state.set_tls(config.agent.tls.as_ref().map(|tls| tls.server.clone()));
 }
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> anyhow::Result<tokio::signal::unix::Signal> {

@@ -13,6 +13,7 @@ use crate::clock::now_millis;
 use crate::collect::ingest::{Ingest, IngestSection};
 use crate::collect::scheduler::{self, RunStatus, Sink};
 use crate::config::Section;
+use crate::config::secret::read_secret_file;
 use crate::notify::config::NotifyConfig;
 use crate::notify::dispatch::{DRILL_WINDOW, Dispatcher, DrillGate};
 use crate::notify::outbox::Outbox;
@@ -27,6 +28,8 @@ pub struct State {
     status: Mutex<BTreeMap<String, RunStatus>>,
     hostname: RwLock<String>,
     api_token_file: RwLock<Option<PathBuf>>,
+    read_token_file: RwLock<Option<PathBuf>>,
+    tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
     started: Instant,
     reload: mpsc::Sender<ReloadRequest>,
     engine: Mutex<Engine>,
@@ -52,6 +55,8 @@ impl State {
             status: Mutex::new(BTreeMap::new()),
             hostname: RwLock::new(hostname),
             api_token_file: RwLock::new(None),
+            read_token_file: RwLock::new(None),
+            tls: RwLock::new(None),
             started,
             reload,
             engine: Mutex::new(engine),
@@ -142,19 +147,31 @@ impl State {
     /// The API bearer token, read from its file on each call so a rotated token takes effect
     /// at once: `None` when no token is configured, `Some(Err)` when the file is unusable.
     pub fn api_token(&self) -> Option<Result<String, String>> {
-        let path = self
-            .api_token_file
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()?;
-        Some(match std::fs::read_to_string(&path) {
-            Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_string()),
-            Ok(_) => Err(format!("API token file {} is empty", path.display())),
-            Err(e) => Err(format!(
-                "cannot read API token file {}: {e}",
-                path.display()
-            )),
-        })
+        token_from(&self.api_token_file, "API token file")
+    }
+
+    /// Sets the file holding the read token (`None`: GET requests need no token).
+    pub fn set_read_token_file(&self, path: Option<PathBuf>) {
+        *self
+            .read_token_file
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = path;
+    }
+
+    /// The read token, read from its file on each call like [`State::api_token`].
+    pub fn read_token(&self) -> Option<Result<String, String>> {
+        token_from(&self.read_token_file, "read token file")
+    }
+
+    /// Sets the HTTPS server configuration new connections are accepted with (`None`: plain
+    /// HTTP). Connections already open keep the one they started with.
+    pub fn set_tls(&self, tls: Option<Arc<rustls::ServerConfig>>) {
+        *self.tls.write().unwrap_or_else(|e| e.into_inner()) = tls;
+    }
+
+    /// The HTTPS server configuration for the next connection; `None`: plain HTTP.
+    pub fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The aggregate of pushed request timings.
@@ -248,6 +265,18 @@ impl State {
         rx.await
             .unwrap_or_else(|_| Err(vec!["the agent is shutting down".to_string()]))
     }
+}
+
+/// The token in the file `path` names, if one is configured: at most
+/// [`MAX_SECRET_BYTES`](crate::config::secret::MAX_SECRET_BYTES), surrounding whitespace
+/// trimmed; `Some(Err)` (naming `what` and the file, never its content) when unusable.
+fn token_from(path: &RwLock<Option<PathBuf>>, what: &str) -> Option<Result<String, String>> {
+    let path = path.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+    Some(match read_secret_file(&path) {
+        Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_string()),
+        Ok(_) => Err(format!("{what} {} is empty", path.display())),
+        Err(why) => Err(format!("{what}: {why}")),
+    })
 }
 
 impl Sink for State {

@@ -172,6 +172,10 @@ say "lookout fleet: $N agents, $("$BIN" --version), run directory $RUN"
 # The rules every agent loads: the built-in set (rules.files replaces it, so name it) and the
 # fleet's watchdog. One copy, linked from every agent's directory as its rules/.
 mkdir -p "$RUN/rules" "$RUN/prometheus/targets"
+# The fleet's tokens, as on real hosts: every POST needs the API token, every GET but the
+# probes the read token, which Prometheus sends (prometheus.yml: credentials_file).
+(umask 077 && for t in api read; do head -c 32 /dev/urandom | base64 >"$RUN/$t-token"; done)
+cp "$RUN/read-token" "$RUN/prometheus/lookout-read-token"
 cp "$REPO"/rules/*.yaml "$HERE/watchdog.yaml" "$RUN/rules/"
 am_urls() { sed -e "s#127.0.0.1:9093#127.0.0.1:${AM_WEB[0]}#" -e "s#127.0.0.1:9094#127.0.0.1:${AM_WEB[1]}#" "$@"; }
 targets="["
@@ -180,7 +184,8 @@ for i in $(seq "$N"); do
     mkdir -p "$RUN/$h"
     ln -s ../rules "$RUN/$h/rules"
     {
-        printf 'agent:\n  hostname: %s\n  listen: 127.0.0.1:%s\n  data_dir: %s\n\n' "$h" "$port" "$RUN/$h/data"
+        printf 'agent:\n  hostname: %s\n  listen: 127.0.0.1:%s\n  data_dir: %s\n' "$h" "$port" "$RUN/$h/data"
+        printf '  api_token_file: %s\n  read_token_file: %s\n\n' "$RUN/api-token" "$RUN/read-token"
         am_urls "$HERE/lookout.yaml"
     } >"$RUN/$h/lookout.yaml"
     "$BIN" check -c "$RUN/$h/lookout.yaml" >"$RUN/$h/check.log" 2>&1 ||

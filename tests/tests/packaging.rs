@@ -130,6 +130,37 @@ fn yaml_document(path: &Path) -> Value {
     docs.remove(0)
 }
 
+/// Whether a packaged agent configuration listens beyond loopback; if it does, it must
+/// ask for both tokens (the API token for POSTs, the read token for what Prometheus and
+/// anyone else reads), from absolute paths. None may ship `allow_unauthenticated: true`.
+fn exposed_with_tokens(config: &Value, what: &str) -> bool {
+    assert_ne!(
+        config.pointer("/agent/allow_unauthenticated"),
+        Some(&Value::Bool(true)),
+        "{what}: a packaged configuration never allows unauthenticated access"
+    );
+    let listen = config
+        .pointer("/agent/listen")
+        .and_then(Value::as_str)
+        .unwrap_or(lookout::settings::agent::DEFAULT_LISTEN);
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .unwrap_or_else(|e| panic!("{what}: agent.listen {listen:?}: {e}"));
+    if lookout::settings::agent::is_loopback(addr.ip()) {
+        return false;
+    }
+    for key in ["api_token_file", "read_token_file"] {
+        let file = config
+            .pointer(&format!("/agent/{key}"))
+            .and_then(Value::as_str);
+        assert!(
+            file.is_some_and(|f| f.starts_with('/')),
+            "{what}: listens on {listen} without agent.{key}"
+        );
+    }
+    true
+}
+
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer)
         .and_then(Value::as_str)
@@ -400,6 +431,10 @@ fn packaged_binary_accepts_the_packaged_config_and_rules() {
 
     let config = yaml_document(&root.join("etc/lookout/lookout.yaml"));
     assert_eq!(str_at(&config, "/agent/data_dir"), "/var/lib/lookout");
+    assert!(
+        !exposed_with_tokens(&config, "the packaged lookout.yaml"),
+        "the package listens on loopback only"
+    );
     assert_eq!(
         config.pointer("/rules/files"),
         Some(&serde_json::json!(["/etc/lookout/rules/*.yaml"])),
@@ -545,6 +580,10 @@ fn systemd_unit_runs_unprivileged_and_leaves_the_agent_what_it_reads() {
         unit["SystemCallFilter"]
     );
     assert!(one("MemoryMax").ends_with('M'), "a MemoryMax= cap");
+    // Room for the HTTP server's connection bound and everything else the agent opens.
+    let open_files: u64 = one("LimitNOFILE").parse().expect("LimitNOFILE= a number");
+    let needed = lookout::api::server::MAX_CONNECTIONS as u64 + lookout::api::server::RESERVED_FDS;
+    assert!(open_files >= needed, "LimitNOFILE={open_files} < {needed}");
 
     // What would make the agent report wrong values or nothing (the unit's comments say
     // why): a placeholder over /home for statvfs(), hidden /proc entries, no netlink.
@@ -1134,10 +1173,25 @@ fn dockerfile_copies_what_the_build_needs_and_runs_the_checked_config() {
     assert_eq!(str_at(&config, "/agent/rootfs"), "/host/root");
     assert_eq!(str_at(&config, "/agent/listen"), "0.0.0.0:9469");
     assert_eq!(str_at(&config, "/agent/data_dir"), "/var/lib/lookout");
+    // Exposed, so both tokens, from the secrets directory the documented run mounts.
+    assert!(exposed_with_tokens(
+        &config,
+        "packaging/docker/lookout.yaml"
+    ));
+    for key in ["api_token_file", "read_token_file"] {
+        let file = str_at(&config, &format!("/agent/{key}"));
+        assert!(file.starts_with("/run/secrets/"), "agent.{key}: {file}");
+    }
     let docs = read(&root.join("docs/install.md"));
+    let dockerfile_text = read(&root.join("packaging/docker/Dockerfile"));
+    assert!(
+        dockerfile_text.contains(":/run/secrets:ro"),
+        "the Dockerfile's run example mounts the tokens"
+    );
     for mount in [
         "-v /proc:/host/proc:ro",
         "-v /:/host/root:ro,rslave",
+        ":/run/secrets:ro",
         "--net=host",
     ] {
         assert!(
@@ -1306,6 +1360,64 @@ fn kubernetes_manifests_parse_and_fit_together() {
         str_at(&config, "/agent/listen"),
         format!("0.0.0.0:{port_number}")
     );
+    // Exposed on every node, so both tokens, from the Secret the pod mounts; the probes
+    // need none (/healthz and /readyz are open).
+    assert!(exposed_with_tokens(&config, "the ConfigMap's lookout.yaml"));
+    let tokens = named(mounts, "tokens");
+    assert_eq!(tokens["readOnly"], true);
+    let secret = &named(volumes, "tokens")["secret"];
+    let token_dir = str_at(tokens, "/mountPath");
+    let items = secret["items"].as_array().expect("the Secret's items");
+    for key in ["api_token_file", "read_token_file"] {
+        let file = str_at(&config, &format!("/agent/{key}"));
+        let name = file
+            .strip_prefix(&format!("{token_dir}/"))
+            .unwrap_or_else(|| panic!("agent.{key} {file} is not in the Secret mount {token_dir}"));
+        assert!(
+            items.iter().any(|i| i["path"] == name),
+            "agent.{key}: the Secret volume has no item {name}: {secret:#}"
+        );
+    }
+    let secret_name = str_at(secret, "/secretName");
+    let docs = read(&repo().join("docs/install.md"));
+    assert!(
+        docs.contains(&format!("create secret generic {secret_name}")),
+        "docs/install.md: how to create the Secret {secret_name}"
+    );
+}
+
+#[test]
+fn the_fleet_example_sends_the_read_token_its_agents_ask_for() {
+    let dir = repo().join("packaging/fleet");
+    let prometheus = yaml_document(&dir.join("prometheus.yml"));
+    let job = named_job(&prometheus["scrape_configs"], "lookout");
+    let credentials = str_at(job, "/authorization/credentials_file");
+    let script = read(&dir.join("run.sh"));
+    assert!(
+        script.contains(&format!("$RUN/prometheus/{credentials}")),
+        "run.sh writes {credentials} next to prometheus.yml"
+    );
+    for key in ["api_token_file", "read_token_file"] {
+        assert!(script.contains(key), "run.sh gives every agent agent.{key}");
+    }
+    // On a real host the agents listen on every address, with both tokens.
+    let shared = read(&dir.join("lookout.yaml"));
+    for line in [
+        "listen: 0.0.0.0:9469",
+        "api_token_file:",
+        "read_token_file:",
+    ] {
+        assert!(
+            shared.contains(line),
+            "lookout.yaml's real-host example: {line}"
+        );
+    }
+}
+
+fn named_job<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list.as_array()
+        .and_then(|jobs| jobs.iter().find(|j| j["job_name"] == name))
+        .unwrap_or_else(|| panic!("no job {name:?} in {list:#}"))
 }
 
 #[test]

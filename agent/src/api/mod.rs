@@ -2,24 +2,34 @@
 //!
 //! Every error answer is JSON `{"error": "..."}` with a 4xx/5xx status that says what went
 //! wrong; no request can crash or block the agent (handlers only take short locks).
+//!
+//! Who may do what is decided for every request before it reaches a handler ([`guard`]):
+//! `GET /healthz` and `GET /readyz` are open; every other GET needs the read token when
+//! `agent.read_token_file` is set (the API token is accepted too); every other method needs
+//! the API token when `agent.api_token_file` is set. Connections, HTTPS and the bounds on
+//! slow clients are [`server`]'s.
 
 pub mod exposition;
 pub mod ingest;
 pub mod notify;
 pub mod page;
 pub mod rules;
+pub mod server;
 pub mod status;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State as AxumState;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Request, State as AxumState};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use crate::collect::ingest::Rejection;
 use crate::state::State;
 
 /// An error answer: a status and a message, sent as JSON `{"error": "..."}`.
@@ -43,7 +53,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(json!({ "error": self.message }))).into_response()
+        let mut response =
+            (self.status, axum::Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"lookout\""),
+            );
+        }
+        response
     }
 }
 
@@ -63,6 +81,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/-/reload", post(reload))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
 
@@ -70,18 +89,68 @@ pub fn router(state: Arc<State>) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<State>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            while !*stop.borrow() {
-                if stop.changed().await.is_err() {
-                    break;
-                }
-            }
-        })
-        .await?;
+    let limits = server::Limits::for_this_process();
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_read_timeout = ?limits.header_read_timeout,
+        tls = state.tls().is_some(),
+        "HTTP server ready"
+    );
+    let app = router(state.clone());
+    server::serve(listener, app, move || state.tls(), limits, stop).await;
     Ok(())
+}
+
+/// Paths any client may GET without a token: the liveness and readiness probes.
+pub const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+
+/// Path of the ingestion endpoint, whose refusals are counted by reason.
+const OBSERVATIONS_PATH: &str = "/api/v1/observations";
+
+/// What a request must show before it reaches its handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Nothing: the health and readiness probes.
+    Open,
+    /// The read token, when one is configured (or the API token).
+    Read,
+    /// The API token, when one is configured.
+    Write,
+}
+
+/// The access `method` on `path` needs: GET and HEAD read, every other method writes.
+pub fn access(method: &Method, path: &str) -> Access {
+    if method == Method::GET || method == Method::HEAD {
+        if OPEN_PATHS.contains(&path) {
+            Access::Open
+        } else {
+            Access::Read
+        }
+    } else {
+        Access::Write
+    }
+}
+
+/// The middleware in front of every route (and the fallbacks): a request without the token
+/// its access needs gets 401, with `WWW-Authenticate: Bearer`.
+async fn guard(AxumState(state): AxumState<Arc<State>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let outcome = match access(request.method(), path) {
+        Access::Open => Ok(()),
+        Access::Read => authorize_read(&state, request.headers()),
+        Access::Write => authorize(&state, request.headers()),
+    };
+    match outcome {
+        Ok(()) => next.run(request).await,
+        Err(denied) => {
+            if denied.status == StatusCode::UNAUTHORIZED && path == OBSERVATIONS_PATH {
+                state.ingest().reject(Rejection::Unauthorized);
+            }
+            denied.into_response()
+        }
+    }
 }
 
 async fn metrics(AxumState(state): AxumState<Arc<State>>) -> Response {
@@ -131,33 +200,68 @@ async fn reload(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap) -> 
     }
 }
 
-/// Checks `Authorization: Bearer <token>` when `agent.api_token_file` is set.
+/// Checks `Authorization: Bearer <token>` against the API token when
+/// `agent.api_token_file` is set.
 pub fn authorize(state: &State, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = state.api_token() else {
         return Ok(());
     };
-    let expected = expected.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match given {
-        None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing bearer token (Authorization: Bearer <token>)",
-        )),
-        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
-        Some(_) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "wrong bearer token",
-        )),
-    }
+    check_bearer(headers, &[expected])
 }
 
-/// Compares without an early exit, so timing does not reveal how much of a token matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Checks `Authorization: Bearer <token>` against the read token, or the API token, when
+/// `agent.read_token_file` is set.
+pub fn authorize_read(state: &State, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(read) = state.read_token() else {
+        return Ok(());
+    };
+    let mut accepted = vec![read];
+    accepted.extend(state.api_token());
+    check_bearer(headers, &accepted)
+}
+
+/// Whether the bearer token of `headers` is one of `accepted`: 401 when it is missing or
+/// none matches, 503 when none matches and a token file could not be read.
+fn check_bearer(headers: &HeaderMap, accepted: &[Result<String, String>]) -> Result<(), ApiError> {
+    let given = bearer(headers);
+    if let Some(token) = given
+        && accepted
+            .iter()
+            .flatten()
+            .any(|expected| tokens_match(token, expected))
+    {
+        return Ok(());
+    }
+    if let Some(Err(why)) = accepted.iter().find(|t| t.is_err()) {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why.clone()));
+    }
+    Err(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        match given {
+            None => "missing bearer token (Authorization: Bearer <token>)",
+            Some(_) => "wrong bearer token",
+        },
+    ))
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Compares the SHA-256 digests without an early exit, so that timing reveals neither how
+/// much of a token matched nor its length.
+fn tokens_match(given: &str, expected: &str) -> bool {
+    let (a, b) = (Sha256::digest(given), Sha256::digest(expected));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
@@ -172,4 +276,115 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
         StatusCode::METHOD_NOT_ALLOWED,
         format!("{method} is not allowed on {}", uri.path()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_writes_and_the_open_probes() {
+        let cases: &[(Method, &str, Access)] = &[
+            // the probes stay open for the kubelet and load balancers
+            (Method::GET, "/healthz", Access::Open),
+            (Method::GET, "/readyz", Access::Open),
+            (Method::HEAD, "/readyz", Access::Open),
+            // everything else that reads
+            (Method::GET, "/metrics", Access::Read),
+            (Method::HEAD, "/metrics", Access::Read),
+            (Method::GET, "/api/v1/status", Access::Read),
+            (Method::GET, "/no/such/page", Access::Read),
+            // a probe path is open to reads only
+            (Method::POST, "/healthz", Access::Write),
+            // everything that is not a read writes
+            (Method::POST, "/-/reload", Access::Write),
+            (Method::POST, "/api/v1/observations", Access::Write),
+            (Method::DELETE, "/api/v1/outbox", Access::Write),
+            (Method::PUT, "/metrics", Access::Write),
+            (Method::OPTIONS, "/metrics", Access::Write),
+        ];
+        for (method, path, expected) in cases {
+            assert_eq!(access(method, path), *expected, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn bearer_tokens_are_checked_against_every_accepted_one() {
+        let ok = |t: &str| Ok::<String, String>(t.to_string());
+        let unreadable = || Err::<String, String>("read token file: cannot read /x".to_string());
+        // (Authorization header, accepted tokens, expected status; None: allowed)
+        type Case = (
+            Option<&'static str>,
+            Vec<Result<String, String>>,
+            Option<StatusCode>,
+        );
+        let cases: Vec<Case> = vec![
+            // the right token
+            (Some("Bearer s3cret"), vec![ok("s3cret")], None),
+            // the scheme in any case, spaces around the token
+            (Some("bearer  s3cret "), vec![ok("s3cret")], None),
+            // any of the accepted ones (the read token, then the API token)
+            (Some("Bearer api"), vec![ok("read"), ok("api")], None),
+            // missing, empty, another scheme, wrong, a prefix, longer
+            (None, vec![ok("s3cret")], Some(StatusCode::UNAUTHORIZED)),
+            (
+                Some("Bearer "),
+                vec![ok("s3cret")],
+                Some(StatusCode::UNAUTHORIZED),
+            ),
+            (
+                Some("Basic czNjcmV0"),
+                vec![ok("s3cret")],
+                Some(StatusCode::UNAUTHORIZED),
+            ),
+            (
+                Some("Bearer wrong"),
+                vec![ok("s3cret")],
+                Some(StatusCode::UNAUTHORIZED),
+            ),
+            (
+                Some("Bearer s3cre"),
+                vec![ok("s3cret")],
+                Some(StatusCode::UNAUTHORIZED),
+            ),
+            (
+                Some("Bearer s3crets"),
+                vec![ok("s3cret")],
+                Some(StatusCode::UNAUTHORIZED),
+            ),
+            // an unreadable token file: the agent cannot tell, and says so
+            (
+                Some("Bearer s3cret"),
+                vec![unreadable()],
+                Some(StatusCode::SERVICE_UNAVAILABLE),
+            ),
+            (
+                None,
+                vec![unreadable()],
+                Some(StatusCode::SERVICE_UNAVAILABLE),
+            ),
+            // ... unless the other accepted token matches
+            (Some("Bearer api"), vec![unreadable(), ok("api")], None),
+        ];
+        for (given, accepted, expected) in cases {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = given {
+                headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            }
+            let outcome = check_bearer(&headers, &accepted).err().map(|e| e.status);
+            assert_eq!(outcome, expected, "{given:?} against {accepted:?}");
+        }
+    }
+
+    #[test]
+    fn a_401_says_how_to_authenticate() {
+        let response =
+            ApiError::new(StatusCode::UNAUTHORIZED, "wrong bearer token").into_response();
+        assert_eq!(
+            response.headers().get(header::WWW_AUTHENTICATE).unwrap(),
+            "Bearer realm=\"lookout\""
+        );
+        let response = ApiError::new(StatusCode::NOT_FOUND, "no").into_response();
+        assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
+    }
 }

@@ -8,6 +8,7 @@
 //! commented default file (`lookout config default`) from the sections' own texts.
 
 pub mod agent;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 

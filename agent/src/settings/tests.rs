@@ -243,6 +243,130 @@ fn scalability_cross_checks() {
     }
 }
 
+#[test]
+fn exposure_and_https_checks() {
+    let tls = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/config/valid/tls"
+    );
+    // (yaml, expected problems, each as "line:column: path: message start")
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        // every IPv4 address, no token: both ways out are named
+        (
+            "agent: {listen: 0.0.0.0:9469}\n".into(),
+            vec![
+                "1:17: agent.listen: 0.0.0.0:9469 is not a loopback address: set agent.api_token_file so that POST requests need a token, or agent.allow_unauthenticated: true",
+            ],
+        ),
+        // every address, and one of the host's addresses
+        (
+            "agent:\n  listen: '[::]:9469'\n".into(),
+            vec!["2:11: agent.listen: [::]:9469 is not a loopback address"],
+        ),
+        (
+            "agent: {listen: 192.0.2.7:9469, read_token_file: /etc/lookout/read}\n".into(),
+            vec!["1:17: agent.listen: 192.0.2.7:9469 is not a loopback address"],
+        ),
+        // a token, or the explicit choice, is enough
+        (
+            "agent: {listen: 0.0.0.0:9469, api_token_file: /etc/lookout/token}\n".into(),
+            vec![],
+        ),
+        (
+            "agent: {listen: 0.0.0.0:9469, allow_unauthenticated: true}\n".into(),
+            vec![],
+        ),
+        // `false` is the default, said out loud
+        (
+            "agent: {listen: 0.0.0.0:9469, allow_unauthenticated: false}\n".into(),
+            vec!["1:17: agent.listen: 0.0.0.0:9469 is not a loopback address"],
+        ),
+        // loopback, in every spelling, needs nothing
+        ("agent: {listen: 127.0.0.2:9469}\n".into(), vec![]),
+        ("agent: {listen: '[::1]:9469'}\n".into(), vec![]),
+        (
+            "agent: {listen: '[::ffff:127.0.0.1]:9469'}\n".into(),
+            vec![],
+        ),
+        // an invalid address is reported once, as invalid
+        (
+            "agent: {listen: 'every:9469'}\n".into(),
+            vec!["1:17: agent.listen: invalid address"],
+        ),
+        // a read token file is checked like the API one
+        (
+            "agent: {read_token_file: read-token}\n".into(),
+            vec!["1:26: agent.read_token_file: must be an absolute path"],
+        ),
+        // HTTPS needs both files
+        (
+            "agent:\n  tls: {cert_file: /etc/lookout/cert.pem}\n".into(),
+            vec!["2:20: agent.tls: `cert_file` is set but `key_file` is not"],
+        ),
+        (
+            "agent:\n  tls: {key_file: /etc/lookout/key.pem}\n".into(),
+            vec!["2:19: agent.tls: `key_file` is set but `cert_file` is not"],
+        ),
+        (
+            "agent:\n  tls: {cert_file: null, key_file: null}\n".into(),
+            vec![],
+        ),
+        // files that cannot be read, or are empty names
+        (
+            "agent:\n  tls: {cert_file: /nonexistent/cert.pem, key_file: /nonexistent/key.pem}\n"
+                .into(),
+            vec!["2:20: agent.tls.cert_file: cannot read /nonexistent/cert.pem"],
+        ),
+        (
+            "agent:\n  tls: {cert_file: '', key_file: ' '}\n".into(),
+            vec![
+                "2:20: agent.tls.cert_file: must not be empty",
+                "2:34: agent.tls.key_file: must not be empty",
+            ],
+        ),
+        // the files swapped: no certificate where the chain belongs
+        (
+            format!("agent:\n  tls: {{cert_file: {tls}/key.pem, key_file: {tls}/cert.pem}}\n"),
+            vec!["2:20: agent.tls.cert_file: "],
+        ),
+        // a key that is not the certificate's: blamed on the key
+        (
+            format!(
+                "agent:\n  tls: {{cert_file: {tls}/cert.pem, key_file: {tls}/other-key.pem}}\n"
+            ),
+            vec!["agent.tls.key_file: the private key in"],
+        ),
+        // the pair that belongs together
+        (
+            format!("agent:\n  tls: {{cert_file: {tls}/cert.pem, key_file: {tls}/key.pem}}\n"),
+            vec![],
+        ),
+    ];
+    for (yaml, expected) in &cases {
+        let lines = match load_str(yaml, "t.yaml") {
+            Ok(_) => Vec::new(),
+            Err(problems) => rendered(&problems),
+        };
+        assert_eq!(lines.len(), expected.len(), "{yaml}: {lines:?}");
+        for want in expected {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(&format!("t.yaml:{want}"))
+                        || (!want.starts_with(char::is_numeric) && l.contains(want))),
+                "{yaml}: want {want:?} in {lines:?}"
+            );
+        }
+    }
+    // Both keys are named, so the reader knows both ways out.
+    let problems = load_str("agent: {listen: 0.0.0.0:9469}\n", "t.yaml").expect_err("exposed");
+    let line = problems.0[0].to_string();
+    assert!(
+        line.contains("agent.api_token_file") && line.contains("agent.allow_unauthenticated"),
+        "{line}"
+    );
+}
+
 /// Validates `yaml` with [`fake_env`] as the environment.
 fn check_with_fake_env(yaml: &str) -> (Option<Config>, Vec<String>) {
     let raw: Option<RawConfig> = serde_saphyr::from_str(yaml).expect("parses");
@@ -522,6 +646,16 @@ fn full_fixture_values() {
         agent.api_token_file,
         Some(PathBuf::from("/etc/lookout/token"))
     );
+    assert_eq!(
+        agent.read_token_file,
+        Some(PathBuf::from("/etc/lookout/read-token"))
+    );
+    assert!(agent.allow_unauthenticated);
+    let tls = agent.tls.as_ref().expect("agent.tls");
+    let dir = path.parent().expect("fixture dir");
+    assert_eq!(tls.cert_file, dir.join("tls/cert.pem"));
+    assert_eq!(tls.key_file, dir.join("tls/key.pem"));
+    assert_eq!(tls.server.alpn_protocols, [b"http/1.1".to_vec()]);
     assert_eq!(agent.proc_root, PathBuf::from("/host/proc"));
     assert_eq!(agent.rootfs, PathBuf::from("/host/root"));
     let host = &config.collect.host;
@@ -585,9 +719,11 @@ fn default_yaml_is_builtin_and_complete() {
     assert!(
         agent.hostname.is_some()
             && agent.listen.is_some()
+            && agent.allow_unauthenticated.is_some()
             && agent.proc_root.is_some()
             && agent.rootfs.is_some()
     );
+    assert!(agent.tls.is_some());
     let collect = raw.collect.expect("collect");
     let host = collect.host.expect("collect.host");
     assert!(host.enabled.is_some() && host.interval.is_some() && host.timeout.is_some());
@@ -621,7 +757,13 @@ fn default_yaml_is_builtin_and_complete() {
     let notify = raw.notify.expect("notify");
     assert!(notify.repeat_interval.is_some());
     // The keys whose default is null are written as `key: null`.
-    for key in ["  data_dir: null\n", "  api_token_file: null\n"] {
+    for key in [
+        "  data_dir: null\n",
+        "  api_token_file: null\n",
+        "  read_token_file: null\n",
+        "    cert_file: null\n",
+        "    key_file: null\n",
+    ] {
         assert!(default_text.contains(key), "{key}");
     }
 }
