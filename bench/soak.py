@@ -61,7 +61,10 @@ class Receiver:
     def __init__(self, port):
         self.port = port
         self.lock = threading.Lock()
-        self.seen = set()  # (idempotency key, fingerprint, status)
+        # (idempotency key, fingerprint, status, startsAt): a retried message repeats all
+        # four; the same alert firing again later, or folded into a digest beside its
+        # earlier firings, differs by startsAt.
+        self.seen = set()
         self.by_alert = {}  # alert name -> {"firing": n, "resolved": n}
         self.posts = 0
         self.duplicates = 0
@@ -80,7 +83,8 @@ class Receiver:
                 with receiver.lock:
                     receiver.posts += 1
                     for alert in body.get("alerts", []):
-                        ident = (key, alert.get("fingerprint"), alert.get("status"))
+                        ident = (key, alert.get("fingerprint"), alert.get("status"),
+                                 alert.get("startsAt"))
                         if ident in receiver.seen:
                             receiver.duplicates += 1
                             continue
