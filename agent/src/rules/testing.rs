@@ -231,7 +231,11 @@ struct Test {
 pub fn run_file(path: &Path) -> Result<FileReport, String> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
-    let raw: RawFile = serde_saphyr::from_str(&text).map_err(|e| format!("{file}: {e}"))?;
+    // Without the source snippet: the error stays one line, naming the file and position.
+    let mut options = serde_saphyr::Options::default();
+    options.with_snippet = false;
+    let raw: RawFile =
+        serde_saphyr::from_str_with_options(&text, options).map_err(|e| format!("{file}: {e}"))?;
     let duration =
         |what: &str, text: &Option<String>, default: Duration| -> Result<Duration, String> {
             match text {
@@ -1197,6 +1201,19 @@ tests:
         );
         let err = run_file(&temp_file("hosts", &two_hosts)).unwrap_err();
         assert!(err.contains("host \"b\" differs"), "{err}");
+    }
+
+    /// Found by the property tests: YAML errors came with a source snippet naming
+    /// `<input>` on further lines.
+    #[test]
+    fn yaml_errors_are_one_line_naming_the_file_and_position() {
+        let rules = host_rules();
+        let text = format!("rule_files: [{rules:?}]\ntests:\n  - name: t1\n    bogus: 1\n");
+        let path = temp_file("snippet", &text);
+        let err = run_file(&path).unwrap_err();
+        assert!(!err.contains('\n'), "{err}");
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+        assert!(err.ends_with("at line 4, column 5"), "{err}");
     }
 
     #[test]
