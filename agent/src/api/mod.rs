@@ -162,3 +162,6 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
         format!("{method} is not allowed on {}", uri.path()),
     )
 }
+
+#[cfg(test)]
+mod props;

@@ -168,4 +168,6 @@ pub fn default_yaml() -> String {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
