@@ -17,6 +17,8 @@ pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod notify;
+#[cfg(test)]
+pub(crate) mod props;
 pub mod quarantine;
 pub mod rules;
 pub mod sample;

@@ -152,7 +152,7 @@ fn summary(problems: &[String]) -> String {
 pub fn parse(body: &[u8]) -> Result<Vec<Observation<'_>>, BatchError> {
     let raw: Vec<RawObservation<'_>> = match serde_json::from_slice(body) {
         Ok(raw) => raw,
-        Err(e) if e.is_data() => return Err(describe_shape(body)),
+        Err(e) if e.is_data() => return Err(describe_shape(body, &e)),
         Err(e) => return Err(malformed(&e)),
     };
     let mut batch = Vec::with_capacity(raw.len());
@@ -280,11 +280,11 @@ const FIELDS: [(&str, &str, IsKind); 4] = [
     ("duration_seconds", "a number", Value::is_number),
 ];
 
-/// Says what is wrong with a body that is JSON but did not deserialize: not an array, or
-/// which fields of which observations are missing, unknown or of the wrong type. A body
-/// that is not JSON at all (the typed parse may stop at a type error before the syntax
-/// error) is malformed.
-fn describe_shape(body: &[u8]) -> BatchError {
+/// Says what is wrong with a body that is JSON but did not deserialize (`typed` is that
+/// error): not an array, or which fields of which observations are missing, unknown or of
+/// the wrong type. A body that is not JSON at all (the typed parse may stop at a type error
+/// before the syntax error) is malformed.
+fn describe_shape(body: &[u8], typed: &serde_json::Error) -> BatchError {
     let mut problems = Problems::default();
     let items = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Array(items)) => items,
@@ -313,6 +313,14 @@ fn describe_shape(body: &[u8]) -> BatchError {
         for (field, want, ok) in FIELDS {
             match fields.get(field) {
                 None => problems.add(Some(i), field, "missing"),
+                // An integer, but past what `status` reads.
+                Some(Value::Number(n)) if field == "status" && n.is_u64() && !n.is_i64() => {
+                    problems.add(
+                        Some(i),
+                        field,
+                        format!("{n} is not an HTTP status (100 to 599)"),
+                    );
+                }
                 Some(v) if !ok(v) => {
                     problems.add(Some(i), field, format!("expected {want}, got {}", kind(v)));
                 }
@@ -330,9 +338,9 @@ fn describe_shape(body: &[u8]) -> BatchError {
         }
     }
     if problems.list.is_empty() {
-        // Cannot happen if the checks above mirror `RawObservation`; say so rather than
-        // answering 422 with nothing.
-        problems.add(None, "", "the batch does not match the observation format");
+        // What a JSON value cannot show (a field given twice): the typed parser's own
+        // message, which ends with the line and column.
+        problems.add(None, "", typed);
     }
     BatchError::Invalid(problems.finish())
 }
@@ -438,6 +446,25 @@ mod tests {
                 "[1].at: unknown field (expected route, method, status, duration_seconds)",
                 "[2]: expected an object, got number 42",
             ]
+        );
+    }
+
+    /// Found by the property tests: a field given twice, or a status past `i64`, was
+    /// refused with "the batch does not match the observation format", saying neither
+    /// which observation nor where.
+    #[test]
+    fn a_repeated_field_or_a_huge_status_says_where() {
+        let p = invalid(
+            r#"[{"route":"/","method":"GET","status":200,"duration_seconds":1},
+                {"route":"/","method":"GET","method":"PUT","status":200,"duration_seconds":1}]"#,
+        );
+        assert_eq!(p, ["duplicate field `method` at line 2 column 52"]);
+        let p = invalid(
+            r#"[{"route":"/","method":"GET","status":18446744073709551615,"duration_seconds":1}]"#,
+        );
+        assert_eq!(
+            p,
+            ["[0].status: 18446744073709551615 is not an HTTP status (100 to 599)"]
         );
     }
 

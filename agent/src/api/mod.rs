@@ -388,3 +388,6 @@ mod tests {
         assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
     }
 }
+
+#[cfg(test)]
+mod props;

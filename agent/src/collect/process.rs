@@ -34,6 +34,7 @@ impl ProcessCollector {
 
     /// Turns the bytes of `/proc/self/stat` into samples.
     pub fn parse(&self, bytes: &[u8]) -> Result<Vec<Sample>, String> {
+        check_stat_shape(bytes)?;
         let stat = Stat::from_read(bytes).map_err(|e| e.to_string())?;
         let cpu = (stat.utime + stat.stime) as f64 / self.ticks_per_second;
         let rss = stat.rss as f64 * self.page_size;
@@ -46,6 +47,30 @@ impl ProcessCollector {
                 1.0,
             ),
         ])
+    }
+}
+
+/// Checks what `procfs_core`'s `Stat` slices without checking, so that it cannot panic:
+/// `pid (comm) state ...`, with a character before the first `(` and something after the
+/// last `)` and the space that follows it. It reports the other problems itself.
+fn check_stat_shape(bytes: &[u8]) -> Result<(), String> {
+    // The text exactly as `Stat::from_read` looks at it.
+    let line = String::from_utf8_lossy(bytes);
+    let text = line.trim();
+    let (Some(open), Some(close)) = (text.find('('), text.rfind(')')) else {
+        return Ok(());
+    };
+    let sliceable = open >= 1
+        && close > open
+        && text.get(..open - 1).is_some()
+        && text.get(close + 2..).is_some();
+    if sliceable {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected `pid (comm) state ...`, found {:?}",
+            text.chars().take(80).collect::<String>()
+        ))
     }
 }
 
@@ -133,7 +158,19 @@ mod tests {
 
     #[test]
     fn a_garbled_stat_is_an_error_not_a_panic() {
-        for bad in [&b""[..], b"12 (lookout", b"12 (lookout) R x y z"] {
+        // Found by the property tests, each one a panic inside procfs-core: the line ending
+        // at the closing parenthesis, `(` first, `)` before `(`, a multi-byte character
+        // before `(` or after `)`.
+        for bad in [
+            &b""[..],
+            b"12 (lookout",
+            b"12 (lookout) R x y z",
+            b"12 (lookout)",
+            b"(lookout) R 1",
+            b"12 )lookout( R 1",
+            "12\u{e9}(lookout) R 1".as_bytes(),
+            "12 (lookout)\u{e9}R 1".as_bytes(),
+        ] {
             assert!(
                 collector().parse(bad).is_err(),
                 "{:?}",

@@ -49,6 +49,11 @@ const HOST: &str = "host";
 /// Longest range a range function may use: the store keeps bounded windows.
 const MAX_RANGE: Duration = Duration::from_secs(3600);
 
+/// Most tokens an expression may have (see [`tokens`]). The subset needs a few dozen; the
+/// PromQL parser recurses once per nesting level, and a few thousand levels (`- - - ... x`)
+/// exhaust a thread's stack, which aborts the process instead of reporting an error.
+const MAX_TOKENS: usize = 512;
+
 /// A parsed, checked expression of the subset: a selector, optionally inside a range
 /// function, optionally aggregated, optionally scaled by numbers.
 #[derive(Debug, Clone, PartialEq)]
@@ -201,6 +206,13 @@ impl Scale {
 /// Parses and checks an expression of the subset; the error names the unsupported or
 /// invalid part.
 pub fn parse(text: &str) -> Result<Expr, String> {
+    let count = tokens(text);
+    if count > MAX_TOKENS {
+        return Err(format!(
+            "too long: {count} tokens (names, numbers, operators, brackets; a quoted string \
+             counts as one), at most {MAX_TOKENS}"
+        ));
+    }
     let ast = pp::parse(text).map_err(|e| format!("invalid PromQL: {e}"))?;
     let mut scale = Vec::new();
     let inner = peel_scale(&ast, &mut scale)?;
@@ -220,6 +232,32 @@ pub fn parse(text: &str) -> Result<Expr, String> {
         aggregation,
         scale,
     })
+}
+
+/// The tokens of `text`, roughly as PromQL splits them: a name or number, a quoted string,
+/// or any other character that is not white space.
+fn tokens(text: &str) -> usize {
+    let word = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | ':');
+    let mut count = 0;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_whitespace() {
+            continue;
+        }
+        count += 1;
+        if matches!(c, '"' | '\'' | '`') {
+            while let Some(d) = chars.next() {
+                if d == '\\' && c != '`' {
+                    chars.next();
+                } else if d == c {
+                    break;
+                }
+            }
+        } else if word(c) {
+            while chars.next_if(|d| word(*d)).is_some() {}
+        }
+    }
+    count
 }
 
 /// Strips parentheses, which carry no meaning in this fixed-shape subset.
@@ -1102,6 +1140,36 @@ mod tests {
                 Err(err) => assert!(err.contains(want), "{input}: {err:?} lacks {want:?}"),
             }
         }
+    }
+
+    /// Thousands of nesting levels used to exhaust the parser's stack and abort the process
+    /// (`lookout check`, or the agent on reload); found by the property tests.
+    #[test]
+    fn deeply_nested_expressions_are_an_error_not_a_stack_overflow() {
+        for text in [
+            format!("{}lookout_load1", "-".repeat(100_000)),
+            format!("lookout_load1{}", " * 2".repeat(100_000)),
+            format!(
+                "{}lookout_load1{}",
+                "sum(".repeat(100_000),
+                ")".repeat(100_000)
+            ),
+            format!("lookout_load1{}", " or lookout_load1".repeat(100_000)),
+        ] {
+            let err = parse(&text).unwrap_err();
+            assert!(err.starts_with("too long: "), "{err}");
+            assert!(err.ends_with("at most 512"), "{err}");
+        }
+        // The limit counts tokens, not characters: a long quoted string is one.
+        let long = format!(
+            r#"lookout_filesystem_usage_ratio{{mountpoint!~"{}"}}"#,
+            "/x|".repeat(5000)
+        );
+        assert!(parse(&long).is_ok());
+        assert_eq!(tokens(r#"sum by (a) (m{l=~"x\"y"}[5m]) * 2"#), 19);
+        // Up to the limit, nesting still parses.
+        let deep = format!("{}lookout_load1", "-".repeat(MAX_TOKENS - 1));
+        assert!(parse(&deep).is_ok());
     }
 
     #[test]

@@ -30,3 +30,6 @@ use std::collections::BTreeMap;
 
 /// Labels of an alert instance or an evaluated series: name -> value, ordered.
 pub type LabelSet = BTreeMap<String, String>;
+
+#[cfg(test)]
+mod props;

@@ -73,15 +73,19 @@ use super::score::{ScalabilityConfig, ScalabilitySection};
 use super::state::{Kind, Phase};
 use crate::catalogue::{self, Metric};
 use crate::config::Section;
-use crate::config::units::parse_duration;
+use crate::config::units::{format_duration, parse_duration};
 use crate::sample::{Labels, Sample};
 use crate::store::{Millis, Retention, Store};
 
 /// Where the simulated clock starts (ms since the Unix epoch), so timestamps look real.
 pub const EPOCH_MS: Millis = 1_700_000_000_000;
 
-/// Most values one series may expand to.
+/// Most values one series, and all series of one test together, may expand to.
 const MAX_VALUES: usize = 1_000_000;
+
+/// Most points in time one test may simulate (input steps and evaluations), which bounds
+/// its run time and memory: a day at one-second steps is 86,400.
+const MAX_STEPS: Millis = 1_000_000;
 
 /// The result of one test file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -231,7 +235,11 @@ struct Test {
 pub fn run_file(path: &Path) -> Result<FileReport, String> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
-    let raw: RawFile = serde_saphyr::from_str(&text).map_err(|e| format!("{file}: {e}"))?;
+    // Without the source snippet: the error stays one line, naming the file and position.
+    let mut options = serde_saphyr::Options::default();
+    options.with_snippet = false;
+    let raw: RawFile =
+        serde_saphyr::from_str_with_options(&text, options).map_err(|e| format!("{file}: {e}"))?;
     let duration =
         |what: &str, text: &Option<String>, default: Duration| -> Result<Duration, String> {
             match text {
@@ -336,6 +344,7 @@ fn check_test(raw: RawTest, eval_ms: Millis) -> Result<Test, String> {
     }
     let mut host_label: Option<String> = None;
     let mut series: Vec<Series> = Vec::new();
+    let mut total_values = 0usize;
     for s in &raw.input_series {
         let at_series = |msg: String| at_test(format!("series {:?}: {msg}", s.series));
         let (metric, labels, host) = parse_series(&s.series).map_err(at_series)?;
@@ -356,6 +365,12 @@ fn check_test(raw: RawTest, eval_ms: Millis) -> Result<Test, String> {
             return Err(at_series("given twice".into()));
         }
         let values = expand(&s.values).map_err(at_series)?;
+        total_values = total_values.saturating_add(values.len());
+        if total_values > MAX_VALUES {
+            return Err(at_series(format!(
+                "the test's series expand past {MAX_VALUES} values"
+            )));
+        }
         series.push(Series {
             metric,
             labels,
@@ -377,14 +392,38 @@ fn check_test(raw: RawTest, eval_ms: Millis) -> Result<Test, String> {
             score: e.score,
         });
     }
-    Ok(Test {
+    let test = Test {
         name,
         interval,
         host,
         series,
         expect,
         notifications: raw.expect_notifications,
-    })
+    };
+    let show = |ms: Millis| format_duration(Duration::from_millis(ms.unsigned_abs()));
+    let end = test.end();
+    let steps = (end / test.interval).saturating_add(end / eval_ms.max(1));
+    if steps > MAX_STEPS {
+        return Err(format!(
+            "test {:?}: simulates about {steps} points in time (until {}, inputs every {}, \
+             evaluations every {}); at most {MAX_STEPS}: use longer intervals or a shorter test",
+            test.name,
+            show(end),
+            show(test.interval),
+            show(eval_ms),
+        ));
+    }
+    Ok(test)
+}
+
+impl Test {
+    /// The last point in time simulated, from the start: the last input or expectation.
+    fn end(&self) -> Millis {
+        let values = self.series.iter().map(|s| s.values.len()).max();
+        let last = Millis::try_from(values.unwrap_or(0).saturating_sub(1)).unwrap_or(Millis::MAX);
+        let last_expect = self.expect.iter().map(|e| e.at).max().unwrap_or(0);
+        last_expect.max(last.saturating_mul(self.interval))
+    }
 }
 
 /// A series selector: the metric, its labels in catalogue order, the `host` label if given.
@@ -585,22 +624,7 @@ fn run_test(
         keep_ms: 3_600_000,
         max_points: 10_000,
     });
-    let steps = test
-        .series
-        .iter()
-        .map(|s| s.values.len())
-        .max()
-        .unwrap_or(0);
-    let last_input = Millis::try_from(steps.saturating_sub(1))
-        .unwrap_or(Millis::MAX)
-        .saturating_mul(test.interval);
-    let end = test
-        .expect
-        .iter()
-        .map(|e| e.at)
-        .max()
-        .unwrap_or(0)
-        .max(last_input);
+    let end = test.end();
 
     let mut times: BTreeSet<Millis> = BTreeSet::new();
     let mut t = 0;
@@ -1197,6 +1221,51 @@ tests:
         );
         let err = run_file(&temp_file("hosts", &two_hosts)).unwrap_err();
         assert!(err.contains("host \"b\" differs"), "{err}");
+    }
+
+    /// Found by the property tests: YAML errors came with a source snippet naming
+    /// `<input>` on further lines.
+    #[test]
+    fn yaml_errors_are_one_line_naming_the_file_and_position() {
+        let rules = host_rules();
+        let text = format!("rule_files: [{rules:?}]\ntests:\n  - name: t1\n    bogus: 1\n");
+        let path = temp_file("snippet", &text);
+        let err = run_file(&path).unwrap_err();
+        assert!(!err.contains('\n'), "{err}");
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+        assert!(err.ends_with("at line 4, column 5"), "{err}");
+    }
+
+    /// Found by the property tests: `interval: 1ms` with an expectation at `100d` built a
+    /// set of billions of points in time, and series of a million values each added up
+    /// without bound; both ran out of memory instead of failing.
+    #[test]
+    fn a_test_too_large_to_simulate_is_an_error() {
+        let rules = host_rules();
+        let text = format!(
+            "rule_files: [{rules:?}]\ntests:\n  - name: long\n    interval: 1ms\n    input_series:\n      - series: lookout_load1\n        values: '1'\n    expect:\n      - at: 100d\n"
+        );
+        let started = std::time::Instant::now();
+        let err = run_file(&temp_file("steps", &text)).unwrap_err();
+        assert!(
+            err.contains("test \"long\": simulates about 8640864000 points in time")
+                && err.contains("until 100d, inputs every 1ms, evaluations every 10s")
+                && err.contains("at most 1000000"),
+            "{err}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+        let series: String = ["lookout_load1", "lookout_load5"]
+            .iter()
+            .map(|s| format!("      - series: {s}\n        values: '1x600000'\n"))
+            .collect();
+        let text =
+            format!("rule_files: [{rules:?}]\ntests:\n  - name: wide\n    input_series:\n{series}");
+        let err = run_file(&temp_file("values", &text)).unwrap_err();
+        assert!(
+            err.contains("series \"lookout_load5\": the test's series expand past 1000000"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -169,4 +169,6 @@ pub fn default_yaml() -> String {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
