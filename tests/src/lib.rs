@@ -398,16 +398,8 @@ impl Agent {
 
     /// Polls `ok` every 100 ms until it holds, for up to `limit`; on timeout fails the test
     /// naming `what`, with the agent's log.
-    pub fn wait_until(&self, what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-        let deadline = Instant::now() + limit;
-        while !ok() {
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not within {limit:?}; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    pub fn wait_until(&self, what: &str, limit: Duration, ok: impl FnMut() -> bool) {
+        poll_until(what, limit, ok, || self.log());
     }
 
     /// How many runs collector `name` has completed (`/api/v1/status`).
@@ -592,6 +584,45 @@ fn dechunk(mut s: &str) -> String {
         s = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
     }
     out
+}
+
+/// The Python interpreter that has aiosmtpd: the Debian package installs it for
+/// `/usr/bin/python3`, which may not be the first `python3` on PATH.
+pub fn python_with_aiosmtpd() -> PathBuf {
+    for candidate in ["/usr/bin/python3", "python3"] {
+        let ok = Command::new(candidate)
+            .args(["-c", "import aiosmtpd"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return PathBuf::from(candidate);
+        }
+    }
+    panic!(
+        "python3 cannot import aiosmtpd; this test needs a real SMTP server: \
+         install with apt-get install -y python3-aiosmtpd"
+    );
+}
+
+/// Polls `ok` every 100 ms until it holds; fails after `limit` naming `what`, with
+/// `context()` (an agent's log) to show why.
+pub fn poll_until(
+    what: &str,
+    limit: Duration,
+    mut ok: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {limit:?}; log:\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[cfg(test)]

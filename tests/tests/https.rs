@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lookout_tests::{TempDir, free_port, http, lookout, require};
 
@@ -97,16 +97,8 @@ impl HttpsAgent {
     }
 
     /// Polls until `ok` holds, for up to 15 s.
-    fn wait_until(&self, what: &str, mut ok: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !ok() {
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not within 15 s; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    fn wait_until(&self, what: &str, ok: impl FnMut() -> bool) {
+        lookout_tests::poll_until(what, Duration::from_secs(15), ok, || self.log());
     }
 }
 

@@ -4,7 +4,7 @@
 //! refuses two recipients, one with a 5xx and one with a 4xx reply, to check how failures
 //! are classified.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use lookout::notify::{AlertPayload, Message, Receiver, SendError};
 use lookout::rules::engine::Status;
 use lookout::rules::model::Severity;
 use lookout::rules::state::Kind;
-use lookout_tests::{TempDir, free_port};
+use lookout_tests::{TempDir, free_port, python_with_aiosmtpd};
 
 const SERVER: &str = r#"
 import pathlib, sys, time
@@ -47,26 +47,6 @@ controller.start()
 while True:
     time.sleep(3600)
 "#;
-
-/// The Python interpreter that has aiosmtpd: the Debian package installs it for
-/// `/usr/bin/python3`, which may not be the first `python3` on PATH.
-fn python_with_aiosmtpd() -> PathBuf {
-    for candidate in ["/usr/bin/python3", "python3"] {
-        let ok = Command::new(candidate)
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return PathBuf::from(candidate);
-        }
-    }
-    panic!(
-        "python3 cannot import aiosmtpd; this test needs a real SMTP server: \
-         install with apt-get install -y python3-aiosmtpd"
-    );
-}
 
 /// aiosmtpd on a loopback port, killed on drop.
 struct SmtpServer {

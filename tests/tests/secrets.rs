@@ -16,12 +16,15 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lookout_tests::{Agent, Peer, TempDir, free_port, http, redis_commands, redis_server, value};
+use lookout_tests::{
+    Agent, Peer, TempDir, free_port, http, python_with_aiosmtpd, redis_commands, redis_server,
+    value,
+};
 
 const HOOK_PATH: &str = "lkmark-hookpath-4f1c";
 const SLACK_TOKEN: &str = "lkmark-slack-9b2e";
@@ -66,25 +69,6 @@ controller.start()
 while True:
     time.sleep(3600)
 "#;
-
-/// The Python that has aiosmtpd (Debian's, which may not be the first `python3` on PATH).
-fn python_with_aiosmtpd() -> PathBuf {
-    for candidate in ["/usr/bin/python3", "python3"] {
-        let ok = Command::new(candidate)
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return PathBuf::from(candidate);
-        }
-    }
-    panic!(
-        "python3 cannot import aiosmtpd; this test needs a real SMTP server: \
-         install with apt-get install -y python3-aiosmtpd"
-    );
-}
 
 fn smtp_server(port: u16) -> Peer {
     let peer = Peer(
