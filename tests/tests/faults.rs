@@ -304,20 +304,7 @@ fn a_full_data_dir_then_a_read_only_one_loses_nothing_that_fired() {
     let filler = data.join("filler");
     let size = fill(&filler);
     assert!(size > 0);
-    agent.wait_until(
-        "/readyz degraded: the notification kept in memory, the alert states not saved",
-        Duration::from_secs(30),
-        || {
-            let reasons = degraded_reasons(&agent);
-            reasons.iter().any(|r| {
-                r.starts_with("1 notification(s) kept in memory")
-                    && r.contains("outbox.redb")
-                    && r.contains("No space left on device")
-            }) && reasons
-                .iter()
-                .any(|r| r.contains("alerts.json") && r.contains("No space left on device"))
-        },
-    );
+    wait_held_and_unsaved(&agent, &["outbox.redb", "No space left on device"]);
     // Delivery metrics are exported at each evaluation: the next one shows what is held.
     let m = wait_for_pending(&agent, 1.0);
     assert!(value(&m, "lookout_outbox_write_errors_total", &[]).is_some_and(|n| n >= 1.0));
@@ -399,19 +386,7 @@ fn an_agent_started_on_a_read_only_data_dir_runs_degraded_then_catches_up() {
     let mut agent = start(dir, port, &text, &[("rules.yaml", LOAD_SEEN)], &[]);
 
     // Starts, collects, evaluates; the notification is kept in memory, the reason given.
-    agent.wait_until(
-        "/readyz degraded: the notification kept in memory, the alert states not saved",
-        Duration::from_secs(30),
-        || {
-            let reasons = degraded_reasons(&agent);
-            reasons.iter().any(|r| {
-                r.starts_with("1 notification(s) kept in memory")
-                    && r.contains("Read-only file system")
-            }) && reasons
-                .iter()
-                .any(|r| r.contains("alerts.json") && r.contains("Read-only file system"))
-        },
-    );
+    wait_held_and_unsaved(&agent, &["Read-only file system"]);
     let m = wait_for_pending(&agent, 1.0);
     assert!(value(&m, "lookout_outbox_write_errors_total", &[]).is_some_and(|n| n >= 1.0));
     assert!(
@@ -792,4 +767,24 @@ fn a_storm_of_sighups_ends_on_the_last_configuration_without_duplicates() {
     assert_eq!(decided, 1, "{history}");
     assert_eq!(events(&out), [event("LoadSeen", "firing")]);
     assert_eq!(readyz(&agent).0, 200);
+}
+
+/// Waits until `/readyz` is degraded with the one notification kept in memory and the alert
+/// states not saved: the memory reason holds every one of `why`, and the `alerts.json`
+/// reason holds its last (the error itself).
+fn wait_held_and_unsaved(agent: &Agent, why: &[&str]) {
+    let error = why.last().copied().unwrap_or_default();
+    agent.wait_until(
+        "/readyz degraded: the notification kept in memory, the alert states not saved",
+        Duration::from_secs(30),
+        || {
+            let reasons = degraded_reasons(agent);
+            reasons.iter().any(|r| {
+                r.starts_with("1 notification(s) kept in memory")
+                    && why.iter().all(|w| r.contains(w))
+            }) && reasons
+                .iter()
+                .any(|r| r.contains("alerts.json") && r.contains(error))
+        },
+    );
 }
