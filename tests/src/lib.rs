@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod grafana;
+pub mod stack;
+
 /// Path of the `lookout` binary under test.
 pub fn lookout_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("LOOKOUT_BIN") {

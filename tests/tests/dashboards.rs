@@ -12,16 +12,15 @@
 //!   a rule, and every query of every panel must come back successful and non-empty.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use lookout::catalogue::{self, Kind, Metric};
 use lookout::rules::model::{Op, Rule};
-use lookout_tests::{Agent, Peer, TempDir, free_port, http, redis_commands, redis_server, require};
+use lookout_tests::grafana::{
+    Dashboard, GrafanaVars, all_panels, dashboards_dir, exprs, is_row, load_dashboards,
+    panel_queries, substitute, title,
+};
+use lookout_tests::stack::{self, Stack, encode};
 use serde_json::Value;
 
 /// The dashboards that ship (host, cache, API, alerts & scalability); any other `*.json` is checked too.
@@ -34,73 +33,6 @@ const EXPECTED: &[&str] = &[
 
 /// The selector filter every metric of every query must carry.
 const HOST_FILTER: &str = r#"host=~"$host""#;
-
-fn dashboards_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../dashboards")
-        .canonicalize()
-        .expect("dashboards/ next to tests/")
-}
-
-/// One dashboard file, parsed.
-struct Dashboard {
-    file: String,
-    json: Value,
-}
-
-/// Every `dashboards/*.json`, sorted by name; a file that does not parse fails the test.
-fn load_dashboards() -> Vec<Dashboard> {
-    let dir = dashboards_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("read dashboards/")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|path| {
-            let file = path
-                .file_name()
-                .expect("name")
-                .to_string_lossy()
-                .into_owned();
-            let text = std::fs::read_to_string(path).expect("read dashboard");
-            let json = serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("dashboards/{file} is not valid JSON: {e}"));
-            Dashboard { file, json }
-        })
-        .collect()
-}
-
-/// Every panel of a dashboard, the panels of collapsed rows included, rows themselves
-/// included (callers tell them apart by `type`).
-fn all_panels(dashboard: &Value) -> Vec<&Value> {
-    let mut out = Vec::new();
-    for p in dashboard["panels"].as_array().into_iter().flatten() {
-        out.push(p);
-        out.extend(p["panels"].as_array().into_iter().flatten());
-    }
-    out
-}
-
-fn is_row(panel: &Value) -> bool {
-    panel["type"] == "row"
-}
-
-fn title(panel: &Value) -> &str {
-    panel["title"].as_str().unwrap_or("<untitled>")
-}
-
-/// The `expr` of each target of a panel (empty string when missing).
-fn exprs(panel: &Value) -> Vec<&str> {
-    panel["targets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| t["expr"].as_str().unwrap_or(""))
-        .collect()
-}
 
 /// A metric named in an expression: the name and where it starts and ends.
 #[derive(Debug)]
@@ -708,229 +640,20 @@ fn provisioning_files_point_at_the_dashboards_and_prometheus() {
 
 // ---------------------------------------------------------------- against real peers
 
-/// Background traffic while the test runs: cache lookups (30 hits, 10 misses per 200 ms,
-/// so the hit ratio is defined every interval) and a batch of request timings every second
-/// (a 5xx among them, so the error figures exist). Stops on drop.
-struct Traffic {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Traffic {
-    fn start(redis_port: u16, agent: SocketAddr) -> Traffic {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let lookups = "GET dash:hit\r\n".repeat(30) + &"GET dash:miss\r\n".repeat(10);
-            let batch = serde_json::json!([
-                {"route": "/users/{id}", "method": "GET", "status": 200, "duration_seconds": 0.05},
-                {"route": "/users/{id}", "method": "GET", "status": 200, "duration_seconds": 0.12},
-                {"route": "/users/{id}", "method": "GET", "status": 503, "duration_seconds": 0.4},
-                {"route": "/search", "method": "POST", "status": 201, "duration_seconds": 1.3},
-                {"route": "/search", "method": "POST", "status": 404, "duration_seconds": 0.02},
-            ])
-            .to_string();
-            let mut n = 0u64;
-            while !flag.load(Ordering::Relaxed) {
-                // Errors only leave panels empty, which the test then reports.
-                let _ = redis_commands(redis_port, &lookups);
-                if n.is_multiple_of(5) {
-                    let _ = http(
-                        agent,
-                        "POST",
-                        "/api/v1/observations",
-                        &[("Content-Type", "application/json")],
-                        &batch,
-                    );
-                }
-                n += 1;
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        });
-        Traffic {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Traffic {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Percent-encodes a query string value.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+// ---------------------------------------------------------------- against real peers
 
 /// Grafana's variables as they are for one selected host and a short time range.
-fn substitute(expr: &str) -> String {
-    let mut s = expr.to_string();
-    for (var, value) in [
-        ("${__rate_interval}", "15s"),
-        ("$__rate_interval", "15s"),
-        ("${__interval}", "5s"),
-        ("$__interval", "5s"),
-        ("${__range}", "1m"),
-        ("$__range", "1m"),
-        ("${host}", "test-host"),
-        ("$host", "test-host"),
-    ] {
-        s = s.replace(var, value);
-    }
-    s
-}
-
-/// A running Prometheus scraping one target every second.
-struct Prometheus {
-    _peer: Peer,
-    addr: SocketAddr,
-    dir: TempDir,
-}
-
-impl Prometheus {
-    fn start(binary: &Path, target: SocketAddr) -> Prometheus {
-        let dir = TempDir::new("prometheus");
-        let port = free_port();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: lookout\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .expect("write prometheus.yml");
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
-        let child = Command::new(binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        Prometheus {
-            _peer: Peer(child),
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
-    }
-
-    /// GET an API path; the parsed answer, or why there is none.
-    fn api(&self, path: &str) -> Result<Value, String> {
-        let (status, body) = http(self.addr, "GET", path, &[], "").map_err(|e| e.to_string())?;
-        serde_json::from_str(&body).map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))
-    }
-
-    /// An instant query; Ok(answer) when it succeeded with a non-empty result.
-    fn query(&self, promql: &str) -> Result<Value, String> {
-        let answer = self.api(&format!("/api/v1/query?query={}", encode(promql)))?;
-        let non_empty = answer["data"]["result"]
-            .as_array()
-            .is_some_and(|r| !r.is_empty());
-        if answer["status"] == "success" && non_empty {
-            Ok(answer)
-        } else {
-            Err(answer.to_string())
-        }
-    }
-}
+const VARS: GrafanaVars = GrafanaVars {
+    host: stack::HOST,
+    rate_interval: "15s",
+    interval: "5s",
+    range: "1m",
+};
 
 #[test]
 fn every_panel_query_answers_from_a_real_prometheus_scraping_a_real_agent() {
-    let prometheus_bin = require("prometheus", "prometheus");
-    let redis_port = free_port();
-    // A maxmemory, so that the memory ratio exists.
-    let _redis = redis_server(redis_port, &["--maxmemory", "64mb"]);
-    redis_commands(redis_port, "SET dash:hit v\r\nRPUSH jobs a b c\r\n").expect("seed redis");
-
-    // The agent: every collector at 1 s, the default rules plus one that always fires (so
-    // the alert panels have an alert), notifications to the log receiver (so delivery
-    // results exist), a probe of its own /healthz, and the Redis port watched by the TCP
-    // collector (the agent's own connection is established there).
-    let dir = TempDir::new("dashboards-agent");
-    let port = free_port();
-    let rules_file = dir.path().join("always-firing.yaml");
-    std::fs::write(
-        &rules_file,
-        "groups:\n  - name: dashboards-test\n    rules:\n      - alert: DashboardTestAlwaysFiring\n        \
-         expr: lookout_build_info\n        warning: \"> 0\"\n        \
-         summary: \"always firing, so that the alert panels have something to show\"\n",
-    )
-    .expect("write rules");
-    let default_rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rules/*.yaml");
-    let config = format!(
-        "agent:\n  hostname: test-host\n  listen: 127.0.0.1:{port}\n  data_dir: {data}\n\
-         collect:\n\
-         \x20 host: {{interval: 1s}}\n\
-         \x20 tcp: {{interval: 1s, ports: [{redis_port}]}}\n\
-         \x20 redis:\n\
-         \x20   - {{name: cache, url: \"redis://127.0.0.1:{redis_port}\", interval: 1s, timeout: 1s, queues: [jobs]}}\n\
-         \x20 http_probes:\n\
-         \x20   - {{name: self, url: \"http://127.0.0.1:{port}/healthz\", interval: 1s, timeout: 500ms}}\n\
-         \x20 ingest: {{interval: 1s, min_requests: 1}}\n\
-         rules:\n\
-         \x20 evaluation_interval: 1s\n\
-         \x20 files: ['{default_rules}', '{rules_file}']\n\
-         notify:\n\
-         \x20 group_wait: 0s\n\
-         \x20 receivers: [{{name: log, log: {{}}}}]\n",
-        data = dir.path().join("data").display(),
-        default_rules = default_rules.display(),
-        rules_file = rules_file.display(),
-    );
-    let config_path = dir.path().join("lookout.yaml");
-    std::fs::write(&config_path, config).expect("write config");
-    let agent = Agent::start_with_config(&config_path, port, dir);
-    let _traffic = Traffic::start(redis_port, agent.addr);
-    let prometheus = Prometheus::start(&prometheus_bin, agent.addr);
-
-    // A few scrapes, so that rate() over 15 s has points to work with.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let scrapes = prometheus
-            .query(r#"count_over_time(lookout_build_info{host="test-host"}[1m])"#)
-            .ok()
-            .and_then(|a| {
-                a["data"]["result"][0]["value"][1]
-                    .as_str()
-                    .map(String::from)
-            })
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
-        if scrapes >= 5.0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus did not scrape the agent 5 times within 30 s; targets: {:?}\n\
-             prometheus log:\n{}\nagent log:\n{}",
-            prometheus.api("/api/v1/targets"),
-            prometheus.log(),
-            agent.log()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let stack = Stack::start("");
+    let (agent, prometheus) = (&stack.agent, &stack.prometheus);
 
     // The host variable's query, as Grafana asks it.
     let hosts = prometheus
@@ -949,18 +672,13 @@ fn every_panel_query_answers_from_a_real_prometheus_scraping_a_real_agent() {
 
     // Every query of every panel, retried for a while: some series only appear after the
     // first evaluations (alerts, notifications) or the first Redis interval with traffic.
-    let mut pending: Vec<(String, String, String)> = Vec::new();
-    for d in load_dashboards() {
-        for panel in all_panels(&d.json).into_iter().filter(|p| !is_row(p)) {
-            for expr in exprs(panel) {
-                pending.push((
-                    format!("{} / {}", d.file, title(panel)),
-                    expr.to_string(),
-                    substitute(expr),
-                ));
-            }
-        }
-    }
+    let mut pending: Vec<(String, String, String)> = panel_queries()
+        .into_iter()
+        .map(|q| {
+            let promql = substitute(&q.expr, &VARS);
+            (q.panel, q.expr, promql)
+        })
+        .collect();
     let total = pending.len();
     assert!(total > 40, "only {total} panel queries found");
     let mut failures: Vec<String> = Vec::new();
