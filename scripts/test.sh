@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 # program -> Debian package providing it
 peers=(
   "promtool prometheus"
+  "prometheus prometheus"
   "prometheus-node-exporter prometheus-node-exporter"
   "df coreutils"
   "kill procps"

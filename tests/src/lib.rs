@@ -79,7 +79,7 @@ pub fn require(program: &str, debian_package: &str) -> PathBuf {
     found.unwrap_or_else(|| {
         panic!(
             "`{program}` is not installed; this test needs it. Install it with \
-             `apt-get install -y {debian_package}`, or run `ci/test.sh`, which installs every test peer."
+             `apt-get install -y {debian_package}`, or run `scripts/test.sh`, which installs every test peer."
         )
     })
 }
