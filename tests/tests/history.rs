@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use lookout_tests::stack::{form, unix_now};
-use lookout_tests::{Agent, TempDir, http, poll_until, value};
+use lookout_tests::{Agent, MetricSample, TempDir, http, poll_until, value};
 use serde_json::Value;
 
 /// The history section of every agent here.
@@ -133,14 +133,7 @@ fn a_restart_keeps_the_history() {
     );
 
     // The history's own metrics.
-    let samples = agent.metrics();
-    let metric = |name: &str| {
-        value(&samples, name, &[("host", "test-host")])
-            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
-    };
-    let series = metric("lookout_history_series");
-    let bytes = metric("lookout_history_bytes");
-    let oldest = metric("lookout_history_oldest_timestamp_seconds");
+    let (samples, [series, bytes, oldest]) = history_metrics(&agent);
     let exported = samples.len() as f64;
     assert!(
         series >= exported / 2.0 && series <= exported * 3.0 + 10.0,
@@ -155,6 +148,37 @@ fn a_restart_keeps_the_history() {
         "lookout_history_oldest_timestamp_seconds {oldest}: the oldest point should be from \
          the first run, which started at {first_start} and stopped at {stopped}"
     );
+}
+
+/// The `lookout_history_*` metrics of `/metrics` once all three are there and above 0
+/// (the agent may update them a few seconds after a start): the whole exposition, and
+/// the series, bytes and oldest timestamp.
+fn history_metrics(agent: &Agent) -> (Vec<MetricSample>, [f64; 3]) {
+    const NAMES: [&str; 3] = [
+        "lookout_history_series",
+        "lookout_history_bytes",
+        "lookout_history_oldest_timestamp_seconds",
+    ];
+    let mut last = Vec::new();
+    poll_until(
+        "lookout_history_series, _bytes and _oldest_timestamp_seconds above 0 on /metrics",
+        Duration::from_secs(15),
+        || {
+            last = agent.metrics();
+            NAMES
+                .iter()
+                .all(|n| value(&last, n, &[("host", "test-host")]).is_some_and(|v| v > 0.0))
+        },
+        || {
+            let shown: Vec<String> = NAMES
+                .iter()
+                .map(|n| format!("{n}: {:?}", value(&agent.metrics(), n, &[])))
+                .collect();
+            format!("{}\nlog:\n{}", shown.join("\n"), agent.log())
+        },
+    );
+    let values = NAMES.map(|n| value(&last, n, &[]).unwrap_or_default());
+    (last, values)
 }
 
 /// Every file under `dir`, as paths relative to it.
@@ -280,12 +304,7 @@ fn a_corrupt_history_file_is_moved_aside_and_the_agent_starts_fresh() {
                     .is_some_and(|r| !r.is_empty())
         },
     );
-    let oldest = value(
-        &agent.metrics(),
-        "lookout_history_oldest_timestamp_seconds",
-        &[],
-    )
-    .expect("lookout_history_oldest_timestamp_seconds in /metrics");
+    let (_, [_, _, oldest]) = history_metrics(&agent);
     assert!(
         oldest >= (before - 1) as f64,
         "the history's oldest point {oldest} predates the start at {before}: it was not fresh"
