@@ -20,6 +20,7 @@ pub mod notify;
 #[cfg(test)]
 pub(crate) mod props;
 pub mod quarantine;
+pub mod query;
 pub mod rules;
 pub mod sample;
 pub mod settings;

@@ -26,10 +26,8 @@ pub mod state;
 pub mod template;
 pub mod testing;
 
-use std::collections::BTreeMap;
-
 /// Labels of an alert instance or an evaluated series: name -> value, ordered.
-pub type LabelSet = BTreeMap<String, String>;
+pub use crate::sample::LabelSet;
 
 #[cfg(test)]
 mod props;
