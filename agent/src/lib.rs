@@ -11,11 +11,13 @@
 
 pub mod agent;
 pub mod api;
+pub mod archive;
 pub mod catalogue;
 pub mod cli;
 pub mod clock;
 pub mod collect;
 pub mod config;
+pub mod history;
 pub mod notify;
 #[cfg(test)]
 pub(crate) mod props;

@@ -7,6 +7,7 @@ pub mod ast;
 pub mod eval;
 mod functions;
 pub mod live;
+pub mod recorded;
 
 pub use ast::{Expr, parse};
 pub use live::{Live, SeriesIndex};

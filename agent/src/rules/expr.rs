@@ -385,6 +385,12 @@ impl Expr {
         self.range_fn.map(|f| f.range)
     }
 
+    /// The metric read over a range and the range, if any: what the store must keep a
+    /// window of for this expression.
+    pub fn window(&self) -> Option<(&'static str, Duration)> {
+        self.range_fn.map(|f| (self.selector.metric.name, f.range))
+    }
+
     /// Calls `f` with each output series' labels (borrowed: no allocation per selected
     /// series) and value, in the store's order; aggregated output in label order. Labels
     /// exclude the metric name and `host` (the engine adds it); empty label values are left
