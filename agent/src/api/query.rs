@@ -23,9 +23,9 @@ use crate::catalogue::{self, Kind};
 use crate::clock::parse_rfc3339;
 use crate::config::units::parse_duration;
 use crate::query::ast::Node;
-use crate::query::eval::series_label;
 use crate::query::live::selects;
 use crate::query::recorded::{self, Answer};
+use crate::query::value::series_label;
 use crate::query::{self, parse};
 use crate::sample::LabelSet;
 use crate::state::State;
@@ -418,7 +418,7 @@ pub async fn series(AxumState(state): AxumState<Arc<State>>, request: Request) -
 
 /// Every label of a stored series as exported, the name included.
 fn labels_of(key: &SeriesKey, host: &str) -> LabelSet {
-    crate::query::eval::ElemLabels::Series { key, name: true }.to_set(Some(host))
+    crate::query::value::ElemLabels::Series { key, name: true }.to_set(Some(host))
 }
 
 /// `GET|POST /api/v1/labels`.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::ast::Func;
-use super::eval::{Elem, ElemLabels};
+use super::value::{Elem, ElemLabels};
 use crate::sample::LabelSet;
 use crate::store::Millis;
 

@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 
 use super::ast::{MatchKind, PartKind, Selector};
-use super::eval::{RangeOut, Source, series_label};
+use super::eval::{RangeOut, Source};
+use super::value::series_label;
 use crate::sample::Part;
 use crate::store::{Millis, Series, SeriesKey, Store};
 

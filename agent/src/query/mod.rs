@@ -8,6 +8,7 @@ pub mod eval;
 mod functions;
 pub mod live;
 pub mod recorded;
+pub mod value;
 
 pub use ast::{Expr, parse};
 pub use live::{Live, SeriesIndex};

@@ -7,8 +7,9 @@
 //! once (bounded by [`MAX_POINTS`]); each step of a range query then only searches them.
 
 use super::ast::{Expr, Selector, millis};
-use super::eval::{ElemLabels, RangeOut, Source, Value, eval};
+use super::eval::{RangeOut, Source, eval};
 use super::live::selects;
+use super::value::{ElemLabels, Value};
 use crate::history::is_stale;
 use crate::sample::LabelSet;
 use crate::store::{Millis, SeriesKey, Store};

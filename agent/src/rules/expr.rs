@@ -41,7 +41,8 @@ use crate::query::ast::{
 };
 #[cfg(test)]
 use crate::query::ast::{MAX_TOKENS, tokens};
-use crate::query::eval::{ElemLabels, Value, eval};
+use crate::query::eval::eval;
+use crate::query::value::{ElemLabels, Value};
 use crate::query::{self, Live};
 use crate::store::{Millis, Store};
 
