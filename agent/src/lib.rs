@@ -16,6 +16,7 @@ pub mod cli;
 pub mod clock;
 pub mod collect;
 pub mod config;
+pub mod history;
 pub mod notify;
 #[cfg(test)]
 pub(crate) mod props;
