@@ -11,6 +11,7 @@
 //! save, and takes its locks.
 
 pub mod chunk;
+pub mod config;
 pub mod persist;
 
 use std::cmp::Reverse;
