@@ -314,6 +314,12 @@ mod tests {
             (Method::HEAD, "/metrics", Access::Read),
             (Method::GET, "/api/v1/status", Access::Read),
             (Method::GET, "/no/such/page", Access::Read),
+            // queries sent as form bodies, as Grafana sends them, only read
+            (Method::POST, "/api/v1/query", Access::Read),
+            (Method::POST, "/api/v1/query_range", Access::Read),
+            (Method::POST, "/api/v1/series", Access::Read),
+            (Method::POST, "/api/v1/labels", Access::Read),
+            (Method::PUT, "/api/v1/query", Access::Write),
             // a probe path is open to reads only
             (Method::POST, "/healthz", Access::Write),
             // everything that is not a read writes
