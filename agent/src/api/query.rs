@@ -381,24 +381,51 @@ fn listed<'s>(
     }
 }
 
-/// `GET|POST /api/v1/series`.
-pub async fn series(AxumState(state): AxumState<Arc<State>>, request: Request) -> Response {
-    let prepared = async {
-        let params = params(request).await?;
-        let selectors =
-            matchers(&params)?.ok_or_else(|| BadData("no match[] parameter provided".into()))?;
-        Ok::<_, BadData>((selectors, span(&params)?))
+/// The `match[]` selectors (`required`: at least one) and the span of a listing request.
+async fn listing(request: Request, required: bool) -> Result<Listing, BadData> {
+    let params = params(request).await?;
+    let selectors = matchers(&params)?;
+    if required && selectors.is_none() {
+        return Err(BadData("no match[] parameter provided".into()));
     }
-    .await;
-    let (selectors, span) = match prepared {
-        Ok(p) => p,
+    Ok((selectors, span(&params)?))
+}
+
+/// What a listing selects: `match[]` selectors (`None`: every series) and a time span.
+type Listing = (Option<Vec<query::Expr>>, (Millis, Millis));
+
+/// Answers a listing: `add` puts what each listed series contributes into a sorted set,
+/// `render` writes the set as the answer's data.
+async fn answer_listing<T: Ord + Send + 'static>(
+    state: &Arc<State>,
+    listing: Result<Listing, BadData>,
+    add: impl Fn(&SeriesKey, &str, &mut BTreeSet<T>) + Send + 'static,
+    render: fn(&BTreeSet<T>) -> String,
+) -> Response {
+    let (selectors, span) = match listing {
+        Ok(l) => l,
         Err(e) => return e.into_response(),
     };
-    let listed = bounded(&state, move |store, host| {
-        let mut sets = BTreeSet::new();
-        listed(store, host, Some(&selectors), span, |key| {
-            sets.insert(labels_of(key, host));
+    let data = bounded(state, move |store, host| {
+        let mut set = BTreeSet::new();
+        listed(store, host, selectors.as_deref(), span, |key| {
+            add(key, host, &mut set)
         });
+        render(&set)
+    })
+    .await;
+    match data {
+        Ok(data) => success(&data),
+        Err(response) => response,
+    }
+}
+
+/// `GET|POST /api/v1/series`.
+pub async fn series(AxumState(state): AxumState<Arc<State>>, request: Request) -> Response {
+    let add = |key: &SeriesKey, host: &str, sets: &mut BTreeSet<LabelSet>| {
+        sets.insert(labels_of(key, host));
+    };
+    let render = |sets: &BTreeSet<LabelSet>| {
         let mut out = String::from("[");
         for (i, set) in sets.iter().enumerate() {
             if i > 0 {
@@ -408,12 +435,8 @@ pub async fn series(AxumState(state): AxumState<Arc<State>>, request: Request) -
         }
         out.push(']');
         out
-    })
-    .await;
-    match listed {
-        Ok(data) => success(&data),
-        Err(response) => response,
-    }
+    };
+    answer_listing(&state, listing(request, true).await, add, render).await
 }
 
 /// Every label of a stored series as exported, the name included.
@@ -423,64 +446,30 @@ fn labels_of(key: &SeriesKey, host: &str) -> LabelSet {
 
 /// `GET|POST /api/v1/labels`.
 pub async fn labels(AxumState(state): AxumState<Arc<State>>, request: Request) -> Response {
-    let prepared = async {
-        let params = params(request).await?;
-        Ok::<_, BadData>((matchers(&params)?, span(&params)?))
-    }
-    .await;
-    let (selectors, span) = match prepared {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
+    let add = |key: &SeriesKey, host: &str, names: &mut BTreeSet<String>| {
+        names.extend(labels_of(key, host).into_keys());
     };
-    let names = bounded(&state, move |store, host| {
-        let mut names = BTreeSet::new();
-        listed(store, host, selectors.as_deref(), span, |key| {
-            names.extend(labels_of(key, host).into_keys());
-        });
-        names
-    })
-    .await;
-    match names {
-        Ok(names) => success(&string_list(names.iter().map(String::as_str))),
-        Err(response) => response,
-    }
+    answer_listing(&state, listing(request, false).await, add, string_list).await
 }
 
-/// `GET|POST /api/v1/label/<name>/values`.
+/// `GET /api/v1/label/<name>/values`.
 pub async fn label_values(
     AxumState(state): AxumState<Arc<State>>,
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
-    let prepared = async {
-        let params = params(request).await?;
-        Ok::<_, BadData>((matchers(&params)?, span(&params)?))
-    }
-    .await;
-    let (selectors, span) = match prepared {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
+    let add = move |key: &SeriesKey, host: &str, values: &mut BTreeSet<String>| {
+        let v = series_label(key, Some(host), &name);
+        if !v.is_empty() {
+            values.insert(v.into_owned());
+        }
     };
-    let values = bounded(&state, move |store, host| {
-        let mut values = BTreeSet::new();
-        listed(store, host, selectors.as_deref(), span, |key| {
-            let v = series_label(key, Some(host), &name);
-            if !v.is_empty() {
-                values.insert(v.into_owned());
-            }
-        });
-        values
-    })
-    .await;
-    match values {
-        Ok(values) => success(&string_list(values.iter().map(String::as_str))),
-        Err(response) => response,
-    }
+    answer_listing(&state, listing(request, false).await, add, string_list).await
 }
 
-fn string_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+fn string_list(items: &BTreeSet<String>) -> String {
     let mut out = String::from("[");
-    for (i, item) in items.enumerate() {
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
