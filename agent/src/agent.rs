@@ -20,6 +20,7 @@ use std::time::Instant;
 use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 
+use crate::archive;
 use crate::clock::{AgentTimeline, Clock, now_millis, wall_millis};
 use crate::collect::scheduler;
 use crate::collect::{self, Job};
@@ -31,6 +32,7 @@ use crate::rules::model::Rule;
 use crate::rules::persist::{StateFile, StoredInstance};
 use crate::settings::{self, Config};
 use crate::state::{ReloadRequest, State};
+use crate::store::{HistoryLimits, Windows};
 
 /// Where state goes when `/var/lib/lookout` is not writable and no `data_dir` is configured.
 const SYSTEM_DATA_DIR: &str = "/var/lib/lookout";
@@ -234,6 +236,8 @@ async fn run_rules(
         state
             .store_mut()
             .apply(crate::rules::metrics::OWNER, samples, now);
+        let history = state.store().history_stats().samples();
+        state.store_mut().apply(HISTORY_OWNER, history, now);
         match state.delivery() {
             Some((dispatcher, notify)) => {
                 dispatcher.notify(&notifications).await;
@@ -267,6 +271,8 @@ async fn run_rules(
 
 /// The store owner of delivery metrics.
 const DELIVERY_OWNER: &str = "notify";
+/// Owner of the history's own series in the store.
+const HISTORY_OWNER: &str = "history";
 
 /// Delivery tasks of one configuration generation.
 struct DeliveryTasks {
@@ -400,9 +406,23 @@ pub async fn run(
             .context("outbox task")??,
         )
     };
+    let windows = crate::rules::windows(&rules, &config.scalability);
     let engine = Engine::new(rules, restored);
     let state = Arc::new(State::new(config.agent.hostname.clone(), reload_tx, engine));
     state.set_outbox(outbox.clone());
+    let history_path = archive::path(&data_dir);
+    bound_store(&state, &config, windows, || {
+        config
+            .history
+            .persist
+            .then(|| archive::load_into(&mut state.store_mut(), &history_path))
+    });
+    let (archive_stop, archive_stopped) = watch::channel(false);
+    let archive_task = tokio::spawn(archive::run(
+        state.clone(),
+        history_path.clone(),
+        archive_stopped,
+    ));
     set_access(&state, &config);
     let listener = crate::api::server::listen(config.agent.listen)
         .with_context(|| format!("cannot listen on {} (agent.listen)", config.agent.listen))?;
@@ -450,7 +470,9 @@ pub async fn run(
                         break;
                     }
                 }
+                let windows = crate::rules::windows(&rules, &new.scalability);
                 state.engine().replace_rules(rules);
+                bound_store(&state, &new, windows, || None);
                 let old = collectors.stop().await;
                 state.set_hostname(new.agent.hostname.clone());
                 set_access(&state, &new);
@@ -475,6 +497,11 @@ pub async fn run(
         d.stop(&state).await;
     }
     collectors.stop().await;
+    let _ = archive_stop.send(true);
+    let _ = archive_task.await;
+    if state.history_persist() && state.store().keeps_history() {
+        archive::save(&state, &history_path).await;
+    }
     let held = outbox.held();
     if held > 0 {
         tracing::error!(
@@ -494,6 +521,36 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The store's bounds under `config`: the history's retention and memory cap, whether it is
+/// saved, and the windows `windows` names (the metrics the rules read over a range). `load`
+/// runs between setting the history's bounds and the windows (it reads the snapshot at
+/// start), so that windows are filled from the history restored.
+fn bound_store(
+    state: &State,
+    config: &Config,
+    windows: std::collections::HashMap<&'static str, crate::store::Millis>,
+    load: impl FnOnce() -> Option<usize>,
+) {
+    let history = &config.history;
+    let limits = (!history.retention.is_zero()).then(|| HistoryLimits {
+        retention_ms: i64::try_from(history.retention.as_millis()).unwrap_or(i64::MAX),
+        max_bytes: usize::try_from(history.max_memory).unwrap_or(usize::MAX),
+    });
+    state.store_mut().set_history(limits);
+    state.set_history_persist(history.persist && limits.is_some());
+    if let Some(restored) = load() {
+        tracing::info!(series = restored, "history loaded");
+    }
+    let metrics = windows.len();
+    state
+        .store_mut()
+        .set_windows(Windows::Only(windows), crate::clock::now_millis());
+    tracing::debug!(
+        metrics,
+        "store windows set for the metrics rules read over a range"
+    );
 }
 
 /// Who may use the API and how new connections are accepted: the token files and the HTTPS

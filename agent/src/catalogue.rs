@@ -162,6 +162,9 @@ catalogue! {
     OUTBOX_OLDEST_AGE_SECONDS = "lookout_outbox_oldest_age_seconds", Gauge, [], "Age of the oldest pending notification.";
     OUTBOX_WRITE_ERRORS_TOTAL = "lookout_outbox_write_errors_total", Counter, [], "Writes to the outbox file that failed (data_dir full or read-only, I/O errors); the notifications not written are kept in memory and written out once the disk accepts writes again.";
     RECEIVER_CIRCUIT_STATE = "lookout_receiver_circuit_state", Gauge, ["receiver"], "Circuit breaker of a receiver: 0 closed, 1 half-open (one probe allowed), 2 open.";
+    HISTORY_SERIES = "lookout_history_series", Gauge, [], "Series with points in the agent's history.";
+    HISTORY_BYTES = "lookout_history_bytes", Gauge, [], "Bytes the compressed history holds (at most history.max_memory).";
+    HISTORY_OLDEST_TIMESTAMP_SECONDS = "lookout_history_oldest_timestamp_seconds", Gauge, [], "Unix time of the oldest point in the history.";
     BUILD_INFO = "lookout_build_info", Gauge, ["version"], "Always 1; the version label says which build runs.";
     PROCESS_RESIDENT_MEMORY_BYTES = "process_resident_memory_bytes", Gauge, [], "Resident memory of the agent process.";
     PROCESS_CPU_SECONDS_TOTAL = "process_cpu_seconds_total", Counter, [], "User and system CPU time of the agent process.";

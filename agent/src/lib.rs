@@ -11,15 +11,18 @@
 
 pub mod agent;
 pub mod api;
+pub mod archive;
 pub mod catalogue;
 pub mod cli;
 pub mod clock;
 pub mod collect;
 pub mod config;
+pub mod history;
 pub mod notify;
 #[cfg(test)]
 pub(crate) mod props;
 pub mod quarantine;
+pub mod query;
 pub mod rules;
 pub mod sample;
 pub mod settings;

@@ -6,6 +6,10 @@
 
 use crate::catalogue::Metric;
 
+/// A set of label names and values, ordered by name: what rules, alerts and query answers
+/// carry (a sample's own labels are [`Labels`]).
+pub type LabelSet = std::collections::BTreeMap<String, String>;
+
 /// Label values of one sample, in the order of its metric's `labels`.
 pub type Labels = Vec<(&'static str, String)>;
 

@@ -41,6 +41,8 @@ pub struct State {
     outbox: Mutex<Option<Arc<Outbox>>>,
     /// Why the alert states could not be saved, until a save succeeds.
     state_save_error: Mutex<Option<String>>,
+    /// `history.persist` of the running configuration.
+    history_persist: std::sync::atomic::AtomicBool,
 }
 
 /// A reload asked for over HTTP, answered with the outcome.
@@ -66,7 +68,20 @@ impl State {
             drill: DrillGate::new(DRILL_WINDOW),
             outbox: Mutex::new(None),
             state_save_error: Mutex::new(None),
+            history_persist: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Sets whether the history is saved to `data_dir` (`history.persist`).
+    pub fn set_history_persist(&self, persist: bool) {
+        self.history_persist
+            .store(persist, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the history is saved to `data_dir`.
+    pub fn history_persist(&self) -> bool {
+        self.history_persist
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sets the outbox, whose health `/readyz` reports.

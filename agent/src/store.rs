@@ -1,16 +1,24 @@
-//! The store: the latest value and a short, bounded window of each series.
+//! The store: the latest value of each series, a short window of the series rules read over
+//! a range, and the compressed history of every series.
 //!
 //! Collectors' sample sets land here ([`Store::apply`]); the exporter renders the present
-//! series and the rules read the windows. A collector owns the series it
-//! reports: a series it stops reporting (an unmounted filesystem, a closed port) becomes
-//! absent at once, and a failed run makes all of its series absent, so neither `/metrics`
-//! nor a rule ever sees a stale value as if it were current. Windows are kept for
-//! `retention` and capped at `max_points`, so memory stays bounded whatever the interval.
+//! series, the rules read latest values and windows, the query API reads the history. A
+//! collector owns the series it reports: a series it stops reporting (an unmounted
+//! filesystem, a closed port) becomes absent at once, and a failed run makes all of its
+//! series absent, so neither `/metrics` nor a rule ever sees a stale value as if it were
+//! current; the history records a staleness marker at that moment, as Prometheus does.
+//!
+//! Memory is bounded three ways: windows only for the metrics a loaded rule reads over a
+//! range ([`Windows`], recomputed on reload), each only as long as the longest such range
+//! and capped in points; the history within its retention and its byte cap
+//! ([`crate::history::enforce`], every few seconds); and series that are absent with no
+//! window and no history left are dropped.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::catalogue::Metric;
+use crate::history::{Enforced, SeriesHistory, enforce, is_stale};
 use crate::sample::{Labels, Part, Sample};
 
 /// A label name with a static lifetime, for names not in the catalogue (rule labels on
@@ -58,8 +66,11 @@ pub struct Series {
     pub present: bool,
     /// Latest `(time, value)`; meaningful while `present`.
     pub latest: (Millis, f64),
-    /// Recent points, oldest first, within the retention.
+    /// Recent points, oldest first, within the window's length; empty for a metric no rule
+    /// reads over a range.
     pub window: VecDeque<(Millis, f64)>,
+    /// Every point within the history's retention, compressed.
+    pub history: SeriesHistory,
 }
 
 /// Bounds of the per-series windows.
@@ -80,31 +91,180 @@ impl Default for Retention {
     }
 }
 
-/// Latest values and windows of every series, ordered by name then labels.
+/// Which series keep a window, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Windows {
+    /// Every series, within these bounds (tools and tests that evaluate any rule).
+    All(Retention),
+    /// Only the metrics named, each for its duration (ms), at most `max_points` points.
+    Only(HashMap<&'static str, Millis>),
+}
+
+impl Default for Windows {
+    fn default() -> Self {
+        Windows::All(Retention::default())
+    }
+}
+
+/// Most points a window of [`Windows::Only`] keeps: an hour at one a second.
+pub const MAX_WINDOW_POINTS: usize = 3_601;
+
+/// Bounds of the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryLimits {
+    /// How long points are kept (ms).
+    pub retention_ms: Millis,
+    /// Most bytes all histories together may hold.
+    pub max_bytes: usize,
+}
+
+/// How often the history's bounds are enforced (ms of store time).
+const ENFORCE_EVERY: Millis = 5_000;
+
+/// What the history holds, for its own metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HistoryStats {
+    /// Series with at least one point.
+    pub series: usize,
+    /// Bytes held.
+    pub bytes: usize,
+    /// The oldest point's time, if any.
+    pub oldest: Option<Millis>,
+    /// What the last enforcement did.
+    pub last_enforced: Enforced,
+}
+
+impl HistoryStats {
+    /// The history's own series: `lookout_history_series`, `lookout_history_bytes` and,
+    /// once it holds a point, `lookout_history_oldest_timestamp_seconds`.
+    pub fn samples(&self) -> Vec<Sample> {
+        use crate::catalogue::{HISTORY_BYTES, HISTORY_OLDEST_TIMESTAMP_SECONDS, HISTORY_SERIES};
+        let mut out = vec![
+            Sample::new(&HISTORY_SERIES, self.series as f64),
+            Sample::new(&HISTORY_BYTES, self.bytes as f64),
+        ];
+        if let Some(oldest) = self.oldest {
+            out.push(Sample::new(
+                &HISTORY_OLDEST_TIMESTAMP_SECONDS,
+                oldest as f64 / 1000.0,
+            ));
+        }
+        out
+    }
+}
+
+/// Latest values, windows and history of every series, ordered by name then labels.
 #[derive(Debug, Default)]
 pub struct Store {
     series: BTreeMap<SeriesKey, Series>,
-    retention: Retention,
+    windows: Windows,
+    /// `None`: no history kept.
+    history: Option<HistoryLimits>,
+    next_enforce: Millis,
+    last_enforced: Enforced,
 }
 
 impl Store {
-    /// An empty store with the given window bounds.
+    /// An empty store keeping windows of every series within `retention`, and no history.
     pub fn new(retention: Retention) -> Self {
         Store {
-            series: BTreeMap::new(),
-            retention,
+            windows: Windows::All(retention),
+            ..Store::default()
         }
+    }
+
+    /// Sets which series keep windows. Windows of metrics no longer listed are freed; those
+    /// of newly listed metrics are filled from the history, so a rule loaded by a reload
+    /// sees the same points as if it had always run.
+    pub fn set_windows(&mut self, windows: Windows, now: Millis) {
+        if self.windows == windows {
+            return;
+        }
+        self.windows = windows;
+        for (key, s) in &mut self.series {
+            let Some((keep, max_points)) = window_bounds(&self.windows, key.name) else {
+                s.window = VecDeque::new();
+                continue;
+            };
+            if s.window.is_empty() && !s.history.is_empty() {
+                let mut points = Vec::new();
+                s.history.points(now.saturating_sub(keep), now, &mut points);
+                points.retain(|(_, v)| !is_stale(*v));
+                let skip = points.len().saturating_sub(max_points);
+                s.window = points.into_iter().skip(skip).collect();
+            }
+            while s.window.len() > max_points {
+                s.window.pop_front();
+            }
+            s.window.shrink_to_fit();
+        }
+        self.trim(now);
+    }
+
+    /// Sets the history's bounds (`None`: no history, and what was kept is dropped).
+    pub fn set_history(&mut self, limits: Option<HistoryLimits>) {
+        if limits.is_none() {
+            for s in self.series.values_mut() {
+                s.history = SeriesHistory::default();
+            }
+        }
+        self.history = limits;
+        self.next_enforce = Millis::MIN;
+    }
+
+    /// Whether history is kept.
+    pub fn keeps_history(&self) -> bool {
+        self.history.is_some()
+    }
+
+    /// What the history holds now.
+    pub fn history_stats(&self) -> HistoryStats {
+        let mut stats = HistoryStats {
+            last_enforced: self.last_enforced,
+            ..HistoryStats::default()
+        };
+        for s in self.series.values() {
+            if s.history.is_empty() {
+                continue;
+            }
+            stats.series += 1;
+            stats.bytes += s.history.bytes();
+            stats.oldest = match (stats.oldest, s.history.oldest()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        stats
+    }
+
+    /// Adds a series read back from a snapshot: absent, with its history.
+    pub fn restore(&mut self, key: SeriesKey, metric: &'static Metric, mut history: SeriesHistory) {
+        let Some(last) = history.last() else { return };
+        if !is_stale(last.1) {
+            // The agent stopped right after its last point.
+            history.push_stale(last.0 + 1);
+        }
+        self.series.entry(key).or_insert_with(|| Series {
+            metric,
+            // Taken over by the collector that reports it again.
+            owner: Arc::from(""),
+            present: false,
+            latest: last,
+            window: VecDeque::new(),
+            history,
+        });
     }
 
     /// Records a complete sample set from `owner` taken at `at`. Series of `owner` missing
     /// from `samples` become absent; windows older than the retention are trimmed.
     pub fn apply(&mut self, owner: &str, samples: Vec<Sample>, at: Millis) {
         let owner_arc: Arc<str> = Arc::from(owner);
-        for s in &mut self.series.values_mut() {
+        for s in self.series.values_mut() {
             if &*s.owner == owner {
                 s.present = false;
             }
         }
+        let history = self.history.is_some();
         for sample in samples {
             let key = SeriesKey {
                 name: sample.metric.name,
@@ -117,35 +277,77 @@ impl Store {
                 present: false,
                 latest: (at, sample.value),
                 window: VecDeque::new(),
+                history: SeriesHistory::default(),
             });
+            if *series.owner != *owner {
+                // Restored from a snapshot, or reported by another collector now.
+                series.owner = owner_arc.clone();
+            }
             series.present = true;
             series.latest = (at, sample.value);
-            if series.window.len() >= self.retention.max_points {
-                series.window.pop_front();
+            if let Some((_, max_points)) = window_bounds(&self.windows, sample.metric.name) {
+                if series.window.len() >= max_points {
+                    series.window.pop_front();
+                }
+                series.window.push_back((at, sample.value));
             }
-            series.window.push_back((at, sample.value));
+            if history {
+                series.history.push(at, sample.value);
+            }
+        }
+        // A series this owner reported before and not now vanished: a staleness marker
+        // ends it (once: after the marker, its last point is the marker).
+        if history {
+            for s in self.series.values_mut() {
+                if !s.present
+                    && &*s.owner == owner
+                    && s.history.last().is_some_and(|(_, v)| !is_stale(v))
+                {
+                    s.history.push_stale(at);
+                }
+            }
         }
         self.trim(at);
     }
 
     /// Marks every series of `owner` absent (its run failed or timed out).
     pub fn mark_absent(&mut self, owner: &str, at: Millis) {
+        let history = self.history.is_some();
         for s in self.series.values_mut() {
             if &*s.owner == owner {
+                if s.present && history {
+                    s.history.push_stale(at);
+                }
                 s.present = false;
             }
         }
         self.trim(at);
     }
 
-    /// Drops points older than the retention, and series that are absent with an empty window.
+    /// Drops window points older than their window's length, history past its bounds (every
+    /// few seconds), and series that are absent with no window and no history left.
     fn trim(&mut self, now: Millis) {
-        let oldest = now - self.retention.keep_ms;
-        self.series.retain(|_, s| {
-            while s.window.front().is_some_and(|(t, _)| *t < oldest) {
-                s.window.pop_front();
+        if let Some(limits) = self.history
+            && now >= self.next_enforce
+        {
+            self.next_enforce = now.saturating_add(ENFORCE_EVERY);
+            self.last_enforced = enforce(
+                self.series.values_mut().map(|s| &mut s.history),
+                now,
+                limits.retention_ms,
+                limits.max_bytes,
+            );
+        }
+        let windows = &self.windows;
+        self.series.retain(|key, s| {
+            if !s.window.is_empty() {
+                let keep = window_bounds(windows, key.name).map_or(0, |(keep, _)| keep);
+                let oldest = now.saturating_sub(keep);
+                while s.window.front().is_some_and(|(t, _)| *t < oldest) {
+                    s.window.pop_front();
+                }
             }
-            s.present || !s.window.is_empty()
+            s.present || !s.window.is_empty() || !s.history.is_empty()
         });
     }
 
@@ -192,6 +394,14 @@ impl Store {
     /// Whether the store holds no series.
     pub fn is_empty(&self) -> bool {
         self.series.is_empty()
+    }
+}
+
+/// How long and how many points the window of metric `name` keeps, if it keeps one.
+fn window_bounds(windows: &Windows, name: &str) -> Option<(Millis, usize)> {
+    match windows {
+        Windows::All(r) => Some((r.keep_ms, r.max_points)),
+        Windows::Only(names) => names.get(name).map(|keep| (*keep, MAX_WINDOW_POINTS)),
     }
 }
 
@@ -261,5 +471,80 @@ mod tests {
             store.is_empty(),
             "absent series with an expired window are dropped"
         );
+    }
+
+    fn with_history() -> Store {
+        let mut store = Store::default();
+        store.set_history(Some(HistoryLimits {
+            retention_ms: 3_600_000,
+            max_bytes: 1 << 20,
+        }));
+        store
+    }
+
+    #[test]
+    fn only_listed_metrics_keep_windows_and_new_ones_are_filled_from_history() {
+        let mut store = with_history();
+        store.set_windows(Windows::Only(HashMap::from([("lookout_load1", 2_000)])), 0);
+        for i in 0..5 {
+            let at = i * 1_000;
+            store.apply("load", vec![Sample::new(&LOAD1, i as f64)], at);
+            store.apply("filesystem", vec![fs("/", 0.5)], at);
+        }
+        let window = |store: &Store, name: &str| -> Vec<Millis> {
+            store
+                .all()
+                .find(|(k, _)| k.name == name)
+                .map(|(_, s)| s.window.iter().map(|(t, _)| *t).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(window(&store, "lookout_load1"), [2_000, 3_000, 4_000]);
+        assert!(window(&store, "lookout_filesystem_usage_ratio").is_empty());
+        // A reload that reads the filesystem over 3 s: its window comes from the history.
+        store.set_windows(
+            Windows::Only(HashMap::from([("lookout_filesystem_usage_ratio", 3_000)])),
+            4_000,
+        );
+        assert_eq!(
+            window(&store, "lookout_filesystem_usage_ratio"),
+            [1_000, 2_000, 3_000, 4_000]
+        );
+        assert!(window(&store, "lookout_load1").is_empty());
+    }
+
+    #[test]
+    fn history_keeps_every_point_and_marks_a_vanished_series_stale() {
+        let mut store = with_history();
+        store.apply("filesystem", vec![fs("/", 0.5), fs("/data", 0.7)], 1_000);
+        store.apply("filesystem", vec![fs("/", 0.6)], 2_000);
+        store.apply("filesystem", vec![fs("/", 0.7)], 3_000);
+        let mut data = Vec::new();
+        let series: Vec<_> = store.all().collect();
+        series[1].1.history.points(0, 10_000, &mut data);
+        assert_eq!(data[0], (1_000, 0.7));
+        assert_eq!(data.len(), 2, "one marker only: {data:?}");
+        assert!(crate::history::is_stale(data[1].1) && data[1].0 == 2_000);
+        data.clear();
+        series[0].1.history.points(0, 10_000, &mut data);
+        assert_eq!(data, [(1_000, 0.5), (2_000, 0.6), (3_000, 0.7)]);
+        let stats = store.history_stats();
+        assert_eq!((stats.series, stats.oldest), (2, Some(1_000)));
+        assert!(stats.bytes > 0);
+        // A failed run ends every series of its owner.
+        store.mark_absent("filesystem", 4_000);
+        let (_, root) = store.all().next().unwrap();
+        assert!(crate::history::is_stale(root.history.last().unwrap().1));
+    }
+
+    #[test]
+    fn without_history_nothing_is_kept_and_absent_series_go() {
+        let mut store = Store::default();
+        store.apply("load", vec![Sample::new(&LOAD1, 1.0)], 1_000);
+        assert!(store.all().all(|(_, s)| s.history.is_empty()));
+        let mut store = with_history();
+        store.apply("load", vec![Sample::new(&LOAD1, 1.0)], 1_000);
+        store.set_history(None);
+        assert!(store.all().all(|(_, s)| s.history.is_empty()));
+        assert_eq!(store.history_stats().series, 0);
     }
 }

@@ -13,6 +13,7 @@ pub mod exposition;
 pub mod ingest;
 pub mod notify;
 pub mod page;
+pub mod query;
 pub mod rules;
 pub mod server;
 pub mod status;
@@ -76,6 +77,13 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/scalability", get(rules::scalability))
         .route("/api/v1/outbox", get(notify::outbox))
+        .route("/api/v1/query", get(query::instant).post(query::instant))
+        .route("/api/v1/query_range", get(query::range).post(query::range))
+        .route("/api/v1/series", get(query::series).post(query::series))
+        .route("/api/v1/labels", get(query::labels).post(query::labels))
+        .route("/api/v1/label/{name}/values", get(query::label_values))
+        .route("/api/v1/metadata", get(query::metadata))
+        .route("/api/v1/status/buildinfo", get(query::buildinfo))
         .route("/api/v1/observations", post(ingest::observations))
         .route("/api/v1/test-alert", post(notify::test_alert))
         .route("/-/reload", post(reload))
@@ -120,9 +128,21 @@ pub enum Access {
     Write,
 }
 
-/// The access `method` on `path` needs: GET and HEAD read, every other method writes.
+/// Paths whose POST only reads: queries sent as a form body, as Grafana sends them.
+pub const READ_BY_POST: [&str; 4] = [
+    "/api/v1/query",
+    "/api/v1/query_range",
+    "/api/v1/series",
+    "/api/v1/labels",
+];
+
+/// The access `method` on `path` needs: GET and HEAD read (and POST to the query paths),
+/// every other method writes.
 pub fn access(method: &Method, path: &str) -> Access {
-    if method == Method::GET || method == Method::HEAD {
+    let reads = method == Method::GET
+        || method == Method::HEAD
+        || (method == Method::POST && READ_BY_POST.contains(&path));
+    if reads {
         if OPEN_PATHS.contains(&path) {
             Access::Open
         } else {
@@ -294,6 +314,12 @@ mod tests {
             (Method::HEAD, "/metrics", Access::Read),
             (Method::GET, "/api/v1/status", Access::Read),
             (Method::GET, "/no/such/page", Access::Read),
+            // queries sent as form bodies, as Grafana sends them, only read
+            (Method::POST, "/api/v1/query", Access::Read),
+            (Method::POST, "/api/v1/query_range", Access::Read),
+            (Method::POST, "/api/v1/series", Access::Read),
+            (Method::POST, "/api/v1/labels", Access::Read),
+            (Method::PUT, "/api/v1/query", Access::Write),
             // a probe path is open to reads only
             (Method::POST, "/healthz", Access::Write),
             // everything that is not a read writes

@@ -42,7 +42,13 @@ impl fmt::Display for Problem {
         if let (Some(l), Some(c)) = (self.line, self.column) {
             write!(f, ":{l}:{c}")?;
         }
-        write!(f, ": {}: {}", self.path, self.message)
+        // A problem is one line, whatever the file's keys and values hold.
+        write!(
+            f,
+            ": {}: {}",
+            crate::text::one_line(&self.path),
+            crate::text::one_line(&self.message)
+        )
     }
 }
 

@@ -960,4 +960,12 @@ mod tests {
             assert_eq!(closest(given, &keys), *expected, "{given}");
         }
     }
+
+    #[test]
+    fn a_key_with_a_line_break_is_reported_on_one_line() {
+        let problems = crate::settings::load_str("\"a\\nb\": 1\n", "t.yaml").unwrap_err();
+        let text = problems.0[0].to_string();
+        assert!(text.contains("unknown key `a\\nb`"), "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+    }
 }

@@ -1,8 +1,10 @@
-//! The PromQL subset rules are written in: parse, check, evaluate over the [`Store`], and
-//! print back as PromQL.
+//! The expressions rules are written in: the rule subset of the query language, checked,
+//! printed back as canonical PromQL, and evaluated over the live [`Store`] by the query
+//! evaluator.
 //!
-//! Text is parsed with `promql-parser` and converted into a small fixed-shape AST, so
-//! every accepted expression exports 1:1 to Prometheus. An expression is, from the inside out:
+//! Text is parsed once by [`crate::query::parse`] (the one parser of the agent); this module
+//! checks that the tree has the fixed shape rules allow, so every accepted expression
+//! exports 1:1 to Prometheus. An expression is, from the inside out:
 //!
 //! 1. a selector `metric{label="v",label!="v",label=~"re",label!~"re"}` on a catalogue
 //!    metric (regexes fully anchored, compiled once at parse time);
@@ -17,9 +19,9 @@
 //! be in the catalogue, `rate`/`increase` need counters, and matcher and `by` labels must be
 //! the metric's labels or `host`.
 //!
-//! Differences from PromQL evaluation:
+//! Evaluation ([`crate::query::live`]) differs from PromQL's in three ways:
 //! - the store does not carry `host` (the engine adds it), so `host` matchers are accepted
-//!   but ignored by [`Expr::eval`]; `by (host)` therefore groups as if the label were absent;
+//!   but ignored; `by (host)` therefore groups as if the label were absent;
 //! - an instant selector yields the series whose collector reported them on its last run
 //!   (`present`), with no lookback: a vanished series disappears at once;
 //! - `increase` is the exact increase between the first and last point of the window
@@ -27,21 +29,22 @@
 //!   to the window edges; `rate` is that increase divided by the seconds between those two
 //!   points. Range functions read the windows of absent series too, so a series that just
 //!   vanished still contributes its recent points;
-//! - output labels never include the metric name, and are sorted.
+//! - output labels never include the metric name.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::time::Duration;
-
-use promql_parser::label::{MatchOp, Matcher};
-use promql_parser::parser::token::{T_AVG, T_COUNT, T_DIV, T_MAX, T_MIN, T_MUL, T_SUM, TokenType};
-use promql_parser::parser::{self as pp, AggregateExpr, BinaryExpr, LabelModifier, VectorSelector};
-use promql_parser::util::escape_string;
-use regex::Regex;
 
 use super::LabelSet;
 use crate::catalogue::{self, Kind, Metric};
-use crate::store::{Millis, Series, SeriesKey, Store};
+pub use crate::query::SeriesIndex;
+use crate::query::ast::{
+    AggOp, BinOp, Binary, Func, Grouping, LabelMatcher, Node, display_duration, display_number,
+};
+#[cfg(test)]
+use crate::query::ast::{MAX_TOKENS, tokens};
+use crate::query::eval::eval;
+use crate::query::value::{ElemLabels, Value};
+use crate::query::{self, Live};
+use crate::store::{Millis, Store};
 
 /// The label every exported sample carries but the store does not (the engine adds it).
 const HOST: &str = "host";
@@ -49,20 +52,27 @@ const HOST: &str = "host";
 /// Longest range a range function may use: the store keeps bounded windows.
 const MAX_RANGE: Duration = Duration::from_secs(3600);
 
-/// Most tokens an expression may have (see [`tokens`]). The subset needs a few dozen; the
-/// PromQL parser recurses once per nesting level, and a few thousand levels (`- - - ... x`)
-/// exhaust a thread's stack, which aborts the process instead of reporting an error.
-const MAX_TOKENS: usize = 512;
-
 /// A parsed, checked expression of the subset: a selector, optionally inside a range
 /// function, optionally aggregated, optionally scaled by numbers.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Expr {
     selector: Selector,
     range_fn: Option<RangeFn>,
     aggregation: Option<Aggregation>,
     /// Applied in order to every output value, after aggregation.
     scale: Vec<Scale>,
+    /// The tree the evaluator runs.
+    tree: query::Expr,
+}
+
+impl PartialEq for Expr {
+    fn eq(&self, other: &Self) -> bool {
+        // The tree says the same as the shape (`100 * e` and `e * 100` alike).
+        self.selector == other.selector
+            && self.range_fn == other.range_fn
+            && self.aggregation == other.aggregation
+            && self.scale == other.scale
+    }
 }
 
 /// `metric{matchers}` on a catalogue metric.
@@ -72,80 +82,22 @@ struct Selector {
     matchers: Vec<LabelMatcher>,
 }
 
-/// One label matcher; the regex is compiled at parse time from `value`, anchored.
-#[derive(Debug, Clone)]
-struct LabelMatcher {
-    label: String,
-    op: MatchKind,
-    value: String,
-    /// Compiled `^(?:value)$` for `=~` and `!~`.
-    regex: Option<Regex>,
-}
-
-impl PartialEq for LabelMatcher {
-    fn eq(&self, other: &Self) -> bool {
-        // The regex is derived from `value`, so comparing the text is enough.
-        self.label == other.label && self.op == other.op && self.value == other.value
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MatchKind {
-    Equal,
-    NotEqual,
-    Regex,
-    NotRegex,
-}
-
-impl MatchKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            MatchKind::Equal => "=",
-            MatchKind::NotEqual => "!=",
-            MatchKind::Regex => "=~",
-            MatchKind::NotRegex => "!~",
-        }
-    }
-}
-
 /// A range function and its window.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct RangeFn {
-    func: RangeFunc,
+    func: Func,
     range: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RangeFunc {
-    Rate,
-    Increase,
-    AvgOverTime,
-    MinOverTime,
-    MaxOverTime,
-    LastOverTime,
-}
-
-impl RangeFunc {
-    const ALL: [RangeFunc; 6] = [
-        RangeFunc::Rate,
-        RangeFunc::Increase,
-        RangeFunc::AvgOverTime,
-        RangeFunc::MinOverTime,
-        RangeFunc::MaxOverTime,
-        RangeFunc::LastOverTime,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            RangeFunc::Rate => "rate",
-            RangeFunc::Increase => "increase",
-            RangeFunc::AvgOverTime => "avg_over_time",
-            RangeFunc::MinOverTime => "min_over_time",
-            RangeFunc::MaxOverTime => "max_over_time",
-            RangeFunc::LastOverTime => "last_over_time",
-        }
-    }
-}
+/// The range functions rules may use.
+const RANGE_FUNCS: [Func; 6] = [
+    Func::Rate,
+    Func::Increase,
+    Func::AvgOverTime,
+    Func::MinOverTime,
+    Func::MaxOverTime,
+    Func::LastOverTime,
+];
 
 /// An aggregation; `by` is sorted and deduplicated (order does not change the meaning).
 #[derive(Debug, Clone, PartialEq)]
@@ -154,31 +106,10 @@ struct Aggregation {
     by: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AggOp {
-    Sum,
-    Avg,
-    Min,
-    Max,
-    Count,
-}
-
-impl AggOp {
-    fn name(self) -> &'static str {
-        match self {
-            AggOp::Sum => "sum",
-            AggOp::Avg => "avg",
-            AggOp::Min => "min",
-            AggOp::Max => "max",
-            AggOp::Count => "count",
-        }
-    }
-}
-
 /// `value * by` or `value / by`.
 #[derive(Debug, Clone, Copy)]
 struct Scale {
-    op: ScaleOp,
+    op: BinOp,
     by: f64,
 }
 
@@ -188,36 +119,14 @@ impl PartialEq for Scale {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ScaleOp {
-    Mul,
-    Div,
-}
-
-impl Scale {
-    fn apply(self, v: f64) -> f64 {
-        match self.op {
-            ScaleOp::Mul => v * self.by,
-            ScaleOp::Div => v / self.by,
-        }
-    }
-}
-
 /// Parses and checks an expression of the subset; the error names the unsupported or
 /// invalid part.
 pub fn parse(text: &str) -> Result<Expr, String> {
-    let count = tokens(text);
-    if count > MAX_TOKENS {
-        return Err(format!(
-            "too long: {count} tokens (names, numbers, operators, brackets; a quoted string \
-             counts as one), at most {MAX_TOKENS}"
-        ));
-    }
-    let ast = pp::parse(text).map_err(|e| format!("invalid PromQL: {e}"))?;
+    let tree = query::parse(text)?;
     let mut scale = Vec::new();
-    let inner = peel_scale(&ast, &mut scale)?;
-    let (aggregation, inner) = match unparen(inner) {
-        pp::Expr::Aggregate(agg) => (Some(convert_aggregation(agg)?), agg.expr.as_ref()),
+    let inner = peel_scale(&tree.root, &mut scale)?;
+    let (aggregation, inner) = match inner {
+        Node::Aggregate(agg) => (Some(convert_aggregation(agg)?), agg.expr.as_ref()),
         other => (None, other),
     };
     let (range_fn, selector) = convert_inner(inner)?;
@@ -231,65 +140,31 @@ pub fn parse(text: &str) -> Result<Expr, String> {
         range_fn,
         aggregation,
         scale,
+        tree,
     })
 }
 
-/// The tokens of `text`, roughly as PromQL splits them: a name or number, a quoted string,
-/// or any other character that is not white space.
-fn tokens(text: &str) -> usize {
-    let word = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | ':');
-    let mut count = 0;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_whitespace() {
-            continue;
-        }
-        count += 1;
-        if matches!(c, '"' | '\'' | '`') {
-            while let Some(d) = chars.next() {
-                if d == '\\' && c != '`' {
-                    chars.next();
-                } else if d == c {
-                    break;
-                }
-            }
-        } else if word(c) {
-            while chars.next_if(|d| word(*d)).is_some() {}
-        }
-    }
-    count
-}
-
-/// Strips parentheses, which carry no meaning in this fixed-shape subset.
-fn unparen(e: &pp::Expr) -> &pp::Expr {
-    match e {
-        pp::Expr::Paren(p) => unparen(&p.expr),
-        other => other,
-    }
-}
-
-/// The value of a number literal (possibly negated or parenthesised), if `e` is one.
-fn number(e: &pp::Expr) -> Option<f64> {
-    match unparen(e) {
-        pp::Expr::NumberLiteral(n) => Some(n.val),
-        pp::Expr::Unary(u) => number(&u.expr).map(|v| -v),
+/// The value of a number literal, if `n` is one (negation is folded in by the parser).
+fn number(n: &Node) -> Option<f64> {
+    match n {
+        Node::Number(v) => Some(*v),
         _ => None,
     }
 }
 
-/// Peels the outer `* n`, `/ n` and unary minus off `e`, pushing them in application order,
+/// Peels the outer `* n`, `/ n` and unary minus off `n`, pushing them in application order,
 /// and returns the vector expression inside.
-fn peel_scale<'a>(e: &'a pp::Expr, out: &mut Vec<Scale>) -> Result<&'a pp::Expr, String> {
-    match unparen(e) {
-        pp::Expr::Unary(u) => {
-            let inner = peel_scale(&u.expr, out)?;
+fn peel_scale<'a>(n: &'a Node, out: &mut Vec<Scale>) -> Result<&'a Node, String> {
+    match n {
+        Node::Neg(inner) => {
+            let inner = peel_scale(inner, out)?;
             out.push(Scale {
-                op: ScaleOp::Mul,
+                op: BinOp::Mul,
                 by: -1.0,
             });
             Ok(inner)
         }
-        pp::Expr::Binary(b) => {
+        Node::Binary(b) => {
             let op = scale_op(b)?;
             match (number(&b.lhs), number(&b.rhs)) {
                 (None, Some(by)) => {
@@ -297,22 +172,22 @@ fn peel_scale<'a>(e: &'a pp::Expr, out: &mut Vec<Scale>) -> Result<&'a pp::Expr,
                     out.push(Scale { op, by });
                     Ok(inner)
                 }
-                (Some(by), None) if op == ScaleOp::Mul => {
+                (Some(by), None) if op == BinOp::Mul => {
                     // `n * e` == `e * n`; kept in the canonical `e * n` form.
                     let inner = peel_scale(&b.rhs, out)?;
                     out.push(Scale { op, by });
                     Ok(inner)
                 }
                 (Some(_), None) => Err(format!(
-                    "unsupported: a number divided by a vector (\"{b}\"); only a vector times \
+                    "unsupported: a number divided by a vector (\"{n}\"); only a vector times \
                      or divided by a number is supported"
                 )),
                 (Some(_), Some(_)) => Err(format!(
-                    "unsupported: arithmetic between two numbers (\"{b}\"); write the result \
+                    "unsupported: arithmetic between two numbers (\"{n}\"); write the result \
                      as one number"
                 )),
                 (None, None) => Err(format!(
-                    "unsupported: binary operation between two vectors (\"{b}\"); only a \
+                    "unsupported: binary operation between two vectors (\"{n}\"); only a \
                      vector times or divided by a number is supported"
                 )),
             }
@@ -322,93 +197,62 @@ fn peel_scale<'a>(e: &'a pp::Expr, out: &mut Vec<Scale>) -> Result<&'a pp::Expr,
 }
 
 /// The operator of a binary expression, if it is `*` or `/` without modifiers.
-fn scale_op(b: &BinaryExpr) -> Result<ScaleOp, String> {
-    let op = match b.op.id() {
-        T_MUL => ScaleOp::Mul,
-        T_DIV => ScaleOp::Div,
-        _ => {
-            return Err(format!(
-                "unsupported operator \"{}\" in \"{b}\"; only \"*\" and \"/\" by a number are \
-                 supported (thresholds go in warning/critical)",
-                b.op
-            ));
-        }
-    };
-    if let Some(m) = &b.modifier
-        && (m.matching.is_some() || m.return_bool)
-    {
+fn scale_op(b: &Binary) -> Result<BinOp, String> {
+    if !matches!(b.op, BinOp::Mul | BinOp::Div) {
         return Err(format!(
-            "unsupported: vector matching modifiers in \"{b}\" (on, ignoring, group_left, bool)"
+            "unsupported operator \"{}\" in \"{}\"; only \"*\" and \"/\" by a number are \
+             supported (thresholds go in warning/critical)",
+            b.op.as_str(),
+            Node::Binary(Box::new(b.clone()))
         ));
     }
-    Ok(op)
+    if b.matching.is_some() || b.return_bool {
+        return Err(format!(
+            "unsupported: vector matching modifiers in \"{}\" (on, ignoring, group_left, bool)",
+            Node::Binary(Box::new(b.clone()))
+        ));
+    }
+    Ok(b.op)
 }
 
-fn convert_aggregation(agg: &AggregateExpr) -> Result<Aggregation, String> {
-    let op =
-        aggregation_op(agg.op).ok_or_else(|| format!("unsupported aggregation \"{}\"", agg.op))?;
-    let mut by = match &agg.modifier {
-        None => Vec::new(),
-        Some(LabelModifier::Include(labels)) => labels.labels.clone(),
-        Some(LabelModifier::Exclude(_)) => {
+fn convert_aggregation(agg: &query::ast::Aggregate) -> Result<Aggregation, String> {
+    let op = match agg.op {
+        AggOp::Sum | AggOp::Avg | AggOp::Min | AggOp::Max | AggOp::Count => agg.op,
+        AggOp::Topk | AggOp::Bottomk => {
+            return Err(format!("unsupported aggregation \"{}\"", agg.op.name()));
+        }
+    };
+    let by = match &agg.grouping {
+        Grouping::By(by) => by.clone(),
+        Grouping::Without(_) => {
             return Err("\"without\" is not supported; use \"by\"".to_string());
         }
     };
-    if agg.param.is_some() {
-        return Err(format!(
-            "unsupported: parameter of aggregation \"{}\"",
-            agg.op
-        ));
-    }
-    by.sort();
-    by.dedup();
     Ok(Aggregation { op, by })
-}
-
-fn aggregation_op(op: TokenType) -> Option<AggOp> {
-    match op.id() {
-        T_SUM => Some(AggOp::Sum),
-        T_AVG => Some(AggOp::Avg),
-        T_MIN => Some(AggOp::Min),
-        T_MAX => Some(AggOp::Max),
-        T_COUNT => Some(AggOp::Count),
-        _ => None,
-    }
 }
 
 /// Converts what sits inside the aggregation (or at the top): a selector, or a range
 /// function of a range selector.
-fn convert_inner(e: &pp::Expr) -> Result<(Option<RangeFn>, Selector), String> {
-    match unparen(e) {
-        pp::Expr::VectorSelector(vs) => Ok((None, convert_selector(vs)?)),
-        pp::Expr::Call(call) => {
-            let name = call.func.name;
-            let func = RangeFunc::ALL
-                .into_iter()
-                .find(|f| f.name() == name)
-                .ok_or_else(|| format!("unsupported function \"{name}\""))?;
-            let [arg] = call.args.args.as_slice() else {
+fn convert_inner(n: &Node) -> Result<(Option<RangeFn>, Selector), String> {
+    match n {
+        Node::Vector(sel) => Ok((None, convert_selector(sel)?)),
+        Node::Call(func, args) => {
+            let name = func.name();
+            if !RANGE_FUNCS.contains(func) {
+                return Err(format!("unsupported function \"{name}\""));
+            }
+            let [Node::Matrix(sel, range)] = args.as_slice() else {
                 return Err(format!("{name}() takes exactly one range selector"));
             };
-            let ms = match unparen(arg) {
-                pp::Expr::MatrixSelector(ms) => ms,
-                pp::Expr::Subquery(_) => return Err("unsupported: subquery".to_string()),
-                other => {
-                    return Err(format!(
-                        "{name}() needs a range selector such as metric[5m], got \"{other}\""
-                    ));
-                }
-            };
-            let selector = convert_selector(&ms.vs)?;
-            if ms.range.is_zero() || ms.range > MAX_RANGE {
+            let selector = convert_selector(sel)?;
+            if range.is_zero() || *range > MAX_RANGE {
                 return Err(format!(
                     "range [{}] of {name}() must be > 0 and at most 1h (the store keeps \
                      bounded windows)",
-                    display_duration(ms.range)
+                    display_duration(*range)
                 ));
             }
-            if matches!(func, RangeFunc::Rate | RangeFunc::Increase)
-                && selector.metric.kind != Kind::Counter
+            if matches!(func, Func::Rate | Func::Increase) && selector.metric.kind != Kind::Counter
             {
                 return Err(format!(
                     "{name}() needs a counter; {} is a {}",
@@ -418,89 +262,50 @@ fn convert_inner(e: &pp::Expr) -> Result<(Option<RangeFn>, Selector), String> {
             }
             Ok((
                 Some(RangeFn {
-                    func,
-                    range: ms.range,
+                    func: *func,
+                    range: *range,
                 }),
                 selector,
             ))
         }
-        pp::Expr::MatrixSelector(ms) => Err(format!(
-            "unsupported: range selector \"{ms}\" without a function; wrap it in rate(), \
-             increase() or *_over_time()"
+        Node::Matrix(sel, range) => Err(format!(
+            "unsupported: range selector \"{sel}[{}]\" without a function; wrap it in rate(), \
+             increase() or *_over_time()",
+            display_duration(*range)
         )),
-        pp::Expr::Subquery(_) => Err("unsupported: subquery".to_string()),
-        pp::Expr::Aggregate(agg) => Err(format!(
+        Node::Aggregate(agg) => Err(format!(
             "unsupported: aggregation \"{}\" inside another aggregation or function; only one \
              outer aggregation is supported",
-            agg.op
+            agg.op.name()
         )),
-        pp::Expr::Binary(_) | pp::Expr::Unary(_) => Err(
+        Node::Binary(_) | Node::Neg(_) => Err(
             "unsupported: \"*\" or \"/\" by a number inside an aggregation or function; it must \
              be the outermost operation"
                 .to_string(),
         ),
-        pp::Expr::NumberLiteral(n) => Err(format!(
+        Node::Number(v) => Err(format!(
             "unsupported: a number alone (\"{}\"); an expression must select a metric",
-            n.val
+            display_number(*v)
         )),
-        pp::Expr::StringLiteral(_) => Err("unsupported: string literal".to_string()),
-        pp::Expr::Paren(_) | pp::Expr::Extension(_) => Err("unsupported expression".to_string()),
     }
 }
 
-fn convert_selector(vs: &VectorSelector) -> Result<Selector, String> {
-    if vs.offset.is_some() {
-        return Err("unsupported: offset".to_string());
-    }
-    if vs.at.is_some() {
-        return Err("unsupported: @ modifier".to_string());
-    }
-    if !vs.matchers.or_matchers.is_empty() {
-        return Err("unsupported: \"or\" between label matchers".to_string());
-    }
-    let mut name = vs.name.clone();
-    let mut label_matchers: Vec<&Matcher> = Vec::new();
-    for m in &vs.matchers.matchers {
-        if m.name == "__name__" {
-            match (&m.op, &name) {
-                (MatchOp::Equal, None) => name = Some(m.value.clone()),
-                (MatchOp::Equal, Some(n)) if *n == m.value => {}
-                _ => {
-                    return Err(
-                        "unsupported: matcher on __name__; name the metric instead".to_string()
-                    );
-                }
-            }
-        } else {
-            label_matchers.push(m);
-        }
-    }
-    let name = name.ok_or("a selector needs a metric name")?;
-    let metric = catalogue::lookup(&name).ok_or_else(|| unknown_metric(&name))?;
+fn convert_selector(sel: &query::ast::Selector) -> Result<Selector, String> {
+    let name = sel.name.as_str();
+    let metric = catalogue::lookup(name).ok_or_else(|| unknown_metric(name))?;
     if metric.kind == Kind::Histogram {
         return Err(format!(
             "unsupported: {name} is a histogram; use its derived gauges (e.g. \
              lookout_api_latency_p95_seconds)"
         ));
     }
-    let mut matchers = Vec::with_capacity(label_matchers.len());
-    for m in label_matchers {
-        check_label(metric, &m.name, "matcher")?;
-        let (op, regex) = match &m.op {
-            MatchOp::Equal => (MatchKind::Equal, None),
-            MatchOp::NotEqual => (MatchKind::NotEqual, None),
-            // promql-parser compiled these anchored, `^(?:value)$`, as PromQL does.
-            MatchOp::Re(re) => (MatchKind::Regex, Some(re.clone())),
-            MatchOp::NotRe(re) => (MatchKind::NotRegex, Some(re.clone())),
-        };
-        matchers.push(LabelMatcher {
-            label: m.name.clone(),
-            op,
-            value: m.value.clone(),
-            regex,
-        });
+    for m in &sel.matchers {
+        check_label(metric, &m.label, "matcher")?;
     }
-    Ok(Selector { metric, matchers })
+    Ok(Selector {
+        metric,
+        matchers: sel.matchers.clone(),
+    })
 }
 
 /// Checks that `label` is one of the metric's labels or `host`.
@@ -526,206 +331,6 @@ fn unknown_metric(name: &str) -> String {
     match closest {
         Some((_, near)) => format!("unknown metric \"{name}\"; did you mean \"{near}\"?"),
         None => format!("unknown metric \"{name}\""),
-    }
-}
-
-/// `5m`, `90s`, `1500ms`: the largest unit that divides the duration exactly.
-fn display_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        "0s".to_string()
-    } else if ms.is_multiple_of(3_600_000) {
-        format!("{}h", ms / 3_600_000)
-    } else if ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
-}
-
-/// A number as PromQL reads it back unchanged.
-fn display_number(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_string()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
-    } else {
-        // Rust prints the shortest text that round-trips, never in exponent form.
-        format!("{v}")
-    }
-}
-
-/// The value of `label` on a series, `""` when it has none (as in PromQL).
-fn label_value<'a>(labels: &'a [(&'static str, String)], label: &str) -> &'a str {
-    labels
-        .iter()
-        .find(|(k, _)| *k == label)
-        .map_or("", |(_, v)| v.as_str())
-}
-
-impl LabelMatcher {
-    fn matches(&self, labels: &[(&'static str, String)]) -> bool {
-        if self.label == HOST {
-            // The store has no host label; the engine evaluates on this host only.
-            return true;
-        }
-        let v = label_value(labels, &self.label);
-        match (self.op, &self.regex) {
-            (MatchKind::Equal, _) => v == self.value,
-            (MatchKind::NotEqual, _) => v != self.value,
-            (MatchKind::Regex, Some(re)) => re.is_match(v),
-            (MatchKind::NotRegex, Some(re)) => !re.is_match(v),
-            // Unreachable by construction: regex kinds always carry their regex.
-            (MatchKind::Regex | MatchKind::NotRegex, None) => false,
-        }
-    }
-}
-
-impl Selector {
-    fn matches(&self, key: &SeriesKey) -> bool {
-        key.name == self.metric.name && self.matchers.iter().all(|m| m.matches(&key.labels))
-    }
-
-    /// The first `label="value"` matcher on a label of the store (not `host`), which an
-    /// index can answer.
-    fn equality(&self) -> Option<&LabelMatcher> {
-        self.matchers
-            .iter()
-            .find(|m| m.op == MatchKind::Equal && m.label != HOST)
-    }
-}
-
-/// The series of a metric grouped by the value of one label, built on first use and shared
-/// by every rule of an evaluation tick that selects that label by equality: 100 rules each
-/// picking one device's series out of 10,000 read the store once, not 100 times. Build a new
-/// one for each tick (it borrows the store as it was).
-#[derive(Debug, Default)]
-pub struct SeriesIndex<'s> {
-    /// (metric, label) -> label value -> series.
-    groups: HashMap<(&'static str, String), ByValue<'s>>,
-}
-
-/// Series grouped by the value of one label, each group in the store's order.
-type ByValue<'s> = HashMap<&'s str, Vec<(&'s SeriesKey, &'s Series)>>;
-
-impl<'s> SeriesIndex<'s> {
-    /// The series of `metric` whose `label` is `value`, in the store's order.
-    fn lookup(
-        &mut self,
-        store: &'s Store,
-        metric: &'static str,
-        label: &str,
-        value: &str,
-    ) -> &[(&'s SeriesKey, &'s Series)] {
-        let groups = self
-            .groups
-            .entry((metric, label.to_string()))
-            .or_insert_with(|| {
-                let mut groups = ByValue::new();
-                for (key, series) in store.series_of(metric) {
-                    groups
-                        .entry(label_value(&key.labels, label))
-                        .or_default()
-                        .push((key, series));
-                }
-                groups
-            });
-        groups.get(value).map_or(&[], Vec::as_slice)
-    }
-}
-
-impl RangeFn {
-    /// The function over the points of `window` in `(now - range, now]`, oldest first.
-    fn apply(self, window: &std::collections::VecDeque<(Millis, f64)>, now: Millis) -> Option<f64> {
-        let range_ms = Millis::try_from(self.range.as_millis()).unwrap_or(Millis::MAX);
-        let start = now.saturating_sub(range_ms);
-        let lo = window.partition_point(|(t, _)| *t <= start);
-        let hi = window.partition_point(|(t, _)| *t <= now);
-        if lo >= hi {
-            return None;
-        }
-        let mut points = window.range(lo..hi).copied();
-        let (t_first, first) = points.next()?;
-        match self.func {
-            RangeFunc::Rate | RangeFunc::Increase => {
-                let (mut increase, mut prev, mut t_last, mut n) = (0.0, first, t_first, 1usize);
-                for (t, v) in points {
-                    // A drop means the counter restarted from 0.
-                    increase += if v >= prev { v - prev } else { v };
-                    prev = v;
-                    t_last = t;
-                    n += 1;
-                }
-                if n < 2 {
-                    return None;
-                }
-                if self.func == RangeFunc::Increase {
-                    return Some(increase);
-                }
-                let seconds = (t_last - t_first) as f64 / 1000.0;
-                (seconds > 0.0).then(|| increase / seconds)
-            }
-            RangeFunc::AvgOverTime => {
-                let (mut sum, mut n) = (first, 1.0);
-                for (_, v) in points {
-                    sum += v;
-                    n += 1.0;
-                }
-                Some(sum / n)
-            }
-            // As PromQL: NaN only wins when every point is NaN.
-            RangeFunc::MinOverTime => {
-                Some(points.fold(first, |m, (_, v)| if v < m || m.is_nan() { v } else { m }))
-            }
-            RangeFunc::MaxOverTime => {
-                Some(points.fold(first, |m, (_, v)| if v > m || m.is_nan() { v } else { m }))
-            }
-            RangeFunc::LastOverTime => Some(points.last().map_or(first, |(_, v)| v)),
-        }
-    }
-}
-
-/// Running state of one aggregation group.
-#[derive(Debug, Clone, Copy)]
-struct Group {
-    sum: f64,
-    count: usize,
-    min: f64,
-    max: f64,
-}
-
-impl Group {
-    fn new(v: f64) -> Self {
-        Group {
-            sum: v,
-            count: 1,
-            min: v,
-            max: v,
-        }
-    }
-
-    fn add(&mut self, v: f64) {
-        self.sum += v;
-        self.count += 1;
-        // As PromQL: NaN only wins when every input is NaN.
-        if v < self.min || self.min.is_nan() {
-            self.min = v;
-        }
-        if v > self.max || self.max.is_nan() {
-            self.max = v;
-        }
-    }
-
-    fn value(&self, op: AggOp) -> f64 {
-        match op {
-            AggOp::Sum => self.sum,
-            AggOp::Avg => self.sum / self.count as f64,
-            AggOp::Min => self.min,
-            AggOp::Max => self.max,
-            AggOp::Count => self.count as f64,
-        }
     }
 }
 
@@ -781,49 +386,16 @@ impl Expr {
         self.range_fn.map(|f| f.range)
     }
 
-    /// Calls `f` with each selected series and its value at `now`, before aggregation.
-    /// With an `index`, a selector with an equality matcher reads only that label value's
-    /// series.
-    fn for_each_value<'s>(
-        &self,
-        store: &'s Store,
-        index: Option<&mut SeriesIndex<'s>>,
-        now: Millis,
-        mut f: impl FnMut(&'s SeriesKey, f64),
-    ) {
-        let mut visit = |key: &'s SeriesKey, series: &'s Series| {
-            if !self.selector.matches(key) {
-                return;
-            }
-            match self.range_fn {
-                None if series.present => f(key, series.latest.1),
-                None => {}
-                // Absent series too: their recent points still count.
-                Some(range_fn) => {
-                    if let Some(v) = range_fn.apply(&series.window, now) {
-                        f(key, v);
-                    }
-                }
-            }
-        };
-        let name = self.selector.metric.name;
-        match (index, self.selector.equality()) {
-            (Some(index), Some(m)) => {
-                for (key, series) in index.lookup(store, name, &m.label, &m.value) {
-                    visit(key, series);
-                }
-            }
-            _ => {
-                for (key, series) in store.series_of(name) {
-                    visit(key, series);
-                }
-            }
-        }
+    /// The metric read over a range and the range, if any: what the store must keep a
+    /// window of for this expression.
+    pub fn window(&self) -> Option<(&'static str, Duration)> {
+        self.range_fn.map(|f| (self.selector.metric.name, f.range))
     }
 
-    /// Calls `f` with each output series' labels (borrowed: no allocation per series) and
-    /// value, in the store's order; aggregated output in label order. Labels exclude the
-    /// metric name and `host` (the engine adds it); empty label values are left out.
+    /// Calls `f` with each output series' labels (borrowed: no allocation per selected
+    /// series) and value, in the store's order; aggregated output in label order. Labels
+    /// exclude the metric name and `host` (the engine adds it); empty label values are left
+    /// out.
     pub fn for_each(&self, store: &Store, now: Millis, f: impl FnMut(OutputLabels<'_>, f64)) {
         self.for_each_indexed(store, None, now, f);
     }
@@ -836,39 +408,15 @@ impl Expr {
         now: Millis,
         mut f: impl FnMut(OutputLabels<'_>, f64),
     ) {
-        let scale = |v: f64| self.scale.iter().fold(v, |acc, s| s.apply(acc));
-        match &self.aggregation {
-            None => self.for_each_value(store, index, now, |key, v| {
-                f(OutputLabels::Series(&key.labels), scale(v))
-            }),
-            Some(agg) => {
-                // Keyed by the `by` label values in `agg.by` order, borrowed from the store.
-                let mut groups: BTreeMap<Vec<&str>, Group> = BTreeMap::new();
-                self.for_each_value(store, index, now, |key, v| {
-                    let group_key: Vec<&str> =
-                        agg.by.iter().map(|l| label_value(&key.labels, l)).collect();
-                    groups
-                        .entry(group_key)
-                        .and_modify(|g| g.add(v))
-                        .or_insert_with(|| Group::new(v));
-                });
-                let mut out: Vec<(LabelSet, f64)> = groups
-                    .into_iter()
-                    .map(|(values, group)| {
-                        let labels = agg
-                            .by
-                            .iter()
-                            .zip(values)
-                            .filter(|(_, v)| !v.is_empty())
-                            .map(|(k, v)| (k.clone(), v.to_string()))
-                            .collect();
-                        (labels, group.value(agg.op))
-                    })
-                    .collect();
-                out.sort_by(|a, b| a.0.cmp(&b.0));
-                for (labels, v) in &out {
-                    f(OutputLabels::Set(labels), scale(*v));
-                }
+        let mut source = Live::new(store, index);
+        // The subset has no vector matching, the only source of evaluation errors.
+        let Ok(Value::Vector(out)) = eval(&self.tree.root, &mut source, now) else {
+            return;
+        };
+        for e in &out {
+            match &e.labels {
+                ElemLabels::Series { key, .. } => f(OutputLabels::Series(&key.labels), e.value),
+                ElemLabels::Owned(set) => f(OutputLabels::Set(set), e.value),
             }
         }
     }
@@ -884,24 +432,13 @@ impl Expr {
     /// Canonical PromQL with the same meaning, e.g.
     /// `sum by (device) (rate(lookout_disk_read_bytes_total{device=~"sd.*"}[5m])) * 8`.
     pub fn to_promql(&self) -> String {
-        let mut s = String::new();
-        s.push_str(self.selector.metric.name);
-        if !self.selector.matchers.is_empty() {
-            let matchers: Vec<String> = self
-                .selector
-                .matchers
-                .iter()
-                .map(|m| {
-                    format!(
-                        "{}{}\"{}\"",
-                        m.label,
-                        m.op.as_str(),
-                        escape_string(&m.value)
-                    )
-                })
-                .collect();
-            let _ = write!(s, "{{{}}}", matchers.join(","));
-        }
+        let selector = query::ast::Selector {
+            id: 0,
+            name: self.selector.metric.name.to_string(),
+            target: None,
+            matchers: self.selector.matchers.clone(),
+        };
+        let mut s = selector.to_string();
         if let Some(range_fn) = self.range_fn {
             s = format!(
                 "{}({s}[{}])",
@@ -917,11 +454,7 @@ impl Expr {
             };
         }
         for scale in &self.scale {
-            let op = match scale.op {
-                ScaleOp::Mul => "*",
-                ScaleOp::Div => "/",
-            };
-            let _ = write!(s, " {op} {}", display_number(scale.by));
+            s = format!("{s} {} {}", scale.op.as_str(), display_number(scale.by));
         }
         s
     }
@@ -1285,7 +818,7 @@ mod tests {
             assert_values(&indexed, &expr.eval(&store, 30_000), text);
         }
         // Each (metric, label) was grouped once, however many expressions used it.
-        assert_eq!(index.groups.len(), 3);
+        assert_eq!(index.group_count(), 3);
     }
 
     /// One expected output series.

@@ -26,10 +26,28 @@ pub mod state;
 pub mod template;
 pub mod testing;
 
-use std::collections::BTreeMap;
-
 /// Labels of an alert instance or an evaluated series: name -> value, ordered.
-pub type LabelSet = BTreeMap<String, String>;
+pub use crate::sample::LabelSet;
+
+/// The metrics that `rules` and the score's terms read over a range, each with the longest
+/// range it is read over (ms): the windows the store keeps ([`crate::store::Windows::Only`]).
+pub fn windows(
+    rules: &[model::Rule],
+    scalability: &score::ScalabilityConfig,
+) -> std::collections::HashMap<&'static str, crate::store::Millis> {
+    let mut out = std::collections::HashMap::new();
+    let exprs = rules.iter().map(|r| &r.expr).chain([
+        &scalability.sessions.expr,
+        &scalability.background_tasks.expr,
+    ]);
+    for (name, range) in exprs.filter_map(expr::Expr::window) {
+        let ms =
+            crate::store::Millis::try_from(range.as_millis()).unwrap_or(crate::store::Millis::MAX);
+        let longest = out.entry(name).or_insert(0);
+        *longest = ms.max(*longest);
+    }
+    out
+}
 
 #[cfg(test)]
 mod props;

@@ -18,6 +18,7 @@ use self::agent::{AgentConfig, AgentSection, RawAgent};
 use crate::collect::{CollectConfig, RawCollect};
 use crate::config::defaults::nest;
 use crate::config::{Checker, Problems, Section, yaml};
+use crate::history::config::{HistoryConfig, HistorySection, RawHistory};
 use crate::notify::config::{NotifyConfig, NotifySection, RawNotify};
 use crate::rules::config::{RawRules, RulesConfig, RulesSection};
 use crate::rules::load::Defaults;
@@ -41,6 +42,8 @@ pub struct RawConfig {
     pub scalability: Option<RawScalability>,
     /// `notify:`; absent: every notification default.
     pub notify: Option<RawNotify>,
+    /// `history:`; absent: a day in at most 8 MiB, persisted.
+    pub history: Option<RawHistory>,
 }
 
 /// The checked configuration the agent runs on.
@@ -56,6 +59,8 @@ pub struct Config {
     pub scalability: ScalabilityConfig,
     /// `notify:`: delivery settings.
     pub notify: NotifyConfig,
+    /// `history:`: how long series are kept, in how much memory.
+    pub history: HistoryConfig,
     /// The file this configuration was read from; `None` for built-in defaults.
     pub source: Option<PathBuf>,
 }
@@ -80,12 +85,14 @@ impl Config {
         let rules = section::<RulesSection>(raw.rules.as_ref(), "rules", c);
         let scalability = section::<ScalabilitySection>(raw.scalability.as_ref(), "scalability", c);
         let notify = section::<NotifySection>(raw.notify.as_ref(), "notify", c);
+        let history = section::<HistorySection>(raw.history.as_ref(), "history", c);
         Some(Config {
             agent,
             collect,
             rules,
             scalability: scalability?,
             notify,
+            history,
             source: None,
         })
     }
@@ -164,6 +171,7 @@ pub fn default_yaml() -> String {
         RulesSection::defaults_yaml(),
         ScalabilitySection::defaults_yaml(),
         NotifySection::defaults_yaml(),
+        HistorySection::defaults_yaml(),
     ]
     .join("\n")
 }
