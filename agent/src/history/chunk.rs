@@ -60,8 +60,9 @@ const MAX_INT: i64 = 1 << 53;
 /// How many bits of the current width a residual may leave unused before a new, narrower
 /// width is written (a new width costs 6 bits more than reusing one).
 const WIDTH_SLACK: u32 = 4;
-/// Bits of the timestamp delta-of-delta buckets after `10`, `110` and `1110`.
-const TS_BUCKETS: [u32; 3] = [4, 8, 16];
+/// Bits of the timestamp residual buckets after `10`, `110`, `1110` and `11110`
+/// (`11111` is followed by 64 bits).
+const TS_BUCKETS: [u32; 4] = [3, 5, 9, 16];
 
 // ---------------------------------------------------------------------------------------
 // Bits
@@ -77,15 +78,16 @@ struct BitWriter {
 impl BitWriter {
     /// Appends the low `n` bits of `value` (`n` <= 64).
     fn write(&mut self, value: u64, n: u32) {
+        if n == 0 {
+            return;
+        }
+        if self.buf.capacity() - self.buf.len() < 9 {
+            // Grow by a little at a time: the open block's slack is memory too.
+            self.buf.reserve_exact(32.max(self.buf.len() / 4));
+        }
         let mut left = n;
-        while left > 0 {
-            if self.used == 0 {
-                if self.buf.len() == self.buf.capacity() {
-                    // Grow by a little at a time: the open block's slack is memory too.
-                    self.buf.reserve_exact(32.max(self.buf.len() / 4));
-                }
-                self.buf.push(0);
-            }
+        // Fill the last byte's free bits.
+        if self.used > 0 {
             let free = 8 - self.used;
             let take = free.min(left);
             let chunk = (value >> (left - take)) & ((1u64 << take) - 1);
@@ -94,6 +96,15 @@ impl BitWriter {
             }
             self.used = (self.used + take) % 8;
             left -= take;
+        }
+        // Whole bytes, then the rest at the top of a new byte.
+        while left >= 8 {
+            left -= 8;
+            self.buf.push((value >> left) as u8);
+        }
+        if left > 0 {
+            self.buf.push((value << (8 - left)) as u8);
+            self.used = left;
         }
     }
 
@@ -272,9 +283,9 @@ fn mode_for(values: impl Iterator<Item = f64> + Clone) -> Mode {
 /// The encoder's state after the last point written: what the next point is coded against.
 #[derive(Debug, Clone, Copy, Default)]
 struct State {
-    /// Last timestamp and delta.
+    /// Last timestamp, and the block's nominal interval (from its second point on).
     t: Millis,
-    delta: i64,
+    interval: i64,
     /// XOR: bits of the last value, and the current window (`lead` = 64: none yet).
     bits: u64,
     lead: u32,
@@ -287,11 +298,33 @@ struct State {
     seen: bool,
 }
 
+/// How a block predicts: the nominal interval its timestamps are coded against (the
+/// block's median interval once sealed; `None`: its first interval) and, in the integer
+/// encoding, whether a value is predicted from the last value and its trend (delta of
+/// delta, right for counters and smooth gauges) or from the last value alone (delta, right
+/// for noisy gauges). A sealed block keeps whichever codes it smaller, and the next block of
+/// the series starts with the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Params {
+    interval: Option<Millis>,
+    dod: bool,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            interval: None,
+            dod: true,
+        }
+    }
+}
+
 /// The open block of a series: its stream so far and the encoder's state.
 #[derive(Debug, Clone, Default)]
 pub struct Head {
     w: BitWriter,
     mode: Mode,
+    params: Params,
     state: State,
     first: Millis,
     count: u16,
@@ -366,14 +399,16 @@ impl Head {
             points.push((t, v))
         });
         points.push((t, v));
-        self.encode_all(&points);
+        let params = self.params;
+        self.encode_all(&points, params);
     }
 
     /// Replaces the block's content with `points` (at most [`BLOCK_POINTS`], increasing
-    /// times), choosing the encoding that holds all their values.
-    fn encode_all(&mut self, points: &[(Millis, f64)]) {
+    /// times) coded with `params`, choosing the encoding that holds all their values.
+    fn encode_all(&mut self, points: &[(Millis, f64)], params: Params) {
         self.count = 0;
         self.w.clear();
+        self.params = params;
         let Some(&(first, _)) = points.first() else {
             return;
         };
@@ -385,6 +420,44 @@ impl Head {
         }
     }
 
+    /// `points` coded with the parameters that code them smallest among their median
+    /// interval with either predictor (one in XOR, where there is no predictor), and
+    /// `current`, a coding of them already made (not made again); `None` when `current`
+    /// is the smallest.
+    fn encode_best(points: &[(Millis, f64)], current: Option<(&Head, usize)>) -> Option<Head> {
+        let mut deltas: Vec<Millis> = points
+            .windows(2)
+            .map(|w| w[1].0.wrapping_sub(w[0].0))
+            .collect();
+        let interval = if deltas.is_empty() {
+            None
+        } else {
+            let middle = deltas.len() / 2;
+            deltas.select_nth_unstable(middle);
+            deltas.get(middle).copied()
+        };
+        let mode = mode_for(points.iter().map(|p| p.1));
+        let predictors: &[bool] = match mode {
+            Mode::Int { .. } => &[true, false],
+            Mode::Xor => &[true],
+        };
+        let mut best: Option<Head> = None;
+        let mut best_len = current.map_or(usize::MAX, |(_, len)| len);
+        for &dod in predictors {
+            let params = Params { interval, dod };
+            if current.is_some_and(|(h, _)| h.mode == mode && h.params == params) {
+                continue; // that is the current coding
+            }
+            let mut h = Head::default();
+            h.encode_all(points, params);
+            if h.w.buf.len() < best_len {
+                best_len = h.w.buf.len();
+                best = Some(h);
+            }
+        }
+        best
+    }
+
     fn write_header(&mut self) {
         match self.mode {
             Mode::Xor => self.w.bit(false),
@@ -392,6 +465,7 @@ impl Head {
                 self.w.bit(true);
                 self.w.write(u64::from(k), 4);
                 self.w.write(u64::from(shift), 6);
+                self.w.bit(self.params.dod);
             }
         }
     }
@@ -399,31 +473,29 @@ impl Head {
     fn write_point(&mut self, t: Millis, v: f64) {
         let s = &mut self.state;
         let w = &mut self.w;
-        // Timestamp.
-        match self.count {
-            0 => *s = State::default(),
-            1 => {
-                let delta = t.wrapping_sub(s.t);
-                let n = width(delta as u64).max(1);
+        // Timestamp: none for the first point; the nominal interval before the second.
+        if self.count == 0 {
+            *s = State::default();
+        } else {
+            let delta = t.wrapping_sub(s.t);
+            if self.count == 1 {
+                s.interval = self.params.interval.unwrap_or(delta);
+                self.params.interval = Some(s.interval);
+                let n = width(s.interval as u64).max(1);
                 w.write(u64::from(n - 1), 6);
-                w.write(delta as u64, n);
-                s.delta = delta;
+                w.write(s.interval as u64, n);
             }
-            _ => {
-                let delta = t.wrapping_sub(s.t);
-                let z = zigzag(delta.wrapping_sub(s.delta));
-                let n = width(z);
-                if z == 0 {
-                    w.bit(false);
-                } else if let Some(i) = TS_BUCKETS.iter().position(|&b| n <= b) {
-                    // `i + 1` ones then a zero, then the bucket's bits.
-                    w.write((1 << (i + 2)) - 2, i as u32 + 2);
-                    w.write(z, TS_BUCKETS[i]);
-                } else {
-                    w.write(0b1111, 4);
-                    w.write(z, 64);
-                }
-                s.delta = delta;
+            let z = zigzag(delta.wrapping_sub(s.interval));
+            let n = width(z);
+            if z == 0 {
+                w.bit(false);
+            } else if let Some(i) = TS_BUCKETS.iter().position(|&b| n <= b) {
+                // `i + 1` ones then a zero, then the bucket's bits.
+                w.write((1 << (i + 2)) - 2, i as u32 + 2);
+                w.write(z, TS_BUCKETS[i]);
+            } else {
+                w.write(0b11111, 5);
+                w.write(z, 64);
             }
         }
         s.t = t;
@@ -464,7 +536,8 @@ impl Head {
                 } else {
                     let n = to_int(v, usize::from(k)).unwrap_or(0);
                     let m = n >> shift;
-                    let z = zigzag(m - (s.m + s.dm));
+                    let predicted = if self.params.dod { s.m + s.dm } else { s.m };
+                    let z = zigzag(m - predicted);
                     let n = width(z);
                     if z == 0 {
                         w.bit(false);
@@ -494,6 +567,20 @@ impl Head {
         if self.count == 0 {
             return None;
         }
+        if self.count > 2 {
+            let mut points = Vec::with_capacity(self.len());
+            let _ = decode(&self.w.buf, self.first, self.count, |t, v| {
+                points.push((t, v))
+            });
+            let current = Some((&*self, self.w.buf.len()));
+            if let Some(best) = Head::encode_best(&points, current)
+                && best.count == self.count
+            {
+                self.w = best.w;
+                self.params = best.params;
+                self.mode = best.mode;
+            }
+        }
         let w = std::mem::take(&mut self.w);
         let block = Block {
             first: self.first,
@@ -502,7 +589,10 @@ impl Head {
             thinned: 0,
             data: w.buf.into_boxed_slice(),
         };
+        // The next block starts where this one ended up.
+        let params = self.params;
         *self = Head::default();
+        self.params = params;
         Some(block)
     }
 
@@ -625,8 +715,7 @@ impl Block {
         if kept.len() >= n {
             return None;
         }
-        let mut head = Head::default();
-        head.encode_all(&kept);
+        let mut head = Head::encode_best(&kept, None)?;
         let mut block = head.seal()?;
         block.thinned = self.thinned.saturating_add(1);
         Some(block)
@@ -646,12 +735,14 @@ pub fn decode(
         return Ok(0);
     }
     let mut r = BitReader::new(data);
+    let mut dod = false;
     let mode = if r.bit()? {
         let k = r.read(4)? as u8;
         if usize::from(k) > MAX_K {
             return Err(r.error("decimal exponent over 9"));
         }
         let shift = r.read(6)? as u8;
+        dod = r.bit()?;
         Mode::Int { k, shift }
     } else {
         Mode::Xor
@@ -665,17 +756,15 @@ pub fn decode(
         // Timestamp.
         if i == 1 {
             let n = r.read(6)? as u32 + 1;
-            s.delta = r.read(n)? as i64;
-            s.t = s.t.wrapping_add(s.delta);
-        } else if i > 1 {
-            let ones = r.ones(4)?;
-            let z = match ones {
+            s.interval = r.read(n)? as i64;
+        }
+        if i > 0 {
+            let z = match r.ones(5)? {
                 0 => 0,
-                4 => r.read(64)?,
+                5 => r.read(64)?,
                 b => r.read(TS_BUCKETS[b as usize - 1])?,
             };
-            s.delta = s.delta.wrapping_add(unzigzag(z));
-            s.t = s.t.wrapping_add(s.delta);
+            s.t = s.t.wrapping_add(s.interval).wrapping_add(unzigzag(z));
         }
         // Value.
         let v = match mode {
@@ -716,7 +805,8 @@ pub fn decode(
                 match z {
                     None => f64::from_bits(STALE_NAN),
                     Some(z) => {
-                        let m = s.m.wrapping_add(s.dm).wrapping_add(unzigzag(z));
+                        let predicted = if dod { s.m.wrapping_add(s.dm) } else { s.m };
+                        let m = predicted.wrapping_add(unzigzag(z));
                         s.dm = if s.seen { m.wrapping_sub(s.m) } else { 0 };
                         s.m = m;
                         s.seen = true;
@@ -929,15 +1019,16 @@ pub(crate) mod tests {
         let mut reuse = BitWriter::default();
         reuse.bit(false); // XOR
         reuse.write(1.5f64.to_bits(), 64);
-        reuse.write(0, 6); // second timestamp: a 1-bit delta...
+        reuse.write(0, 6); // the nominal interval: 1 bit...
         reuse.write(1, 1); // ...of 1 ms
+        reuse.bit(false); // the second timestamp: on the interval
         reuse.write(0b10, 2); // value: reuse the window
         reuse.write(0, 8);
         // (result, what it must say)
         let rows = [
             (parts(b.first, b.last, 0, &b.data), "count"),
             (parts(b.first, b.last, 241, &b.data), "count"),
-            (parts(b.first, b.last, b.count + 1, &b.data), "ends inside"),
+            (parts(b.first, b.last, b.count + 4, &b.data), "ends inside"),
             (
                 parts(b.first, b.last + 1, b.count, &b.data),
                 "last timestamp",
