@@ -976,6 +976,89 @@ pub(crate) mod tests {
         assert!(per_point < 2.5, "{per_point} bits a point");
     }
 
+    /// The nominal interval and the integer predictor (true: delta of delta) of a block.
+    fn params_of(block: &Block) -> (Millis, Option<bool>) {
+        let mut r = BitReader::new(&block.data);
+        let dod = if r.bit().unwrap() {
+            r.read(10).unwrap();
+            Some(r.bit().unwrap())
+        } else {
+            r.read(64).unwrap();
+            None
+        };
+        if dod.is_some() {
+            // The first value: `0`, or `10`/`11` and its width and bits.
+            if r.bit().unwrap() {
+                assert!(r.bit().unwrap(), "no width to reuse yet");
+                let n = r.read(6).unwrap() as u32;
+                r.read(n).unwrap();
+            }
+        }
+        let n = r.read(6).unwrap() as u32 + 1;
+        (r.read(n).unwrap() as Millis, dod)
+    }
+
+    #[test]
+    fn sealing_keeps_the_parameters_that_code_the_block_smallest() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        // (values, timestamps' jitter, the predictor kept)
+        let noisy: Vec<f64> = (0..BLOCK_POINTS)
+            .map(|_| rng.u32(..1_000_000) as f64)
+            .collect();
+        let mut total = 5e9;
+        let counter: Vec<f64> = (0..BLOCK_POINTS)
+            .map(|_| {
+                total += 100_000.0 + rng.u32(..20) as f64;
+                total
+            })
+            .collect();
+        let ratio: Vec<f64> = (0..BLOCK_POINTS).map(|_| rng.f64()).collect();
+        for (values, predictor) in [(noisy, Some(false)), (counter, Some(true)), (ratio, None)] {
+            // The first interval is off by 37 ms; the others by at most 2.
+            let points: Vec<_> = values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    let jitter = match i {
+                        0 => 0,
+                        1 => 37,
+                        _ => rng.i64(-2..=2),
+                    };
+                    (i as Millis * 10_000 + jitter, v)
+                })
+                .collect();
+            let mut head = Head::default();
+            for &(t, v) in &points {
+                head.push(t, v);
+            }
+            let open_len = head.bytes().len();
+            let (interval, _) = params_of(&{
+                let mut copy = head.clone();
+                copy.w.buf.shrink_to_fit();
+                Block {
+                    first: copy.first,
+                    last: copy.state.t,
+                    count: copy.count,
+                    thinned: 0,
+                    data: copy.w.buf.into_boxed_slice(),
+                }
+            });
+            assert_eq!(interval, 10_037, "the open block took its first interval");
+            let block = head.seal().unwrap();
+            assert!(
+                block.data.len() < open_len,
+                "{} >= {open_len}",
+                block.data.len()
+            );
+            assert_eq!(params_of(&block), (10_000, predictor), "{predictor:?}");
+            let mut out = Vec::new();
+            block.points(Millis::MIN, Millis::MAX, &mut out);
+            assert_eq!(bits(&out), bits(&points));
+            // The next block starts with what this one ended with.
+            assert_eq!(head.params.interval, Some(10_000));
+        }
+    }
+
     #[test]
     fn extreme_timestamps_round_trip() {
         let rows: [&[Millis]; 4] = [
