@@ -1,5 +1,6 @@
 //! The block codec: up to [`BLOCK_POINTS`] points of one series in a bit stream, after
-//! Facebook's Gorilla (Pelkonen et al., VLDB 2015), with one change for values.
+//! Facebook's Gorilla (Pelkonen et al., VLDB 2015), with two changes: timestamps are coded
+//! against the block's nominal interval, and short decimals are coded as integers.
 //!
 //! A block knows its first and last timestamp and its point count outside the stream, so a
 //! range read skips whole blocks without decoding them. The stream starts with a header
@@ -7,27 +8,33 @@
 //! the first point, whose time is the block's first timestamp) followed by its value code.
 //! Bits are written most significant first; the last byte is padded with zeros.
 //!
-//! **Timestamps** (`i64` milliseconds, strictly increasing): the second point's delta as a
-//! 6-bit width (minus one) and that many bits; every later point's delta-of-delta,
-//! zigzagged, as `0` (zero), `10` + 4 bits, `110` + 8 bits, `1110` + 16 bits or `1111` +
-//! 64 bits. Deltas and deltas-of-deltas are computed with wrapping arithmetic, so any two
-//! increasing `i64`s round-trip, `i64::MIN` to `i64::MAX` included. At a 10 s interval the
-//! jitter of a real collection (a few milliseconds) costs 1 to 6 bits a point.
+//! **Timestamps** (`i64` milliseconds, strictly increasing): before the second point, the
+//! block's nominal interval `D` as a 6-bit width (minus one) and that many bits; then each
+//! point's interval minus `D`, zigzagged, as `0` (zero), `10` + 3 bits, `110` + 5 bits,
+//! `1110` + 9 bits, `11110` + 16 bits or `11111` + 64 bits. Intervals are computed with
+//! wrapping arithmetic, so any increasing `i64`s round-trip, `i64::MIN` to `i64::MAX`
+//! included. An open block takes `D` from the series' previous block (or its own first
+//! interval); a sealed one is coded with its median interval when that is smaller. A
+//! collection's timing jitter is noise around a fixed interval, so coding each interval's
+//! distance from `D` costs about a bit less than Gorilla's delta-of-delta (which doubles the
+//! noise): 3.9 bits a point against 5.0 on a real 10 s scrape.
 //!
 //! **Values**, one of two encodings per block (header bit 0 = XOR, 1 = integer):
 //!
 //! - *Integer*: when every value of the block is a short decimal, an integer `n` times
 //!   `10^-k` for one `k` in `0..=9` that round-trips bit-exactly (`n as f64 / 10^k` gives the
 //!   value's very bits), with `|n| <= 2^53`. Byte counters (`k` = 0), CPU seconds in
-//!   hundredths (`k` = 2), load averages and durations in whole nanoseconds (`k` = 9) are. The
-//!   header holds `k` (4 bits) and a shift `s` (6 bits): every `n` of the block is a multiple
-//!   of `2^s` (page-sized byte counts are multiples of 4096), and `m = n >> s` is coded. Each
-//!   `m` is coded as the zigzagged difference from its prediction `prev + (prev - prev2)`
-//!   (delta-of-delta; the first `m` is predicted as 0, the second as the first): `0` for
-//!   zero; `10` + `w` bits when the residual fits the current width `w` (and wastes at most
-//!   [`WIDTH_SLACK`] bits of it); else `11` + the new width in 6 bits (1..=63) + that many
-//!   bits. `11 000000` is the staleness marker ([`STALE_NAN`]), which leaves the prediction
-//!   alone, so a series that goes stale keeps its block in integers.
+//!   hundredths (`k` = 2), load averages and durations in whole nanoseconds (`k` = 9) are.
+//!   The header holds `k` (4 bits), a shift `s` (6 bits): every `n` of the block is a
+//!   multiple of `2^s` (page-sized byte counts are multiples of 4096), and `m = n >> s` is
+//!   coded; and the predictor (1 bit): `m` is predicted as `prev + (prev - prev2)` (delta of
+//!   delta: counters, smooth gauges) or as `prev` (delta: noisy gauges), whichever codes the
+//!   block smaller when it is sealed (the first `m` is predicted as 0, the second as the
+//!   first). The zigzagged residual is coded `0` for zero; `10` + `w` bits when it fits the
+//!   current width `w` (and wastes at most [`WIDTH_SLACK`] bits of it); else `11` + the new
+//!   width in 6 bits (1..=63) + that many bits. `11 000000` is the staleness marker
+//!   ([`STALE_NAN`]), which leaves the prediction alone, so a series that goes stale keeps
+//!   its block in integers.
 //! - *XOR* (Gorilla's): the first value's 64 bits, then each value XORed with the previous
 //!   one's bits: `0` when equal; `10` + the meaningful bits when they fall inside the
 //!   previous window of leading and trailing zeros; else `11` + leading zeros (6 bits) +
@@ -39,7 +46,8 @@
 //! no short decimal at all), the block so far is decoded and encoded again from its start
 //! in the encoding that holds every value: at most a handful of times per block, each
 //! costing one pass over at most [`BLOCK_POINTS`] points. A full block is sealed into a
-//! [`Block`] whose bytes are a `Box<[u8]>` of exactly the stream's length.
+//! [`Block`] whose bytes are a `Box<[u8]>` of exactly the stream's length, after trying
+//! the other parameters (median interval, other predictor) and keeping the smallest.
 
 use super::{Millis, STALE_NAN};
 
@@ -60,8 +68,9 @@ const MAX_INT: i64 = 1 << 53;
 /// How many bits of the current width a residual may leave unused before a new, narrower
 /// width is written (a new width costs 6 bits more than reusing one).
 const WIDTH_SLACK: u32 = 4;
-/// Bits of the timestamp delta-of-delta buckets after `10`, `110` and `1110`.
-const TS_BUCKETS: [u32; 3] = [4, 8, 16];
+/// Bits of the timestamp residual buckets after `10`, `110`, `1110` and `11110`
+/// (`11111` is followed by 64 bits).
+const TS_BUCKETS: [u32; 4] = [3, 5, 9, 16];
 
 // ---------------------------------------------------------------------------------------
 // Bits
@@ -77,15 +86,16 @@ struct BitWriter {
 impl BitWriter {
     /// Appends the low `n` bits of `value` (`n` <= 64).
     fn write(&mut self, value: u64, n: u32) {
+        if n == 0 {
+            return;
+        }
+        if self.buf.capacity() - self.buf.len() < 9 {
+            // Grow by a little at a time: the open block's slack is memory too.
+            self.buf.reserve_exact(32.max(self.buf.len() / 4));
+        }
         let mut left = n;
-        while left > 0 {
-            if self.used == 0 {
-                if self.buf.len() == self.buf.capacity() {
-                    // Grow by a little at a time: the open block's slack is memory too.
-                    self.buf.reserve_exact(32.max(self.buf.len() / 4));
-                }
-                self.buf.push(0);
-            }
+        // Fill the last byte's free bits.
+        if self.used > 0 {
             let free = 8 - self.used;
             let take = free.min(left);
             let chunk = (value >> (left - take)) & ((1u64 << take) - 1);
@@ -94,6 +104,15 @@ impl BitWriter {
             }
             self.used = (self.used + take) % 8;
             left -= take;
+        }
+        // Whole bytes, then the rest at the top of a new byte.
+        while left >= 8 {
+            left -= 8;
+            self.buf.push((value >> left) as u8);
+        }
+        if left > 0 {
+            self.buf.push((value << (8 - left)) as u8);
+            self.used = left;
         }
     }
 
@@ -272,9 +291,9 @@ fn mode_for(values: impl Iterator<Item = f64> + Clone) -> Mode {
 /// The encoder's state after the last point written: what the next point is coded against.
 #[derive(Debug, Clone, Copy, Default)]
 struct State {
-    /// Last timestamp and delta.
+    /// Last timestamp, and the block's nominal interval (from its second point on).
     t: Millis,
-    delta: i64,
+    interval: i64,
     /// XOR: bits of the last value, and the current window (`lead` = 64: none yet).
     bits: u64,
     lead: u32,
@@ -287,11 +306,33 @@ struct State {
     seen: bool,
 }
 
+/// How a block predicts: the nominal interval its timestamps are coded against (the
+/// block's median interval once sealed; `None`: its first interval) and, in the integer
+/// encoding, whether a value is predicted from the last value and its trend (delta of
+/// delta, right for counters and smooth gauges) or from the last value alone (delta, right
+/// for noisy gauges). A sealed block keeps whichever codes it smaller, and the next block of
+/// the series starts with the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Params {
+    interval: Option<Millis>,
+    dod: bool,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            interval: None,
+            dod: true,
+        }
+    }
+}
+
 /// The open block of a series: its stream so far and the encoder's state.
 #[derive(Debug, Clone, Default)]
 pub struct Head {
     w: BitWriter,
     mode: Mode,
+    params: Params,
     state: State,
     first: Millis,
     count: u16,
@@ -366,14 +407,16 @@ impl Head {
             points.push((t, v))
         });
         points.push((t, v));
-        self.encode_all(&points);
+        let params = self.params;
+        self.encode_all(&points, params);
     }
 
     /// Replaces the block's content with `points` (at most [`BLOCK_POINTS`], increasing
-    /// times), choosing the encoding that holds all their values.
-    fn encode_all(&mut self, points: &[(Millis, f64)]) {
+    /// times) coded with `params`, choosing the encoding that holds all their values.
+    fn encode_all(&mut self, points: &[(Millis, f64)], params: Params) {
         self.count = 0;
         self.w.clear();
+        self.params = params;
         let Some(&(first, _)) = points.first() else {
             return;
         };
@@ -385,6 +428,44 @@ impl Head {
         }
     }
 
+    /// `points` coded with the parameters that code them smallest among their median
+    /// interval with either predictor (one in XOR, where there is no predictor), and
+    /// `current`, a coding of them already made (not made again); `None` when `current`
+    /// is the smallest.
+    fn encode_best(points: &[(Millis, f64)], current: Option<(&Head, usize)>) -> Option<Head> {
+        let mut deltas: Vec<Millis> = points
+            .windows(2)
+            .map(|w| w[1].0.wrapping_sub(w[0].0))
+            .collect();
+        let interval = if deltas.is_empty() {
+            None
+        } else {
+            let middle = deltas.len() / 2;
+            deltas.select_nth_unstable(middle);
+            deltas.get(middle).copied()
+        };
+        let mode = mode_for(points.iter().map(|p| p.1));
+        let predictors: &[bool] = match mode {
+            Mode::Int { .. } => &[true, false],
+            Mode::Xor => &[true],
+        };
+        let mut best: Option<Head> = None;
+        let mut best_len = current.map_or(usize::MAX, |(_, len)| len);
+        for &dod in predictors {
+            let params = Params { interval, dod };
+            if current.is_some_and(|(h, _)| h.mode == mode && h.params == params) {
+                continue; // that is the current coding
+            }
+            let mut h = Head::default();
+            h.encode_all(points, params);
+            if h.w.buf.len() < best_len {
+                best_len = h.w.buf.len();
+                best = Some(h);
+            }
+        }
+        best
+    }
+
     fn write_header(&mut self) {
         match self.mode {
             Mode::Xor => self.w.bit(false),
@@ -392,6 +473,7 @@ impl Head {
                 self.w.bit(true);
                 self.w.write(u64::from(k), 4);
                 self.w.write(u64::from(shift), 6);
+                self.w.bit(self.params.dod);
             }
         }
     }
@@ -399,31 +481,29 @@ impl Head {
     fn write_point(&mut self, t: Millis, v: f64) {
         let s = &mut self.state;
         let w = &mut self.w;
-        // Timestamp.
-        match self.count {
-            0 => *s = State::default(),
-            1 => {
-                let delta = t.wrapping_sub(s.t);
-                let n = width(delta as u64).max(1);
+        // Timestamp: none for the first point; the nominal interval before the second.
+        if self.count == 0 {
+            *s = State::default();
+        } else {
+            let delta = t.wrapping_sub(s.t);
+            if self.count == 1 {
+                s.interval = self.params.interval.unwrap_or(delta);
+                self.params.interval = Some(s.interval);
+                let n = width(s.interval as u64).max(1);
                 w.write(u64::from(n - 1), 6);
-                w.write(delta as u64, n);
-                s.delta = delta;
+                w.write(s.interval as u64, n);
             }
-            _ => {
-                let delta = t.wrapping_sub(s.t);
-                let z = zigzag(delta.wrapping_sub(s.delta));
-                let n = width(z);
-                if z == 0 {
-                    w.bit(false);
-                } else if let Some(i) = TS_BUCKETS.iter().position(|&b| n <= b) {
-                    // `i + 1` ones then a zero, then the bucket's bits.
-                    w.write((1 << (i + 2)) - 2, i as u32 + 2);
-                    w.write(z, TS_BUCKETS[i]);
-                } else {
-                    w.write(0b1111, 4);
-                    w.write(z, 64);
-                }
-                s.delta = delta;
+            let z = zigzag(delta.wrapping_sub(s.interval));
+            let n = width(z);
+            if z == 0 {
+                w.bit(false);
+            } else if let Some(i) = TS_BUCKETS.iter().position(|&b| n <= b) {
+                // `i + 1` ones then a zero, then the bucket's bits.
+                w.write((1 << (i + 2)) - 2, i as u32 + 2);
+                w.write(z, TS_BUCKETS[i]);
+            } else {
+                w.write(0b11111, 5);
+                w.write(z, 64);
             }
         }
         s.t = t;
@@ -464,7 +544,8 @@ impl Head {
                 } else {
                     let n = to_int(v, usize::from(k)).unwrap_or(0);
                     let m = n >> shift;
-                    let z = zigzag(m - (s.m + s.dm));
+                    let predicted = if self.params.dod { s.m + s.dm } else { s.m };
+                    let z = zigzag(m - predicted);
                     let n = width(z);
                     if z == 0 {
                         w.bit(false);
@@ -494,6 +575,20 @@ impl Head {
         if self.count == 0 {
             return None;
         }
+        if self.count > 2 {
+            let mut points = Vec::with_capacity(self.len());
+            let _ = decode(&self.w.buf, self.first, self.count, |t, v| {
+                points.push((t, v))
+            });
+            let current = Some((&*self, self.w.buf.len()));
+            if let Some(best) = Head::encode_best(&points, current)
+                && best.count == self.count
+            {
+                self.w = best.w;
+                self.params = best.params;
+                self.mode = best.mode;
+            }
+        }
         let w = std::mem::take(&mut self.w);
         let block = Block {
             first: self.first,
@@ -502,7 +597,10 @@ impl Head {
             thinned: 0,
             data: w.buf.into_boxed_slice(),
         };
+        // The next block starts where this one ended up.
+        let params = self.params;
         *self = Head::default();
+        self.params = params;
         Some(block)
     }
 
@@ -625,8 +723,7 @@ impl Block {
         if kept.len() >= n {
             return None;
         }
-        let mut head = Head::default();
-        head.encode_all(&kept);
+        let mut head = Head::encode_best(&kept, None)?;
         let mut block = head.seal()?;
         block.thinned = self.thinned.saturating_add(1);
         Some(block)
@@ -646,12 +743,14 @@ pub fn decode(
         return Ok(0);
     }
     let mut r = BitReader::new(data);
+    let mut dod = false;
     let mode = if r.bit()? {
         let k = r.read(4)? as u8;
         if usize::from(k) > MAX_K {
             return Err(r.error("decimal exponent over 9"));
         }
         let shift = r.read(6)? as u8;
+        dod = r.bit()?;
         Mode::Int { k, shift }
     } else {
         Mode::Xor
@@ -665,17 +764,15 @@ pub fn decode(
         // Timestamp.
         if i == 1 {
             let n = r.read(6)? as u32 + 1;
-            s.delta = r.read(n)? as i64;
-            s.t = s.t.wrapping_add(s.delta);
-        } else if i > 1 {
-            let ones = r.ones(4)?;
-            let z = match ones {
+            s.interval = r.read(n)? as i64;
+        }
+        if i > 0 {
+            let z = match r.ones(5)? {
                 0 => 0,
-                4 => r.read(64)?,
+                5 => r.read(64)?,
                 b => r.read(TS_BUCKETS[b as usize - 1])?,
             };
-            s.delta = s.delta.wrapping_add(unzigzag(z));
-            s.t = s.t.wrapping_add(s.delta);
+            s.t = s.t.wrapping_add(s.interval).wrapping_add(unzigzag(z));
         }
         // Value.
         let v = match mode {
@@ -716,7 +813,8 @@ pub fn decode(
                 match z {
                     None => f64::from_bits(STALE_NAN),
                     Some(z) => {
-                        let m = s.m.wrapping_add(s.dm).wrapping_add(unzigzag(z));
+                        let predicted = if dod { s.m.wrapping_add(s.dm) } else { s.m };
+                        let m = predicted.wrapping_add(unzigzag(z));
                         s.dm = if s.seen { m.wrapping_sub(s.m) } else { 0 };
                         s.m = m;
                         s.seen = true;
@@ -878,6 +976,89 @@ pub(crate) mod tests {
         assert!(per_point < 2.5, "{per_point} bits a point");
     }
 
+    /// The nominal interval and the integer predictor (true: delta of delta) of a block.
+    fn params_of(block: &Block) -> (Millis, Option<bool>) {
+        let mut r = BitReader::new(&block.data);
+        let dod = if r.bit().unwrap() {
+            r.read(10).unwrap();
+            Some(r.bit().unwrap())
+        } else {
+            r.read(64).unwrap();
+            None
+        };
+        if dod.is_some() {
+            // The first value: `0`, or `10`/`11` and its width and bits.
+            if r.bit().unwrap() {
+                assert!(r.bit().unwrap(), "no width to reuse yet");
+                let n = r.read(6).unwrap() as u32;
+                r.read(n).unwrap();
+            }
+        }
+        let n = r.read(6).unwrap() as u32 + 1;
+        (r.read(n).unwrap() as Millis, dod)
+    }
+
+    #[test]
+    fn sealing_keeps_the_parameters_that_code_the_block_smallest() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        // (values, timestamps' jitter, the predictor kept)
+        let noisy: Vec<f64> = (0..BLOCK_POINTS)
+            .map(|_| rng.u32(..1_000_000) as f64)
+            .collect();
+        let mut total = 5e9;
+        let counter: Vec<f64> = (0..BLOCK_POINTS)
+            .map(|_| {
+                total += 100_000.0 + rng.u32(..20) as f64;
+                total
+            })
+            .collect();
+        let ratio: Vec<f64> = (0..BLOCK_POINTS).map(|_| rng.f64()).collect();
+        for (values, predictor) in [(noisy, Some(false)), (counter, Some(true)), (ratio, None)] {
+            // The first interval is off by 37 ms; the others by at most 2.
+            let points: Vec<_> = values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    let jitter = match i {
+                        0 => 0,
+                        1 => 37,
+                        _ => rng.i64(-2..=2),
+                    };
+                    (i as Millis * 10_000 + jitter, v)
+                })
+                .collect();
+            let mut head = Head::default();
+            for &(t, v) in &points {
+                head.push(t, v);
+            }
+            let open_len = head.bytes().len();
+            let (interval, _) = params_of(&{
+                let mut copy = head.clone();
+                copy.w.buf.shrink_to_fit();
+                Block {
+                    first: copy.first,
+                    last: copy.state.t,
+                    count: copy.count,
+                    thinned: 0,
+                    data: copy.w.buf.into_boxed_slice(),
+                }
+            });
+            assert_eq!(interval, 10_037, "the open block took its first interval");
+            let block = head.seal().unwrap();
+            assert!(
+                block.data.len() < open_len,
+                "{} >= {open_len}",
+                block.data.len()
+            );
+            assert_eq!(params_of(&block), (10_000, predictor), "{predictor:?}");
+            let mut out = Vec::new();
+            block.points(Millis::MIN, Millis::MAX, &mut out);
+            assert_eq!(bits(&out), bits(&points));
+            // The next block starts with what this one ended with.
+            assert_eq!(head.params.interval, Some(10_000));
+        }
+    }
+
     #[test]
     fn extreme_timestamps_round_trip() {
         let rows: [&[Millis]; 4] = [
@@ -929,15 +1110,16 @@ pub(crate) mod tests {
         let mut reuse = BitWriter::default();
         reuse.bit(false); // XOR
         reuse.write(1.5f64.to_bits(), 64);
-        reuse.write(0, 6); // second timestamp: a 1-bit delta...
+        reuse.write(0, 6); // the nominal interval: 1 bit...
         reuse.write(1, 1); // ...of 1 ms
+        reuse.bit(false); // the second timestamp: on the interval
         reuse.write(0b10, 2); // value: reuse the window
         reuse.write(0, 8);
         // (result, what it must say)
         let rows = [
             (parts(b.first, b.last, 0, &b.data), "count"),
             (parts(b.first, b.last, 241, &b.data), "count"),
-            (parts(b.first, b.last, b.count + 1, &b.data), "ends inside"),
+            (parts(b.first, b.last, b.count + 4, &b.data), "ends inside"),
             (
                 parts(b.first, b.last + 1, b.count, &b.data),
                 "last timestamp",

@@ -248,8 +248,10 @@ pub struct Enforced {
     pub expired: usize,
     /// Blocks thinned to fit the budget.
     pub thinned: usize,
-    /// Blocks dropped to fit the budget (heads sealed early included).
+    /// Blocks dropped to fit the budget.
     pub dropped: usize,
+    /// Heads sealed early to be thinned or dropped (when the sealed blocks were not enough).
+    pub sealed_early: usize,
 }
 
 /// Keeps many series within `retention_ms` and `max_bytes`.
@@ -262,7 +264,9 @@ pub struct Enforced {
 ///    and the last ones and every staleness marker, so a counter still gives rates; a
 ///    thinned block covers the same time with half the points.
 /// 3. While still over: drops the globally oldest sealed blocks.
-/// 4. While still over (heads alone exceed the budget): drops the heads, oldest first.
+/// 4. While still over (the open heads alone exceed the budget, as early in a day with many
+///    series): seals every head early and does 2 and 3 again on them, so the newest points
+///    too are thinned before any is dropped.
 ///
 /// Each phase keeps one candidate per series in a heap (the series' next block in that
 /// phase's order), so the work is linear in the series plus logarithmic per block touched,
@@ -293,7 +297,16 @@ pub fn enforce<'a>(
         total = drop_oldest(&mut all, total, max_bytes, &mut done);
     }
     if total > max_bytes {
-        total = drop_heads(&mut all, total, max_bytes, &mut done);
+        for s in all.iter_mut().filter(|s| !s.head.is_empty()) {
+            let before = s.bytes();
+            s.seal_head();
+            total = total - before + s.bytes();
+            done.sealed_early += 1;
+        }
+        total = thin_oldest(&mut all, total, max_bytes, &mut done);
+        if total > max_bytes {
+            total = drop_oldest(&mut all, total, max_bytes, &mut done);
+        }
     }
     done.bytes_after = total;
     done
@@ -366,33 +379,6 @@ fn drop_oldest(
         if let Some(b) = s.sealed.first() {
             heap.push(Reverse((b.first, i)));
         }
-    }
-    total
-}
-
-/// Phase 4 of [`enforce`]; returns the new total.
-fn drop_heads(
-    all: &mut [&mut SeriesHistory],
-    mut total: usize,
-    max_bytes: usize,
-    done: &mut Enforced,
-) -> usize {
-    let mut heads: Vec<(Millis, usize)> = all
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !s.head.is_empty())
-        .map(|(i, s)| (s.head.first(), i))
-        .collect();
-    heads.sort_unstable();
-    for (_, i) in heads {
-        if total <= max_bytes {
-            break;
-        }
-        let Some(s) = all.get_mut(i) else { continue };
-        let before = s.bytes();
-        s.head = Head::default();
-        total = total.saturating_sub(before - s.bytes());
-        done.dropped += 1;
     }
     total
 }
@@ -629,10 +615,39 @@ mod tests {
         let starts: Vec<_> = series.iter().filter_map(SeriesHistory::oldest).collect();
         let spread = starts.iter().max().unwrap() - starts.iter().min().unwrap();
         assert!(spread <= BLOCK_POINTS as Millis * 10_000, "{starts:?}");
-        // Only heads left when the cap is tiny: they go too, oldest first.
+        // Only heads left when the cap is tiny: they are sealed, thinned and dropped too.
         let done = enforce(series.iter_mut(), n as Millis * 10_000, Millis::MAX / 2, 1);
         assert_eq!(done.bytes_after, 0);
+        assert_eq!(done.sealed_early, 10);
         assert!(series.iter().all(SeriesHistory::is_empty));
+    }
+
+    #[test]
+    fn enforce_seals_heads_early_when_they_alone_are_over() {
+        // Early in a day: no series has a full block yet.
+        let n = BLOCK_POINTS / 2;
+        let mut series = many(50, n);
+        let newest: Vec<_> = series.iter().map(|s| s.last()).collect();
+        assert!(series.iter().all(|s| s.sealed_blocks() == 0));
+        let cap = total(&series) * 7 / 10;
+        let done = enforce(
+            series.iter_mut(),
+            n as Millis * 10_000,
+            Millis::MAX / 2,
+            cap,
+        );
+        assert!(done.bytes_after <= cap, "{done:?}");
+        assert_eq!(done.bytes_after, total(&series));
+        assert_eq!((done.sealed_early, done.dropped), (50, 0), "{done:?}");
+        assert!(done.thinned > 0);
+        for (s, last) in series.iter().zip(&newest) {
+            assert_eq!(&s.last(), last, "the newest point survives");
+            assert_eq!(s.oldest(), Some(s.sealed[0].first));
+        }
+        // Points keep going in after a head was sealed early.
+        let t = series[0].last().unwrap().0 + 10_000;
+        assert!(series[0].push(t, 1.0));
+        assert_eq!(series[0].last(), Some((t, 1.0)));
     }
 
     #[test]

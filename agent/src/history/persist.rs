@@ -182,7 +182,9 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(SeriesId, SeriesHistory)>, String> {
         pos: r.pos,
     };
     let n = r.count("series count", MIN_SERIES)?;
-    let mut out = Vec::with_capacity(n);
+    // Counts are checked against the bytes left, but an entry in memory is larger than its
+    // fewest bytes on disk: lists grow with what is actually read, not with a count.
+    let mut out = Vec::new();
     for i in 0..n {
         let at = r.pos;
         let series = r
@@ -261,14 +263,14 @@ impl Reader<'_> {
             t => return Err(format!("unknown part tag {t} at byte {at}")),
         };
         let n = self.count("label count", MIN_LABEL)?;
-        let mut labels = Vec::with_capacity(n);
+        let mut labels = Vec::new();
         for _ in 0..n {
             let k = self.string("label name")?;
             let v = self.string("label value")?;
             labels.push((k, v));
         }
         let n = self.count("block count", MIN_BLOCK)?;
-        let mut blocks: Vec<Block> = Vec::with_capacity(n);
+        let mut blocks: Vec<Block> = Vec::new();
         for j in 0..n {
             let at = self.pos;
             let block = self
