@@ -4,7 +4,12 @@ side and as ratios: steady RSS, CPU seconds while each is scraped every second f
 and /metrics latency p50/p99 over repeated requests. Then lookout alone at a 1 s interval,
 as a share of one core.
 
+With --history FILE (a snapshot written by `cargo run --release --example history_day --
+FILE`, which compare.sh makes), the agent starts on that day of history of the host series,
+so its RSS includes 24 h of history.
+
 Usage: bench/compare.py [--lookout target/release/lookout] [--window 30] [--requests 100]
+                        [--history FILE]
 """
 import argparse
 import http.client
@@ -76,7 +81,10 @@ def latencies(port, n):
     return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
 
 
-def start_lookout(binary, port, interval, tmp):
+def start_lookout(binary, port, interval, tmp, history=None):
+    if history:
+        os.makedirs(f"{tmp}/data", exist_ok=True)
+        shutil.copyfile(history, f"{tmp}/data/history.bin")
     config = os.path.join(tmp, f"lookout-{interval}.yaml")
     with open(config, "w") as f:
         f.write(
@@ -112,6 +120,7 @@ def main():
     ap.add_argument("--window", type=int, default=30, help="seconds of scraping for the CPU figure")
     ap.add_argument("--requests", type=int, default=100, help="requests for the latency figure")
     ap.add_argument("--warmup", type=int, default=12, help="seconds before measuring (lookout runs twice at 10s)")
+    ap.add_argument("--history", help="a history snapshot the agent starts on (data_dir/history.bin)")
     args = ap.parse_args()
     if not os.path.exists(args.lookout):
         sys.exit(f"{args.lookout} not found: build it with `cargo build --release -p lookout`")
@@ -125,7 +134,11 @@ def main():
         agent = None
         try:
             wait_ready(ne_port, "/metrics")
-            agent = start_lookout(args.lookout, lo_port, "10s", tmp)
+            agent = start_lookout(args.lookout, lo_port, "10s", tmp, args.history)
+            if args.history:
+                status, body = get(lo_port, "/metrics")
+                held = [l for l in body.decode().splitlines() if l.startswith("lookout_history_bytes")]
+                print(f"agent started on {args.history}: {held[0] if held else 'lookout_history_bytes not yet exported'}")
             procs = {"lookout": (agent, lo_port), "node_exporter": (node, ne_port)}
             end = time.time() + args.warmup
             while time.time() < end:
