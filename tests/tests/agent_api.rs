@@ -187,3 +187,59 @@ fn a_reload_that_disables_a_collector_retires_its_series() {
     assert!(doc["collectors"].get("tcp").is_none(), "{doc}");
     assert_eq!(doc["ready"], true);
 }
+
+/// The agent runs with glibc's malloc arenas capped at two (it executes itself again with
+/// `MALLOC_ARENA_MAX=2`), keeping its process id; a cap set by the user is left alone.
+#[test]
+fn the_agent_runs_with_two_malloc_arenas_unless_told_otherwise() {
+    let environ = |agent: &Agent| -> Vec<String> {
+        let raw = std::fs::read(format!("/proc/{}/environ", agent.child.id()))
+            .expect("read the agent's environment");
+        raw.split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    };
+    let agent = Agent::start("");
+    assert!(
+        environ(&agent).contains(&"MALLOC_ARENA_MAX=2".to_string()),
+        "the agent's environment lacks MALLOC_ARENA_MAX=2: {:?}",
+        environ(&agent)
+    );
+    // Set by the user: left as it is (read once the agent serves, after any re-execution).
+    drop(agent);
+    let dir = lookout_tests::TempDir::new("arenas");
+    let port = lookout_tests::free_port();
+    let config = dir.path().join("lookout.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "agent:\n  listen: 127.0.0.1:{port}\n  data_dir: {}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("write config");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut child = lookout_tests::lookout()
+        .args(["run", "-c"])
+        .arg(&config)
+        .env("MALLOC_ARENA_MAX", "4")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start lookout");
+    lookout_tests::poll_until(
+        "the agent serving /readyz",
+        Duration::from_secs(30),
+        || matches!(http(addr, "GET", "/readyz", &[], ""), Ok((200, _))),
+        String::new,
+    );
+    let raw = std::fs::read(format!("/proc/{}/environ", child.id())).expect("environ");
+    let _ = child.kill();
+    let _ = child.wait();
+    let env: Vec<String> = raw
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert!(env.contains(&"MALLOC_ARENA_MAX=4".to_string()), "{env:?}");
+    assert!(!env.contains(&"MALLOC_ARENA_MAX=2".to_string()), "{env:?}");
+}
