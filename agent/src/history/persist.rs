@@ -139,7 +139,7 @@ fn put_block(out: &mut Vec<u8>, first: Millis, last: Millis, count: u16, thinned
 pub fn decode(bytes: &[u8]) -> Result<Vec<(SeriesId, SeriesHistory)>, String> {
     if bytes.len() < MAGIC.len() {
         return Err(format!(
-            "truncated: {} bytes, shorter than the magic",
+            "truncated at byte {}: shorter than the 8-byte magic",
             bytes.len()
         ));
     }
@@ -148,7 +148,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(SeriesId, SeriesHistory)>, String> {
     }
     if bytes.len() < MAGIC.len() + 4 {
         return Err(format!(
-            "truncated: {} bytes, the version at byte 8 is cut",
+            "truncated at byte {}: the version at byte 8 is cut",
             bytes.len()
         ));
     }
@@ -161,13 +161,13 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(SeriesId, SeriesHistory)>, String> {
     }
     let Some(body_len) = bytes.len().checked_sub(CHECKSUM_LEN) else {
         return Err(format!(
-            "truncated: {} bytes, too short for a checksum",
+            "truncated at byte {}: too short for the 32-byte checksum",
             bytes.len()
         ));
     };
     if body_len < r.pos + 4 {
         return Err(format!(
-            "truncated: {} bytes, too short for a series count and a checksum",
+            "truncated at byte {}: too short for a series count and the checksum",
             bytes.len()
         ));
     }
@@ -511,7 +511,7 @@ mod tests {
         // (input, words the error must hold)
         let rows: Vec<(Vec<u8>, &[&str])> = vec![
             (Vec::new(), &["truncated"]),
-            (b"LKHI".to_vec(), &["truncated"]),
+            (b"LKHI".to_vec(), &["truncated at byte 4"]),
             (b"GIF89a\0\0\0\0\0\0".to_vec(), &["bad magic", "byte 0"]),
             ([&MAGIC[..], &[1, 0]].concat(), &["truncated", "byte 8"]),
             (
@@ -551,13 +551,15 @@ mod tests {
         ];
         for (i, (bytes, words)) in rows.iter().enumerate() {
             let err = decode(bytes).unwrap_err();
+            assert!(err.contains("at byte"), "row {i}: {err:?} says not where");
             for w in *words {
                 assert!(err.contains(w), "row {i}: {err:?} lacks {w:?}");
             }
         }
         // Every truncation of a valid snapshot is an error.
         for n in 0..good.len() {
-            assert!(decode(&good[..n]).is_err(), "cut at {n}");
+            let err = decode(&good[..n]).unwrap_err();
+            assert!(err.contains("at byte"), "cut at {n}: {err}");
         }
     }
 
@@ -683,7 +685,7 @@ mod tests {
             }
             let result = props::timed("decode", || decode(&bad))?;
             if let Err(e) = &result {
-                prop_assert!(e.contains("byte") || e.contains("bit"), "{}", e);
+                prop_assert!(e.contains("at byte"), "{}", e);
             }
             if !resign && bad != good {
                 prop_assert!(result.is_err(), "an edit passed the checksum");
