@@ -47,6 +47,10 @@ fn query_range(c: &mut Criterion) {
     }
     let expr = lookout::query::parse("sum by (host, mode) (rate(lookout_cpu_seconds_total[5m]))")
         .unwrap_or_else(|e| panic!("{e}"));
+    match recorded::instant(&store, "bench", &expr, END) {
+        Ok(Answer::Vector(v)) if v.len() > 1 => {}
+        other => panic!("instant: not one value per mode: {other:?}"),
+    }
     group.bench_function("instant: sum by (mode) of rates over 5m", |b| {
         b.iter(|| black_box(recorded::instant(&store, "bench", &expr, END)))
     });

@@ -88,11 +88,13 @@ pub fn fill(hours: i64, end: i64) -> Store {
     let scrapes = usize::try_from(hours * 360).unwrap_or(0);
     let round = times.len();
     let span = times[round - 1] - times[0] + 10_000;
-    let rounds = i64::try_from(scrapes.div_ceil(round)).unwrap_or(0);
-    let start = end - span * rounds;
+    // Scrape i is at start + offset(i); the last one at `end`.
+    let offset =
+        |i: usize| span * i64::try_from(i / round).unwrap_or(0) + (times[i % round] - times[0]);
+    let start = end - offset(scrapes - 1);
     for i in 0..scrapes {
         let (r, k) = (i / round, i % round);
-        let at = start + span * i64::try_from(r).unwrap_or(0) + (times[k] - times[0]);
+        let at = start + offset(i);
         let mut samples = Vec::with_capacity(columns.len());
         for c in &columns {
             let Some(v) = c.values[k] else { continue };
