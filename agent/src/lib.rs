@@ -4,7 +4,8 @@
 //! bounded windows) -> [`rules`] (alert states, score) -> [`notify`] (routing, outbox,
 //! receivers); [`api`] serves what the store and the rules hold. Shared types sit below their
 //! users: [`catalogue`] (metric names), [`sample`] (samples and labels), [`config`] (the
-//! configuration machinery), [`clock`], [`quarantine`] and [`text`] (small shared helpers). Each feature
+//! configuration machinery), [`clock`], [`live`], [`quarantine`] and [`text`] (small shared
+//! helpers). Each feature
 //! owns its configuration section; [`settings`] puts the file together, [`state`] is what
 //! the running tasks share, and [`agent`] runs them.
 //! `docs/architecture.md` draws the whole map.
@@ -18,6 +19,7 @@ pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod history;
+pub mod live;
 pub mod notify;
 #[cfg(test)]
 pub(crate) mod props;

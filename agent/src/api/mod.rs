@@ -17,6 +17,7 @@ pub mod query;
 pub mod rules;
 pub mod server;
 pub mod status;
+pub mod stream;
 
 use std::sync::Arc;
 
@@ -69,6 +70,7 @@ impl IntoResponse for ApiError {
 /// The router over the shared state.
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
+        .route("/api/v1/stream", get(stream::stream))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -107,6 +109,13 @@ pub async fn serve(
         "HTTP server ready"
     );
     let app = router(state.clone());
+    // Live streams end as soon as the server stops, so none holds the shutdown.
+    let mut stopping = stop.clone();
+    let streams = state.clone();
+    tokio::spawn(async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+        streams.live().close();
+    });
     server::serve(listener, app, move || state.tls(), limits, stop).await;
     Ok(())
 }
@@ -314,6 +323,9 @@ mod tests {
             (Method::HEAD, "/metrics", Access::Read),
             (Method::GET, "/api/v1/status", Access::Read),
             (Method::GET, "/no/such/page", Access::Read),
+            // the live stream is a read like any other
+            (Method::GET, "/api/v1/stream", Access::Read),
+            (Method::GET, "/api/v1/query_range", Access::Read),
             // queries sent as form bodies, as Grafana sends them, only read
             (Method::POST, "/api/v1/query", Access::Read),
             (Method::POST, "/api/v1/query_range", Access::Read),
