@@ -19,6 +19,8 @@ peers=(
   "openssl openssl"
   "curl curl"
   "prlimit util-linux"
+  "chromium chromium"
+  "chromedriver chromium-driver"
 )
 missing=()
 for entry in "${peers[@]}"; do
