@@ -25,8 +25,8 @@
                   { metric: 'lookout_memory_total_bytes', unit: 'bytes' }] },
           { metric: 'lookout_swap_usage_ratio', label: 'Swap', unit: 'percent', bar: true },
           { metric: 'lookout_load1', label: 'Load 1m', unit: 'load',
-            sub: [{ metric: 'lookout_load5', unit: 'load', after: ' 5m · ' },
-                  { metric: 'lookout_load15', unit: 'load', after: ' 15m' }] },
+            sub: [{ metric: 'lookout_load5', unit: 'load', before: '5m ' },
+                  { metric: 'lookout_load15', unit: 'load', before: ' · 15m ' }] },
           { metric: 'lookout_processes', label: 'Processes', unit: 'count',
             sub: [{ metric: 'lookout_uptime_seconds', unit: 'duration', before: 'up ' }] },
         ] },
@@ -473,7 +473,7 @@
         h('span', { class: `score-num grade-${s.grade}`, 'data-series': 'lookout_scalability_score' },
           format('number', e ? e.v : s.score)),
         h('span', { class: `grade grade-${s.grade}` }, s.grade)),
-      h('table', { class: 'data components' },
+      h('div', { class: 'table-wrap' }, h('table', { class: 'data components' },
         h('thead', {}, h('tr', {}, h('th', {}, 'component'), h('th', { class: 'num' }, 'input'),
           h('th', { class: 'num' }, 'takes off'), h('th', {}, 'why'))),
         h('tbody', {}, s.components.map((c) => {
@@ -485,7 +485,7 @@
               'data-series': pe ? pe.key : `lookout_scalability_penalty{component="${c.name}"}` },
             format('number', pe ? pe.v : c.penalty)), ` of ${format('number', c.max_penalty)}`),
             h('td', { class: 'why' }, c.explanation));
-        }))),
+        })))),
     ];
   }
 
@@ -806,7 +806,7 @@
   }
 
   async function fetchChart(chart) {
-    if (locked || document.hidden) return;
+    if (locked || document.hidden || conn.state !== 'live') return;
     const step = RANGES[range];
     const end = Math.floor(Date.now() / 1000 / step) * step;
     const start = end - range;
@@ -842,13 +842,20 @@
     chart.plot = makePlot(chart, results.slice(0, 8).map((r) => r.label), data);
   }
 
+  function latest(ys) {
+    for (let i = ys.length - 1; i >= 0; i -= 1) if (ys[i] != null) return ys[i];
+    return null;
+  }
+
   // Axis labels: one unit for the whole axis, as many decimals as tell the ticks apart.
   function axisLabels(unit, splits) {
     const top = Math.max(...splits.map((v) => Math.abs(v)), 0);
     const incr = splits.length > 1 ? Math.abs(splits[1] - splits[0]) : top || 1;
-    const fixed = (x, scale) => {
-      const d = Math.max(0, Math.min(3, -Math.floor(Math.log10((incr / scale) || 1))));
-      return (x / scale).toFixed(d);
+    // v / div, with the decimals the step between ticks needs in that unit.
+    const fixed = (v, div) => {
+      const step = incr / div;
+      const d = step > 0 ? Math.max(0, Math.min(3, -Math.floor(Math.log10(step) + 1e-9))) : 0;
+      return (v / div).toFixed(d);
     };
     if (unit === 'bytes' || unit === 'rate') {
       const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -856,9 +863,9 @@
       while (top >= 1024 ** (i + 1) && i < units.length - 1) i += 1;
       return splits.map((v) => `${fixed(v, 1024 ** i)} ${units[i]}${unit === 'rate' ? '/s' : ''}`);
     }
-    if (unit === 'percent') return splits.map((v) => `${fixed(v * 100, 1)}%`);
+    if (unit === 'percent') return splits.map((v) => `${fixed(v, 0.01)}%`);
     if (unit === 'seconds') {
-      if (top < 1) return splits.map((v) => `${fixed(v * 1000, 1)} ms`);
+      if (top < 1) return splits.map((v) => `${fixed(v, 0.001)} ms`);
       return splits.map((v) => `${fixed(v, 1)} s`);
     }
     const suffix = unit === 'perSecond' ? '/s' : '';
@@ -888,7 +895,8 @@
           width: 1.5,
           fill: labels.length === 1 ? css('--fill') : undefined,
           points: { show: false },
-          value: (u, v) => format(unit, v),
+          // Without the cursor on the chart, the legend shows the latest value.
+          value: (u, v, si, idx) => format(unit, idx == null ? latest(u.data[si]) : v),
         })),
       ],
     }, data, chart.box);
