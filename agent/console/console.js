@@ -21,12 +21,12 @@
           { metric: 'lookout_cpu_usage_ratio', label: 'CPU', unit: 'percent', bar: true,
             sub: [{ metric: 'lookout_cpus', unit: 'count', after: ' CPUs' }] },
           { metric: 'lookout_memory_usage_ratio', label: 'Memory', unit: 'percent', bar: true,
-            sub: [{ metric: 'lookout_memory_available_bytes', unit: 'bytes', after: ' free of ' },
-                  { metric: 'lookout_memory_total_bytes', unit: 'bytes' }] },
+            sub: [{ metric: 'lookout_memory_available_bytes', unit: 'bytes', after: ' free ' },
+                  { metric: 'lookout_memory_total_bytes', unit: 'bytes', before: 'of ' }] },
           { metric: 'lookout_swap_usage_ratio', label: 'Swap', unit: 'percent', bar: true },
           { metric: 'lookout_load1', label: 'Load 1m', unit: 'load',
             sub: [{ metric: 'lookout_load5', unit: 'load', before: '5m ' },
-                  { metric: 'lookout_load15', unit: 'load', before: ' · 15m ' }] },
+                  { metric: 'lookout_load15', unit: 'load', before: '· 15m ' }] },
           { metric: 'lookout_processes', label: 'Processes', unit: 'count',
             sub: [{ metric: 'lookout_uptime_seconds', unit: 'duration', before: 'up ' }] },
         ] },
@@ -287,10 +287,38 @@
     return 'ok';
   }
 
+  // A firing alert of a rule on this bare metric whose labels include the series' labels
+  // colours its figure too: with hysteresis, a value back under the threshold may still be
+  // firing.
+  const RANK = { ok: 0, warning: 1, critical: 2 };
+  let firingIndex = { of: null, by: new Map() }; // expr -> firing items, per alerts part
+  function firingOn(metric) {
+    if (firingIndex.of !== parts.alerts) {
+      const by = new Map();
+      for (const a of parts.alerts?.items || []) {
+        if (a.state !== 'firing' || !a.expr) continue;
+        if (!by.has(a.expr)) by.set(a.expr, []);
+        by.get(a.expr).push(a);
+      }
+      firingIndex = { of: parts.alerts, by };
+    }
+    return firingIndex.by.get(metric) || [];
+  }
+  function alertSev(metric, entry) {
+    let worst = null;
+    if (!entry) return null;
+    for (const a of firingOn(metric)) {
+      if (!Object.entries(entry.labels).every(([k, v]) => a.labels?.[k] === v)) continue;
+      if (!worst || RANK[a.severity] > RANK[worst]) worst = a.severity;
+    }
+    return worst;
+  }
+  const worse = (a, b) => ((RANK[b] ?? -1) > (RANK[a] ?? -1) ? b : a);
+
   // One live figure: an element whose data-series is the series and whose text is its value.
   function figure(entry, metric, unit, fn, cls) {
     const v = valueOf(entry, fn);
-    const sev = sevOf(metric, unit, v);
+    const sev = fn ? null : worse(sevOf(metric, unit, v), alertSev(metric, entry));
     return h('span', {
       class: `fig${sev ? ` sev-${sev}` : ''}${cls ? ` ${cls}` : ''}`,
       'data-series': entry ? entry.key : metric,
@@ -315,11 +343,11 @@
       return h('div', { class: 'tile' },
         h('div', { class: 'label' }, t.label),
         figure(entry, t.metric, t.unit, t.fn, 'big'),
-        t.bar ? bar(v, sevOf(t.metric, t.unit, v)) : null,
+        t.bar ? bar(v, worse(sevOf(t.metric, t.unit, v), alertSev(t.metric, entry))) : null,
         t.sub ? h('div', { class: 'sub' }, t.sub.map((s) => {
           const e = named(s.metric).find((x) => matches(x, labels || {}));
           if (!e) return null;
-          return [s.before || '', figure(e, s.metric, s.unit, s.fn), s.after || ''];
+          return [h('span', { class: 'pair' }, s.before || '', figure(e, s.metric, s.unit, s.fn), s.after || ''), ' '];
         })) : null);
     }));
   }
@@ -374,7 +402,7 @@
             if (!e) return h('td', { class: 'num muted' }, '—');
             const v = valueOf(e, c.fn);
             return h('td', { class: 'num' }, figure(e, c.metric, c.unit, c.fn),
-              c.bar ? bar(v, sevOf(c.metric, c.unit, v)) : null);
+              c.bar ? bar(v, worse(sevOf(c.metric, c.unit, v), alertSev(c.metric, e))) : null);
           }))))));
   }
 
@@ -799,7 +827,11 @@
       fetchChart(chart);
     }
   }
-  const size = (chart) => ({ width: Math.max(200, chart.box.clientWidth), height: 130 });
+  // 130 px at the usual 15 px font, taller on a wall screen (the font scales with the width).
+  const size = (chart) => ({
+    width: Math.max(200, chart.box.clientWidth),
+    height: Math.round(8.7 * parseFloat(getComputedStyle(document.documentElement).fontSize)),
+  });
 
   function legendOf(template, metric) {
     return template.replace(/\{(\w+)\}/g, (_, l) => metric[l] ?? '');

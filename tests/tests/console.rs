@@ -377,12 +377,12 @@ fn screenshots_for_the_readme() {
     std::fs::write(&config_path, config).expect("config");
     let agent = Agent::start_with_config(&config_path, port, dir);
 
-    // Application load for 75 s: pushed timings, and Redis lookups (hits and misses).
+    // Application load for 2.5 minutes: pushed timings, and Redis lookups (hits and misses).
     let addr = agent.addr;
     let load = std::thread::spawn(move || {
         let started = Instant::now();
         let mut n = 0u64;
-        while started.elapsed() < Duration::from_secs(75) {
+        while started.elapsed() < Duration::from_secs(150) {
             let mut batch = Vec::new();
             for i in 0..120u64 {
                 n += 1;
@@ -418,7 +418,8 @@ fn screenshots_for_the_readme() {
             std::thread::sleep(Duration::from_millis(500));
         }
     });
-    std::thread::sleep(Duration::from_secs(70));
+    // Enough history for the 5-minute charts to show a shape.
+    std::thread::sleep(Duration::from_secs(120));
     let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs");
     for (width, height) in [(1280, 800), (390, 844)] {
         let browser = Browser::start(width, height);
