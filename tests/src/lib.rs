@@ -1,5 +1,6 @@
 //! Shared helpers of the integration tests: the `lookout` binary, free ports, an agent
-//! started on a config, a small HTTP client, an exposition parser, and peer programs.
+//! started on a config, a small HTTP client, an exposition parser, peer programs, and a
+//! headless browser ([`browser`]).
 //!
 //! The tests drive the real binary over real loopback HTTP. They need it built first
 //! (`cargo build -p lookout`, which `scripts/test.sh` does); `LOOKOUT_BIN` overrides the path.
