@@ -20,6 +20,8 @@ peers=(
   "openssl openssl"
   "curl curl"
   "prlimit util-linux"
+  "chromium chromium"
+  "chromedriver chromium-driver"
 )
 missing=()
 for entry in "${peers[@]}"; do

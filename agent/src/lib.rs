@@ -4,9 +4,9 @@
 //! bounded windows) -> [`rules`] (alert states, score) -> [`notify`] (routing, outbox,
 //! receivers); [`api`] serves what the store and the rules hold. Shared types sit below their
 //! users: [`catalogue`] (metric names), [`sample`] (samples and labels), [`config`] (the
-//! configuration machinery), [`clock`], [`quarantine`] and [`text`] (small shared helpers);
-//! [`history`] (a compressed day of points per series, its memory cap, its snapshots) sits
-//! below the store. Each feature
+//! configuration machinery), [`clock`], [`live`], [`quarantine`] and [`text`] (small shared
+//! helpers); [`history`] (a compressed day of points per series, its memory cap, its
+//! snapshots) sits below the store. Each feature
 //! owns its configuration section; [`settings`] puts the file together, [`state`] is what
 //! the running tasks share, and [`agent`] runs them.
 //! `docs/architecture.md` draws the whole map.
@@ -20,6 +20,7 @@ pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod history;
+pub mod live;
 pub mod notify;
 #[cfg(test)]
 pub(crate) mod props;

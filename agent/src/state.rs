@@ -14,6 +14,7 @@ use crate::collect::ingest::{Ingest, IngestSection};
 use crate::collect::scheduler::{self, RunStatus, Sink};
 use crate::config::Section;
 use crate::config::secret::read_secret_file;
+use crate::live::Live;
 use crate::notify::config::NotifyConfig;
 use crate::notify::dispatch::{DRILL_WINDOW, Dispatcher, DrillGate};
 use crate::notify::outbox::Outbox;
@@ -43,6 +44,8 @@ pub struct State {
     state_save_error: Mutex<Option<String>>,
     /// `history.persist` of the running configuration.
     history_persist: std::sync::atomic::AtomicBool,
+    /// Tells the live streams that the store changed; bounds them.
+    live: Live,
 }
 
 /// A reload asked for over HTTP, answered with the outcome.
@@ -69,6 +72,7 @@ impl State {
             outbox: Mutex::new(None),
             state_save_error: Mutex::new(None),
             history_persist: std::sync::atomic::AtomicBool::new(false),
+            live: Live::default(),
         }
     }
 
@@ -133,9 +137,17 @@ impl State {
         self.store.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Write access to the store.
+    /// Write access to the store. The live streams are told at once: the write lock is held
+    /// by then, so a stream that reads the store on the signal waits for this write to end.
     pub fn store_mut(&self) -> RwLockWriteGuard<'_, Store> {
-        self.store.write().unwrap_or_else(|e| e.into_inner())
+        let guard = self.store.write().unwrap_or_else(|e| e.into_inner());
+        self.live.changed();
+        guard
+    }
+
+    /// The live streams' change signal and bounds.
+    pub fn live(&self) -> &Live {
+        &self.live
     }
 
     /// The `host` label value.

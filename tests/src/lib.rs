@@ -1,5 +1,6 @@
 //! Shared helpers of the integration tests: the `lookout` binary, free ports, an agent
-//! started on a config, a small HTTP client, an exposition parser, and peer programs.
+//! started on a config, a small HTTP client, an exposition parser, peer programs, and a
+//! headless browser ([`browser`]).
 //!
 //! The tests drive the real binary over real loopback HTTP. They need it built first
 //! (`cargo build -p lookout`, which `scripts/test.sh` does); `LOOKOUT_BIN` overrides the path.
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod browser;
 pub mod grafana;
 pub mod stack;
 
@@ -539,8 +541,20 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &str,
 ) -> std::io::Result<(u16, String)> {
+    http_within(addr, method, path, headers, body, Duration::from_secs(10))
+}
+
+/// [`http`], waiting up to `limit` for the answer.
+pub fn http_within(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    limit: Duration,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_read_timeout(Some(limit))?;
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -551,8 +565,7 @@ pub fn http(
     request.push_str("\r\n");
     request.push_str(body);
     stream.write_all(request.as_bytes())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
+    let raw = read_answer(&mut stream)?;
     let text = String::from_utf8_lossy(&raw);
     let (head, rest) = text
         .split_once("\r\n\r\n")
@@ -572,6 +585,33 @@ pub fn http(
         rest.to_string()
     };
     Ok((status, body))
+}
+
+/// An answer's bytes: up to its `Content-Length` when it has one (a server may keep the
+/// connection open despite `Connection: close`, as chromedriver does), else to the close.
+fn read_answer(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head.lines().find_map(|l| {
+                l.strip_prefix("content-length:")
+                    .and_then(|n| n.trim().parse::<usize>().ok())
+            });
+            if let Some(length) = length
+                && raw.len() >= end + 4 + length
+            {
+                raw.truncate(end + 4 + length);
+                return Ok(raw);
+            }
+        }
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(raw);
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
 }
 
 fn dechunk(mut s: &str) -> String {

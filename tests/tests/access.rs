@@ -162,6 +162,16 @@ fn reads_need_the_read_token_writes_the_api_token_and_the_probes_stay_open() {
     let (status, _, body) = request(addr, "GET", "/api/v1/status", Some("read-s3cret"));
     assert_eq!(status, 200, "{body}");
 
+    // The console's files hold no data: they load without a token, so that the page can ask
+    // for it; the live stream it reads is a read like any other.
+    for path in ["/", "/console/console.js"] {
+        let (status, _, body) = request(addr, "GET", path, None);
+        assert_eq!(status, 200, "{path}");
+        assert!(!body.contains("test-host"), "{path}: {body}");
+    }
+    let (status, _, body) = request(addr, "GET", "/api/v1/stream", None);
+    assert_eq!(status, 401, "{body}");
+
     // Writes: the read token is not enough; the API token is.
     let (status, head, body) = request(addr, "POST", "/-/reload", Some("read-s3cret"));
     assert_eq!(status, 401, "{body}");

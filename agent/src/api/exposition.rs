@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use crate::sample::Part;
-use crate::store::Store;
+use crate::store::{SeriesKey, Store};
 
 /// Content type of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -43,6 +43,46 @@ pub fn render(store: &Store, host: &str) -> String {
         write_value(&mut out, series.latest.1);
         out.push('\n');
     }
+    out
+}
+
+/// The series `key` names, in exposition syntax without `host`: `name{label="value",...}`
+/// with the labels in the order `/metrics` shows them and the same escapes, or the bare name
+/// without labels. The live stream and the console name every series this way. Histogram
+/// parts get their suffix (`_bucket` with `le` last, `_sum`, `_count`).
+pub fn series_key(key: &SeriesKey) -> String {
+    let suffix = match key.part {
+        Part::Value => "",
+        Part::Bucket(_) => "_bucket",
+        Part::Sum => "_sum",
+        Part::Count => "_count",
+    };
+    let mut out = String::with_capacity(key.name.len() + suffix.len() + 24 * key.labels.len());
+    out.push_str(key.name);
+    out.push_str(suffix);
+    let le = match key.part {
+        Part::Bucket(bits) => Some(f64::from_bits(bits)),
+        _ => None,
+    };
+    if key.labels.is_empty() && le.is_none() {
+        return out;
+    }
+    out.push('{');
+    for (i, (name, value)) in key.labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{}=\"{}\"", name, escape_label_value(value));
+    }
+    if let Some(le) = le {
+        if !key.labels.is_empty() {
+            out.push(',');
+        }
+        out.push_str("le=\"");
+        write_value(&mut out, le);
+        out.push('"');
+    }
+    out.push('}');
     out
 }
 
@@ -118,6 +158,55 @@ mod tests {
         assert_eq!(lines[5], "# TYPE lookout_load1 gauge");
         assert_eq!(lines[6], "lookout_load1{host=\"web-1\"} 0.25");
         assert_eq!(lines.len(), 7);
+    }
+
+    #[test]
+    fn a_series_key_is_its_exposition_without_host() {
+        let mut store = Store::default();
+        store.apply(
+            "filesystem",
+            vec![Sample::with_labels(
+                &FILESYSTEM_USAGE_RATIO,
+                [
+                    ("mountpoint", "/mnt/\"q\"\\".into()),
+                    ("device", "/dev/vda1".into()),
+                    ("fstype", "ext4".into()),
+                ],
+                0.5,
+            )],
+            1,
+        );
+        store.apply("load", vec![Sample::new(&LOAD1, 0.25)], 1);
+        let text = render(&store, "h");
+        let keys: Vec<String> = store.present().map(|(k, _)| series_key(k)).collect();
+        assert_eq!(
+            keys,
+            [
+                r#"lookout_filesystem_usage_ratio{mountpoint="/mnt/\"q\"\\",device="/dev/vda1",fstype="ext4"}"#,
+                "lookout_load1",
+            ]
+        );
+        // The same text as /metrics, `host="h",` (or `{host="h"}`) taken out.
+        for key in &keys {
+            let line = text
+                .lines()
+                .find(|l| {
+                    l.replace("host=\"h\",", "")
+                        .replace("{host=\"h\"}", "")
+                        .starts_with(&format!("{key} "))
+                })
+                .unwrap_or_else(|| panic!("{key} not in\n{text}"));
+            assert!(!line.is_empty());
+        }
+        let bucket = SeriesKey {
+            name: "lookout_probe_duration_seconds_hist",
+            labels: vec![("probe", "a".into())],
+            part: Part::bucket(0.5),
+        };
+        assert_eq!(
+            series_key(&bucket),
+            r#"lookout_probe_duration_seconds_hist_bucket{probe="a",le="0.5"}"#
+        );
     }
 
     #[test]

@@ -4,11 +4,14 @@
 //! wrong; no request can crash or block the agent (handlers only take short locks).
 //!
 //! Who may do what is decided for every request before it reaches a handler ([`guard`]):
-//! `GET /healthz` and `GET /readyz` are open; every other GET needs the read token when
+//! `GET /healthz` and `GET /readyz` are open, and so are the console's files (`GET /` and
+//! `/console/...`: they hold no data, and the page must load to ask for the token); every
+//! other GET needs the read token when
 //! `agent.read_token_file` is set (the API token is accepted too); every other method needs
 //! the API token when `agent.api_token_file` is set. Connections, HTTPS and the bounds on
 //! slow clients are [`server`]'s.
 
+pub mod console;
 pub mod exposition;
 pub mod ingest;
 pub mod notify;
@@ -17,6 +20,7 @@ pub mod query;
 pub mod rules;
 pub mod server;
 pub mod status;
+pub mod stream;
 
 use std::sync::Arc;
 
@@ -69,6 +73,9 @@ impl IntoResponse for ApiError {
 /// The router over the shared state.
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
+        .route("/", get(console::index))
+        .route("/console/{file}", get(console::asset))
+        .route("/api/v1/stream", get(stream::stream))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -107,6 +114,13 @@ pub async fn serve(
         "HTTP server ready"
     );
     let app = router(state.clone());
+    // Live streams end as soon as the server stops, so none holds the shutdown.
+    let mut stopping = stop.clone();
+    let streams = state.clone();
+    tokio::spawn(async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+        streams.live().close();
+    });
     server::serve(listener, app, move || state.tls(), limits, stop).await;
     Ok(())
 }
@@ -120,7 +134,7 @@ const OBSERVATIONS_PATH: &str = "/api/v1/observations";
 /// What a request must show before it reaches its handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Nothing: the health and readiness probes.
+    /// Nothing: the health and readiness probes, and the console's files.
     Open,
     /// The read token, when one is configured (or the API token).
     Read,
@@ -137,13 +151,13 @@ pub const READ_BY_POST: [&str; 4] = [
 ];
 
 /// The access `method` on `path` needs: GET and HEAD read (and POST to the query paths),
-/// every other method writes.
+/// every other method writes. Reading the probes or the console's files needs nothing.
 pub fn access(method: &Method, path: &str) -> Access {
     let reads = method == Method::GET
         || method == Method::HEAD
         || (method == Method::POST && READ_BY_POST.contains(&path));
     if reads {
-        if OPEN_PATHS.contains(&path) {
+        if OPEN_PATHS.contains(&path) || console::is_console_path(path) {
             Access::Open
         } else {
             Access::Read
@@ -314,6 +328,18 @@ mod tests {
             (Method::HEAD, "/metrics", Access::Read),
             (Method::GET, "/api/v1/status", Access::Read),
             (Method::GET, "/no/such/page", Access::Read),
+            // the console's files hold no data: the page must load to ask for the token
+            (Method::GET, "/", Access::Open),
+            (Method::HEAD, "/", Access::Open),
+            (Method::GET, "/console/console.js", Access::Open),
+            (Method::GET, "/console/no-such-file", Access::Open),
+            // ... every data request it makes needs the token, the live stream included
+            (Method::GET, "/api/v1/stream", Access::Read),
+            (Method::GET, "/api/v1/query_range", Access::Read),
+            (Method::GET, "/consolex", Access::Read),
+            (Method::GET, "//", Access::Read),
+            (Method::POST, "/", Access::Write),
+            (Method::POST, "/console/console.js", Access::Write),
             // queries sent as form bodies, as Grafana sends them, only read
             (Method::POST, "/api/v1/query", Access::Read),
             (Method::POST, "/api/v1/query_range", Access::Read),

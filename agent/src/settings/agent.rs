@@ -69,8 +69,8 @@ pub struct AgentConfig {
     pub data_dir: Option<PathBuf>,
     /// When set, POST requests need `Authorization: Bearer <token from this file>`.
     pub api_token_file: Option<PathBuf>,
-    /// When set, GET requests (but `/healthz` and `/readyz`) need `Authorization: Bearer
-    /// <token from this file>` (or the API token).
+    /// When set, GET requests (but `/healthz`, `/readyz` and the console's files) need
+    /// `Authorization: Bearer <token from this file>` (or the API token).
     pub read_token_file: Option<PathBuf>,
     /// Whether a non-loopback `listen` without `api_token_file` was explicitly allowed.
     pub allow_unauthenticated: bool,
@@ -257,9 +257,10 @@ const DEFAULTS_YAML: &str = r#"agent:
   # `Authorization: Bearer <token>`. null: no token. Must be an absolute path.
   # Required when `listen` is not a loopback address (unless allow_unauthenticated).
   api_token_file: null
-  # File holding the read token. When set, every GET request except /healthz and
-  # /readyz (/metrics and the JSON API included) needs `Authorization: Bearer <token>`
-  # (the API token is accepted too). null: reads need no token. Must be an absolute path.
+  # File holding the read token. When set, every GET request except /healthz, /readyz
+  # and the console's files (/metrics, the JSON API and the live stream included) needs
+  # `Authorization: Bearer <token>` (the API token is accepted too). null: reads need no
+  # token. Must be an absolute path.
   read_token_file: null
   # true: allow a `listen` address that is not loopback without api_token_file, so that
   # anyone who reaches the port may POST (reload, push timings, send test alerts).

@@ -1,0 +1,477 @@
+//! `GET /api/v1/stream`: everything the agent knows, live, as Server-Sent Events.
+//!
+//! The first event, `snapshot`, holds every present series (histogram parts left out) and
+//! the alerts, score, collectors and agent facts; each later `update` holds only what changed
+//! since the previous event: series whose latest point is new, series gone, and the other
+//! parts when they differ. Series are named by [`exposition::series_key`] (exposition syntax
+//! without `host`), each as `[value, time_ms]` (`null` for NaN and infinities).
+//!
+//! Bounds:
+//! - An event is built when the store changes ([`crate::live::Live`], a `watch` that keeps
+//!   only the latest generation), at most one per [`THROTTLE`]: a change reaches the client
+//!   within that of the collection that saw it.
+//! - Events are built on demand, when hyper asks for the next one: a client that reads
+//!   slowly gets one event covering everything that changed meanwhile, never a queue. What
+//!   a stream keeps is the key and time of each series it sent (the size of `/metrics`'
+//!   names), and the last text of each other part. A client that reads nothing for the
+//!   server's write stall timeout is closed by [`super::server`].
+//! - At most [`MAX_STREAMS`] streams are open at once; one more is a 503 with `Retry-After`.
+//! - A comment (`: keep-alive`) every [`HEARTBEAT`] keeps proxies and the console's watchdog
+//!   from taking a quiet stream for a dead one.
+//! - Streams end when the server stops, so they never hold the shutdown.
+//! - Alerts: at most [`MAX_ALERTS`] instances (firing first, then by severity and age)
+//!   beside their total.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State as AxumState;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::time::Instant;
+
+use super::{ApiError, exposition};
+use crate::clock::wall_millis;
+use crate::live::MAX_STREAMS;
+use crate::rules::engine::ActiveAlert;
+use crate::rules::model::{Severity, Threshold};
+use crate::rules::state::Phase;
+use crate::sample::Part;
+use crate::state::State;
+use crate::store::Millis;
+
+/// Least time between two events of one stream.
+pub const THROTTLE: Duration = Duration::from_millis(250);
+/// A comment is sent after this long without an event.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Most alert instances in one event.
+pub const MAX_ALERTS: usize = 500;
+/// What an `EventSource` waits before it reconnects (the console reconnects by itself).
+const RETRY: Duration = Duration::from_secs(2);
+
+/// What one stream has sent: the time of each series' latest point, and the text of the
+/// other parts.
+#[derive(Debug, Default)]
+pub struct Client {
+    sent: HashMap<String, Millis>,
+    parts: BTreeMap<&'static str, String>,
+    started: bool,
+}
+
+/// The next event for `client`: `("snapshot", data)` first, then `("update", data)` with
+/// what changed, or `None` when nothing did.
+pub fn next_event(state: &State, client: &mut Client) -> Option<(&'static str, String)> {
+    let first = !client.started;
+    client.started = true;
+    let mut doc = Map::new();
+    doc.insert("time".into(), json!(wall_millis()));
+
+    // The store first, released before the engine is locked: the rules task takes them in
+    // that order.
+    let mut sent = HashMap::with_capacity(client.sent.len());
+    let mut series = Map::new();
+    {
+        let store = state.store();
+        for (key, s) in store.present() {
+            if key.part != Part::Value {
+                continue;
+            }
+            let name = exposition::series_key(key);
+            if client.sent.get(&name) != Some(&s.latest.0) {
+                series.insert(name.clone(), json!([finite(s.latest.1), s.latest.0]));
+            }
+            sent.insert(name, s.latest.0);
+        }
+    }
+    let mut gone: Vec<&String> = client
+        .sent
+        .keys()
+        .filter(|k| !sent.contains_key(*k))
+        .collect();
+    gone.sort();
+    let changed_series = !series.is_empty() || !gone.is_empty();
+    if first || !gone.is_empty() {
+        doc.insert("gone".into(), json!(gone));
+    }
+    doc.insert("series".into(), Value::Object(series));
+    client.sent = sent;
+
+    let mut changed_parts = false;
+    for (part, value) in parts(state) {
+        let Some(value) = value else { continue };
+        let text = value.to_string();
+        if client.parts.get(part) != Some(&text) {
+            client.parts.insert(part, text);
+            doc.insert(part.into(), value);
+            changed_parts = true;
+        }
+    }
+    if first {
+        return Some(("snapshot", Value::Object(doc).to_string()));
+    }
+    (changed_series || changed_parts).then(|| ("update", Value::Object(doc).to_string()))
+}
+
+/// A number JSON can carry: NaN and infinities become `null`.
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+/// The parts beside the series, each compared with what the stream sent last; `None`: keep
+/// what was sent (delivery restarting during a reload).
+fn parts(state: &State) -> [(&'static str, Option<Value>); 4] {
+    let collectors: BTreeMap<String, Value> = state
+        .status()
+        .into_iter()
+        .map(|(name, run)| {
+            let up = if run.runs == 0 {
+                Value::Null
+            } else {
+                json!(run.up)
+            };
+            (name, json!({ "up": up, "error": run.last_error }))
+        })
+        .collect();
+    let (alerts, thresholds) = alerts_and_thresholds(state);
+    // Without delivery (restarting during a reload) the receivers are unknown for a moment:
+    // the agent part stays as it was sent.
+    let agent = state.delivery().map(|(_, config)| {
+        let receivers: Vec<Value> = config
+            .receivers
+            .iter()
+            .map(|r| json!({ "name": r.name, "kind": r.kind.key() }))
+            .collect();
+        json!({
+            "host": state.hostname(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "receivers": receivers,
+            "thresholds": thresholds,
+        })
+    });
+    [
+        ("agent", agent),
+        ("alerts", Some(alerts)),
+        ("score", Some(json!(state.score()))),
+        ("collectors", Some(json!(collectors))),
+    ]
+}
+
+/// The active alerts (firing first, critical first, oldest first; at most [`MAX_ALERTS`])
+/// with the worst severity, and the thresholds of the rules whose expression is a bare
+/// metric name (the console colours that metric's figures by them).
+fn alerts_and_thresholds(state: &State) -> (Value, Value) {
+    let engine = state.engine();
+    let exprs: HashMap<&str, &str> = engine
+        .rules()
+        .iter()
+        .map(|r| (r.alert.as_str(), r.expr_text.as_str()))
+        .collect();
+    let mut thresholds = Map::new();
+    for rule in engine.rules() {
+        let metric = rule.expr_text.trim();
+        if crate::catalogue::lookup(metric).is_some() && !thresholds.contains_key(metric) {
+            let t = |t: &Option<Threshold>| t.map(|t| json!([t.op.as_str(), t.value]));
+            thresholds.insert(
+                metric.to_string(),
+                json!({ "warning": t(&rule.conditions.warning), "critical": t(&rule.conditions.critical) }),
+            );
+        }
+    }
+    let mut active = engine.active();
+    let total = active.len();
+    active.sort_by_key(order);
+    let items: Vec<Value> = active
+        .iter()
+        .take(MAX_ALERTS)
+        .map(|a| {
+            json!({
+                "alert": a.alert,
+                "labels": a.labels,
+                "state": a.state,
+                "severity": a.severity,
+                "active_since": a.active_since,
+                "firing_since": a.firing_since,
+                "value": a.value.and_then(finite),
+                "expr": exprs.get(a.alert.as_str()),
+            })
+        })
+        .collect();
+    let alerts = json!({ "health": engine.health(), "total": total, "items": items });
+    (alerts, Value::Object(thresholds))
+}
+
+/// Firing before pending, critical before warning, the oldest first, then by name.
+fn order(a: &ActiveAlert) -> (u8, u8, Millis, String) {
+    let firing = u8::from(a.state != Phase::Firing);
+    let severity = match a.severity {
+        Some(Severity::Critical) => 0,
+        Some(Severity::Warning) => 1,
+        None => 2,
+    };
+    let since = a.firing_since.or(a.active_since).unwrap_or(Millis::MAX);
+    (firing, severity, since, a.alert.clone())
+}
+
+/// What a stream carries between two events.
+struct Stream {
+    state: Arc<State>,
+    client: Client,
+    changes: watch::Receiver<u64>,
+    closing: watch::Receiver<bool>,
+    last: Option<Instant>,
+    /// The stream's slot, given back when the stream is dropped.
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Stream {
+    /// The next event; `None` when the server stops.
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if self.client.started {
+                tokio::select! {
+                    changed = self.changes.changed() => changed.ok()?,
+                    _ = self.closing.wait_for(|c| *c) => return None,
+                }
+                if let Some(last) = self.last {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(last + THROTTLE) => {}
+                        _ = self.closing.wait_for(|c| *c) => return None,
+                    }
+                }
+            }
+            if *self.closing.borrow() {
+                return None;
+            }
+            // What changed during the wait is in this event.
+            self.changes.borrow_and_update();
+            if let Some((kind, data)) = next_event(&self.state, &mut self.client) {
+                self.last = Some(Instant::now());
+                let event = Event::default().event(kind).data(data);
+                return Some(if kind == "snapshot" {
+                    event.retry(RETRY)
+                } else {
+                    event
+                });
+            }
+        }
+    }
+}
+
+pub(crate) async fn stream(AxumState(state): AxumState<Arc<State>>) -> Response {
+    let live = state.live();
+    if live.is_closing() {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the agent is stopping")
+            .into_response();
+    }
+    let Some(slot) = live.try_open() else {
+        let mut refused = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_STREAMS} live streams are open, the most the agent serves at once; close a console tab or try again later"),
+        )
+        .into_response();
+        refused
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return refused;
+    };
+    let stream = Stream {
+        changes: live.subscribe(),
+        closing: live.closing(),
+        state: state.clone(),
+        client: Client::default(),
+        last: None,
+        _slot: slot,
+    };
+    let events = futures_util::stream::unfold(stream, |mut stream| async move {
+        let event = stream.next().await?;
+        Some((Ok::<Event, Infallible>(event), stream))
+    });
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("keep-alive"))
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Proxies that buffer answers (nginx) pass this one through as it comes.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::LOAD1;
+    use crate::rules::engine::Engine;
+    use crate::sample::Sample;
+    use crate::store::fs_usage;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn state() -> Arc<State> {
+        let (reload, _) = tokio::sync::mpsc::channel(1);
+        Arc::new(State::new(
+            "h".into(),
+            reload,
+            Engine::new(Vec::new(), Vec::new()),
+        ))
+    }
+
+    fn event(state: &State, client: &mut Client) -> Option<(&'static str, Value)> {
+        next_event(state, client)
+            .map(|(kind, data)| (kind, serde_json::from_str(&data).expect("JSON")))
+    }
+
+    const ROOT: &str =
+        r#"lookout_filesystem_usage_ratio{mountpoint="/",device="/dev/vda",fstype="ext4"}"#;
+    const DATA: &str =
+        r#"lookout_filesystem_usage_ratio{mountpoint="/data",device="/dev/vda",fstype="ext4"}"#;
+
+    #[test]
+    fn a_snapshot_first_then_only_what_changed() {
+        let state = state();
+        state.update_status("load", |s| s.runs = 1);
+        state
+            .store_mut()
+            .apply("load", vec![Sample::new(&LOAD1, 0.5)], 1_000);
+        state.store_mut().apply(
+            "filesystem",
+            vec![fs_usage("/", 0.5), fs_usage("/data", f64::NAN)],
+            1_000,
+        );
+        let mut client = Client::default();
+        let (kind, doc) = event(&state, &mut client).expect("a snapshot");
+        assert_eq!(kind, "snapshot");
+        assert_eq!(doc["series"]["lookout_load1"], json!([0.5, 1_000]));
+        assert_eq!(doc["series"][ROOT], json!([0.5, 1_000]));
+        // JSON has no NaN.
+        assert_eq!(doc["series"][DATA], json!([null, 1_000]));
+        assert_eq!(doc["gone"], json!([]));
+        assert_eq!(doc["alerts"]["health"], "ok");
+        assert_eq!(doc["alerts"]["total"], 0);
+        assert_eq!(
+            doc["collectors"]["load"],
+            json!({ "up": false, "error": null })
+        );
+        assert_eq!(doc["score"], Value::Null);
+        // Delivery is not running: the agent part waits for it.
+        assert!(doc.get("agent").is_none(), "{doc}");
+
+        // Nothing new: no event.
+        assert!(event(&state, &mut client).is_none());
+
+        // A new point (the same value, at a new time: rates need it), a mount gone.
+        state
+            .store_mut()
+            .apply("load", vec![Sample::new(&LOAD1, 0.5)], 2_000);
+        state
+            .store_mut()
+            .apply("filesystem", vec![fs_usage("/", 0.5)], 2_000);
+        let (kind, doc) = event(&state, &mut client).expect("an update");
+        assert_eq!(kind, "update");
+        let series = doc["series"].as_object().expect("series");
+        assert_eq!(series.len(), 2, "{doc}");
+        assert_eq!(series["lookout_load1"], json!([0.5, 2_000]));
+        assert_eq!(doc["gone"], json!([DATA]));
+        for unchanged in ["alerts", "collectors", "score"] {
+            assert!(
+                doc.get(unchanged).is_none(),
+                "{unchanged} sent again: {doc}"
+            );
+        }
+
+        // A part that changes is sent alone.
+        state.update_status("load", |s| s.last_error = Some("boom".into()));
+        let (_, doc) = event(&state, &mut client).expect("an update");
+        assert_eq!(doc["collectors"]["load"]["error"], "boom");
+        assert!(doc["series"].as_object().expect("series").is_empty());
+        assert!(doc.get("gone").is_none());
+    }
+
+    #[tokio::test]
+    async fn streams_over_the_bound_and_while_stopping_are_refused() {
+        let state = state();
+        let open: Vec<Response> = {
+            let mut open = Vec::new();
+            for _ in 0..MAX_STREAMS {
+                let response = stream(AxumState(state.clone())).await;
+                assert_eq!(response.status(), StatusCode::OK);
+                open.push(response);
+            }
+            open
+        };
+        let refused = stream(AxumState(state.clone())).await;
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.headers()[header::RETRY_AFTER], "5");
+        // A stream closed gives its slot back.
+        drop(open);
+        assert_eq!(
+            stream(AxumState(state.clone())).await.status(),
+            StatusCode::OK
+        );
+        state.live().close();
+        assert_eq!(
+            stream(AxumState(state.clone())).await.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    /// What arrives on `tcp` within `wait`, as text.
+    async fn read_for(tcp: &mut tokio::net::TcpStream, wait: Duration) -> String {
+        let mut out = Vec::new();
+        let until = Instant::now() + wait;
+        let mut buf = [0u8; 64 * 1024];
+        while let Ok(Ok(n)) = tokio::time::timeout_at(until, tcp.read(&mut buf)).await {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    // Paused time: the clock moves only when every task waits, so the server's own bounds
+    // (10 s to send a request's head, 30 s of write stall) run as they would for real.
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_outlives_the_server_timeouts_beats_and_ends_when_the_server_stops() {
+        let state = state();
+        let listener = super::super::server::listen(([127, 0, 0, 1], 0).into()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(super::super::serve(listener, state.clone(), stopped));
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET /api/v1/stream HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let head = read_for(&mut tcp, Duration::from_secs(1)).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.contains("content-type: text/event-stream"), "{head}");
+        assert!(head.contains("event: snapshot"), "{head}");
+
+        // A minute without a change: a heartbeat every 15 s, never cut.
+        let quiet = read_for(&mut tcp, Duration::from_secs(61)).await;
+        assert_eq!(quiet.matches(": keep-alive").count(), 4, "{quiet}");
+
+        // A change arrives within the throttle.
+        state
+            .store_mut()
+            .apply("load", vec![Sample::new(&LOAD1, 0.5)], 1_000);
+        let change = read_for(&mut tcp, THROTTLE).await;
+        assert!(change.contains("event: update"), "{change}");
+        assert!(change.contains("lookout_load1"), "{change}");
+
+        // Stopping ends the stream at once: the server does not wait out its grace.
+        let started = Instant::now();
+        stop.send(true).unwrap();
+        server.await.unwrap().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        let rest = read_for(&mut tcp, Duration::from_secs(1)).await;
+        assert!(rest.ends_with("0\r\n\r\n"), "the body ends: {rest:?}");
+    }
+}

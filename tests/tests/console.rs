@@ -1,0 +1,441 @@
+//! The console (`GET /`) in a real headless Chromium (Debian's `chromium` and
+//! `chromium-driver`, driven over WebDriver by `lookout_tests::browser`): it loads clean and
+//! fast from the binary alone, shows what `/metrics` shows, follows an alert live, survives
+//! the agent's restart without a reload, and asks for the read token before it shows
+//! anything. `screenshots_for_the_readme` (ignored) writes `docs/console-*.png`.
+//!
+//! The browser tests take turns (one Chromium at a time): on two cores, parallel browsers
+//! would measure each other rather than the page.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use lookout_tests::browser::Browser;
+use lookout_tests::{
+    Agent, MetricSample, TempDir, free_port, http, parse_exposition, redis_commands,
+};
+use serde_json::Value;
+
+static ONE_BROWSER_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// First paint budget on loopback.
+const FIRST_PAINT_MS: f64 = 500.0;
+/// The console's files together.
+const SIZE_BUDGET: usize = 300 * 1024;
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_BROWSER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// Opens the console of `agent`, marks the page (a reload would lose the mark) and waits
+/// until the stream is live.
+fn open(agent: &Agent, width: u32, height: u32) -> Browser {
+    let browser = Browser::start(width, height);
+    browser.goto(&format!("http://{}/", agent.addr));
+    browser.eval("(window.__mark = 42)");
+    browser.wait_for(
+        "the stream live",
+        Duration::from_secs(10),
+        "document.querySelector('#conn').dataset.state === 'live'",
+    );
+    browser
+}
+
+/// The text of the first element whose `data-series` is `series` (or starts with it when it
+/// ends with `,`), as `[series, text]`; null when there is none.
+fn figure_js(series: &str) -> String {
+    let op = if series.ends_with(',') { "^=" } else { "=" };
+    let quoted = serde_json::to_string(series).expect("JSON string");
+    format!(
+        "(function () {{ const e = document.querySelector('[data-series{op}' + JSON.stringify({quoted}) + ']'); \
+         return e ? [e.getAttribute('data-series'), e.textContent] : null; }})()"
+    )
+}
+
+/// `12.3%` as 0.123.
+fn percent(text: &str) -> f64 {
+    text.trim()
+        .strip_suffix('%')
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("not a percentage: {text:?}"))
+        / 100.0
+}
+
+/// The `/metrics` sample the console names `key` (exposition syntax without `host`).
+fn sample<'a>(m: &'a [MetricSample], key: &str) -> Option<&'a MetricSample> {
+    let named = parse_exposition(&format!("{key} 0\n")).pop()?;
+    m.iter().find(|s| {
+        let mut labels = s.labels.clone();
+        labels.remove("host");
+        s.name == named.name && labels == named.labels
+    })
+}
+
+/// Browser log entries at level SEVERE (console errors, failed loads, CSP refusals).
+fn errors(browser: &Browser) -> Vec<Value> {
+    browser
+        .logs()
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .collect()
+}
+
+#[test]
+fn the_page_loads_clean_fast_and_small_and_shows_what_metrics_shows() {
+    let _turn = turn();
+    let agent = Agent::start("collect:\n  host:\n    interval: 3s\n");
+    let browser = open(&agent, 1280, 800);
+
+    // First paint, from the Performance API.
+    let paints = browser.eval(
+        "performance.getEntriesByType('paint').map(function (e) { return [e.name, e.startTime]; })",
+    );
+    let first_paint = paints
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|p| p[0] == "first-contentful-paint")
+                .or(a.first())
+        })
+        .and_then(|p| p[1].as_f64())
+        .unwrap_or_else(|| panic!("no paint entry: {paints}"));
+    println!("console first paint: {first_paint:.0} ms (budget {FIRST_PAINT_MS} ms)");
+    assert!(
+        first_paint < FIRST_PAINT_MS,
+        "first paint {first_paint} ms: {paints}"
+    );
+
+    // Every file the page loads, measured: the page and each /console/ file it names.
+    let (status, page) = agent.get("/");
+    assert_eq!(status, 200);
+    let mut total = page.len();
+    let mut files = vec![format!("/ {} B", page.len())];
+    for (i, _) in page.match_indices("\"/console/") {
+        let path = &page[i + 1..];
+        let path = &path[..path.find('"').expect("closing quote")];
+        let (status, body) = agent.get(path);
+        assert_eq!(status, 200, "{path}");
+        total += body.len();
+        files.push(format!("{path} {} B", body.len()));
+    }
+    println!(
+        "console files: {total} B in all (budget {SIZE_BUDGET} B): {}",
+        files.join(", ")
+    );
+    assert!(total < SIZE_BUDGET, "{total} B: {files:?}");
+
+    // Every request went to the agent, and none failed.
+    let resources = browser.eval(
+        "performance.getEntriesByType('resource').map(function (e) { return [e.name, e.responseStatus || 0]; })",
+    );
+    let origin = format!("http://{}/", agent.addr);
+    for r in resources.as_array().expect("resource entries") {
+        let url = r[0].as_str().unwrap_or_default();
+        assert!(url.starts_with(&origin), "a request left the agent: {r}");
+        let status = r[1].as_u64().unwrap_or(0);
+        assert!(status < 400, "a request failed: {r}");
+    }
+
+    // CPU, memory and the root filesystem equal /metrics at that moment (within the
+    // rounding of their text, 0.1%): read /metrics, the page, /metrics again, and compare
+    // when no collection came between the two reads.
+    let root = agent
+        .metrics()
+        .iter()
+        .find(|s| {
+            s.name == "lookout_filesystem_usage_ratio"
+                && s.labels.get("mountpoint").map(String::as_str) == Some("/")
+        })
+        .map(|_| "lookout_filesystem_usage_ratio{mountpoint=\"/\",")
+        .unwrap_or("lookout_filesystem_usage_ratio{");
+    let wanted = [
+        "lookout_cpu_usage_ratio",
+        "lookout_memory_usage_ratio",
+        root,
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut compared = false;
+    while !compared {
+        assert!(Instant::now() < deadline, "no quiet moment to compare in");
+        let before = agent.metrics();
+        std::thread::sleep(Duration::from_millis(700));
+        let shown: Vec<Value> = wanted.iter().map(|s| browser.eval(&figure_js(s))).collect();
+        let after = agent.metrics();
+        // Present on both (CPU needs two runs) and unchanged between them.
+        let quiet = shown.iter().all(|f| {
+            f[0].as_str().is_some_and(|key| {
+                let b = sample(&before, key).map(|s| s.value);
+                b.is_some() && b == sample(&after, key).map(|s| s.value)
+            })
+        });
+        if !quiet {
+            continue;
+        }
+        for f in &shown {
+            let key = f[0].as_str().expect("data-series");
+            let text = f[1].as_str().expect("text");
+            let expected = sample(&before, key)
+                .unwrap_or_else(|| panic!("{key} is not on /metrics"))
+                .value;
+            let diff = (percent(text) - expected).abs();
+            println!("{key}: page {text}, /metrics {expected}");
+            assert!(
+                diff <= 0.0005 + 1e-9,
+                "{key}: the page shows {text}, /metrics {expected}"
+            );
+        }
+        compared = true;
+    }
+    let severe = errors(&browser);
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+}
+
+const DRILL_RULES: &str = "groups:\n  - name: console\n    interval: 1s\n    rules:\n      - alert: ConsoleDrill\n        expr: lookout_load1\n        warning: \"< -1\"\n        clear_for: 0s\n";
+
+#[test]
+fn an_alert_appears_within_2s_of_firing_and_goes_when_it_resolves_without_a_reload() {
+    let _turn = turn();
+    let agent = Agent::start_in(
+        TempDir::new("console-alert"),
+        &[("rules.yaml", DRILL_RULES)],
+        "collect:\n  host:\n    interval: 1s\nrules:\n  files: [rules.yaml]\n  evaluation_interval: 1s\nnotify:\n  group_wait: 0s\n",
+    );
+    let browser = open(&agent, 1280, 800);
+    let rules = agent.dir.path().join("rules.yaml");
+    let alert = "document.querySelector('[data-alert=\"ConsoleDrill\"]')";
+
+    // Fires: load1 >= 0 always holds.
+    std::fs::write(&rules, DRILL_RULES.replace("< -1", ">= 0")).expect("rules");
+    let (status, body) = agent.reload(None);
+    assert_eq!(status, 200, "{body}");
+    let reloaded = Instant::now();
+    browser.wait_for(
+        "the alert in the alerts panel",
+        Duration::from_secs(2),
+        &format!("{alert} && {alert}.dataset.state === 'firing'"),
+    );
+    println!(
+        "alert shown {} ms after the reload that made it fire",
+        reloaded.elapsed().as_millis()
+    );
+    let row = browser.eval(&format!(
+        "[{alert}.dataset.severity, {alert}.textContent, document.querySelector('#health').textContent]"
+    ));
+    assert_eq!(row[0], "warning", "{row}");
+    assert!(
+        row[1].as_str().unwrap_or_default().contains("since"),
+        "{row}"
+    );
+    assert!(
+        row[2].as_str().unwrap_or_default().contains("warning"),
+        "{row}"
+    );
+
+    // Resolves.
+    std::fs::write(&rules, DRILL_RULES).expect("rules");
+    let (status, body) = agent.reload(None);
+    assert_eq!(status, 200, "{body}");
+    browser.wait_for(
+        "the alert gone from the alerts panel",
+        Duration::from_secs(3),
+        &format!("!{alert}"),
+    );
+    let same_page =
+        browser.eval("[window.__mark, performance.getEntriesByType('navigation').length]");
+    assert_eq!(same_page, serde_json::json!([42, 1]), "the page reloaded");
+    let severe = errors(&browser);
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+}
+
+#[test]
+fn the_page_shows_disconnected_while_the_agent_is_down_and_recovers_by_itself() {
+    let _turn = turn();
+    let mut agent = Agent::start("collect:\n  host:\n    interval: 1s\n");
+    let browser = open(&agent, 1280, 800);
+
+    agent.signal("TERM");
+    let status = agent.child.wait().expect("wait for the agent");
+    assert!(status.success(), "{status:?}");
+    let shown = browser.wait_for(
+        "the disconnected state",
+        Duration::from_secs(5),
+        "document.querySelector('#conn').dataset.state === 'disconnected' && document.querySelector('#conn').textContent",
+    );
+    let text = shown.as_str().unwrap_or_default();
+    assert!(
+        text.starts_with("disconnected since ")
+            && text.len() == "disconnected since HH:MM:SS".len(),
+        "{text}"
+    );
+
+    agent.start_again();
+    browser.wait_for(
+        "live again",
+        Duration::from_secs(10),
+        "document.querySelector('#conn').dataset.state === 'live'",
+    );
+    browser.wait_for(
+        "figures again",
+        Duration::from_secs(5),
+        &figure_js("lookout_cpu_usage_ratio"),
+    );
+    let same_page =
+        browser.eval("[window.__mark, performance.getEntriesByType('navigation').length]");
+    assert_eq!(same_page, serde_json::json!([42, 1]), "the page reloaded");
+}
+
+#[test]
+fn with_a_read_token_the_page_asks_for_it_and_shows_nothing_before() {
+    let _turn = turn();
+    let dir = TempDir::new("console-token");
+    let token_file = dir.path().join("read-token");
+    std::fs::write(&token_file, "console-s3cret\n").expect("token file");
+    let agent = Agent::start_in(
+        dir,
+        &[],
+        &format!("  read_token_file: {}\n", token_file.display()),
+    );
+    let browser = Browser::start(1280, 800);
+    browser.goto(&format!("http://{}/", agent.addr));
+    browser.wait_for(
+        "the token prompt",
+        Duration::from_secs(5),
+        "!document.querySelector('#token-prompt').hidden",
+    );
+    let shown = browser.eval(
+        "[document.querySelectorAll('[data-series]').length, document.querySelector('#panels').hidden, \
+         document.body.innerText.indexOf('test-host')]",
+    );
+    assert_eq!(
+        shown,
+        serde_json::json!([0, true, -1]),
+        "data shown without the token"
+    );
+
+    // A wrong token is refused, the right one opens the console (and stays for the tab).
+    let submit = |token: &str| {
+        browser.eval(&format!(
+            "(document.querySelector('#token').value = {}, document.querySelector('#token-form').requestSubmit(), true)",
+            serde_json::to_string(token).expect("JSON")
+        ));
+    };
+    submit("wrong");
+    browser.wait_for(
+        "the refusal",
+        Duration::from_secs(5),
+        "!document.querySelector('#token-error').hidden && !document.querySelector('#token-prompt').hidden",
+    );
+    submit("console-s3cret");
+    browser.wait_for(
+        "the console with data",
+        Duration::from_secs(10),
+        &figure_js("lookout_cpu_usage_ratio"),
+    );
+    assert_eq!(
+        browser.eval("sessionStorage.getItem('lookout.read-token')"),
+        "console-s3cret"
+    );
+    let log = agent.log();
+    assert!(!log.contains("console-s3cret"), "the token in the log");
+}
+
+/// Writes `docs/console-1280.png` and `docs/console-390.png` from an agent with a Redis, a
+/// probe that answers and one that does not, pushed timings and firing rules. Run by hand:
+/// `cargo test -p lookout-tests --test console -- --ignored screenshots`.
+#[test]
+#[ignore = "writes the README's screenshots; run by hand"]
+fn screenshots_for_the_readme() {
+    let _turn = turn();
+    let redis_port = free_port();
+    let _redis = lookout_tests::redis_server(redis_port, &["--maxmemory", "64mb"]);
+    let mut fill = String::new();
+    for i in 0..400 {
+        fill.push_str(&format!("SET user:{i} {}\r\n", "x".repeat(200)));
+    }
+    for i in 0..240 {
+        fill.push_str(&format!("LPUSH celery job-{i}\r\n"));
+    }
+    fill.push_str("LPUSH mail m1\r\n");
+    redis_commands(redis_port, &fill).expect("fill Redis");
+    let port = free_port();
+    let rules_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules");
+    let extra = "groups:\n  - name: shop\n    interval: 1s\n    rules:\n      - alert: CheckoutSlow\n        expr: lookout_api_latency_p95_seconds{route=\"/checkout\"}\n        warning: \"> 500ms\"\n        critical: \"> 1s\"\n        summary: checkout slow\n      - alert: CeleryBacklog\n        expr: lookout_redis_queue_length{queue=\"celery\"}\n        warning: \"> 100\"\n        for: 10m\n";
+    let dir = TempDir::new("console-shots");
+    std::fs::write(dir.path().join("shop.yaml"), extra).expect("rules");
+    let config = format!(
+        "agent:\n  hostname: web-1\n  listen: 127.0.0.1:{port}\n  data_dir: {}\ncollect:\n  host: {{interval: 2s}}\n  redis:\n    - {{name: cache, url: \"redis://127.0.0.1:{redis_port}\", interval: 2s, queues: [celery, mail]}}\n  http_probes:\n    - {{name: self-health, url: \"http://127.0.0.1:{port}/healthz\", interval: 2s}}\n    - {{name: billing-api, url: \"http://127.0.0.1:{}/health\", interval: 2s, timeout: 1s}}\n  ingest: {{interval: 2s}}\nrules:\n  files: [\"{rules_dir}/*.yaml\", shop.yaml]\n  evaluation_interval: 2s\n",
+        dir.path().join("data").display(),
+        free_port()
+    );
+    let config_path = dir.path().join("lookout.yaml");
+    std::fs::write(&config_path, config).expect("config");
+    let agent = Agent::start_with_config(&config_path, port, dir);
+
+    // Application load for 2.5 minutes: pushed timings, and Redis lookups (hits and misses).
+    let addr = agent.addr;
+    let load = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut n = 0u64;
+        while started.elapsed() < Duration::from_secs(150) {
+            let mut batch = Vec::new();
+            for i in 0..120u64 {
+                n += 1;
+                let jitter = ((n * 7919) % 100) as f64 / 100.0;
+                let (route, method, status, secs) = match i % 6 {
+                    0 | 1 => ("/users/{id}", "GET", 200, 0.02 + 0.03 * jitter),
+                    2 => ("/search", "GET", 200, 0.12 + 0.2 * jitter),
+                    3 => (
+                        "/checkout",
+                        "POST",
+                        if n.is_multiple_of(13) { 503 } else { 200 },
+                        0.4 + 1.1 * jitter,
+                    ),
+                    4 => ("/orders", "POST", 201, 0.06 + 0.05 * jitter),
+                    _ => ("/health", "GET", 200, 0.001 + 0.002 * jitter),
+                };
+                batch.push(format!(
+                    "{{\"route\":\"{route}\",\"method\":\"{method}\",\"status\":{status},\"duration_seconds\":{secs}}}"
+                ));
+            }
+            let _ = http(
+                addr,
+                "POST",
+                "/api/v1/observations",
+                &[("Content-Type", "application/json")],
+                &format!("[{}]", batch.join(",")),
+            );
+            let mut lookups = String::new();
+            for i in 0..300 {
+                lookups.push_str(&format!("GET user:{}\r\n", (i * 7) % 460));
+            }
+            let _ = redis_commands(redis_port, &lookups);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    // Enough history for the 5-minute charts to show a shape.
+    std::thread::sleep(Duration::from_secs(120));
+    let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs");
+    for (width, height) in [(1280, 800), (390, 844)] {
+        let browser = Browser::start(width, height);
+        browser.goto(&format!("http://{}/", agent.addr));
+        browser.eval("(localStorage.setItem('lookout.range', '300'), location.reload(), true)");
+        browser.wait_for(
+            "the stream live",
+            Duration::from_secs(10),
+            "document.querySelector('#conn') && document.querySelector('#conn').dataset.state === 'live'",
+        );
+        browser.wait_for(
+            "the alerts",
+            Duration::from_secs(20),
+            "document.querySelector('[data-alert=\"CheckoutSlow\"]')",
+        );
+        std::thread::sleep(Duration::from_secs(3));
+        let png = browser.screenshot();
+        let path = format!("{docs}/console-{width}.png");
+        std::fs::write(&path, &png).expect("write the screenshot");
+        println!("{path}: {} bytes", png.len());
+    }
+    let _ = load.join();
+}
