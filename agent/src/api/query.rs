@@ -244,14 +244,11 @@ fn quoted(s: &str) -> String {
 
 fn push_labels(out: &mut String, labels: &LabelSet) {
     out.push('{');
-    for (i, (k, v)) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
+    push_list(out, labels, |out, (k, v)| {
         out.push_str(&quoted(k));
         out.push(':');
         out.push_str(&quoted(v));
-    }
+    });
     out.push('}');
 }
 
@@ -268,6 +265,29 @@ fn push_point(out: &mut String, t: Millis, v: f64) {
     out.push_str("\"]");
 }
 
+/// `items` written by `push`, separated by commas.
+fn push_list<T>(
+    out: &mut String,
+    items: impl IntoIterator<Item = T>,
+    mut push: impl FnMut(&mut String, T),
+) {
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push(out, item);
+    }
+}
+
+/// `{"metric":{...},"<field>":...}`, the value written by `value`.
+fn push_series(out: &mut String, labels: &LabelSet, field: &str, value: impl FnOnce(&mut String)) {
+    out.push_str(r#"{"metric":"#);
+    push_labels(out, labels);
+    let _ = write!(out, r#","{field}":"#);
+    value(out);
+    out.push('}');
+}
+
 /// The `data` of an answer.
 fn render(answer: &Answer, t: Millis) -> String {
     let mut out = String::new();
@@ -279,35 +299,20 @@ fn render(answer: &Answer, t: Millis) -> String {
         }
         Answer::Vector(elems) => {
             out.push_str(r#"{"resultType":"vector","result":["#);
-            for (i, (labels, v)) in elems.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(r#"{"metric":"#);
-                push_labels(&mut out, labels);
-                out.push_str(r#","value":"#);
-                push_point(&mut out, t, *v);
-                out.push('}');
-            }
+            push_list(&mut out, elems, |out, (labels, v)| {
+                push_series(out, labels, "value", |out| push_point(out, t, *v));
+            });
             out.push_str("]}");
         }
         Answer::Matrix(series) => {
             out.push_str(r#"{"resultType":"matrix","result":["#);
-            for (i, (labels, points)) in series.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(r#"{"metric":"#);
-                push_labels(&mut out, labels);
-                out.push_str(r#","values":["#);
-                for (j, (t, v)) in points.iter().enumerate() {
-                    if j > 0 {
-                        out.push(',');
-                    }
-                    push_point(&mut out, *t, *v);
-                }
-                out.push_str("]}");
-            }
+            push_list(&mut out, series, |out, (labels, points)| {
+                push_series(out, labels, "values", |out| {
+                    out.push('[');
+                    push_list(out, points, |out, (t, v)| push_point(out, *t, *v));
+                    out.push(']');
+                });
+            });
             out.push_str("]}");
         }
     }
@@ -427,12 +432,7 @@ pub async fn series(AxumState(state): AxumState<Arc<State>>, request: Request) -
     };
     let render = |sets: &BTreeSet<LabelSet>| {
         let mut out = String::from("[");
-        for (i, set) in sets.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            push_labels(&mut out, set);
-        }
+        push_list(&mut out, sets, push_labels);
         out.push(']');
         out
     };
@@ -469,12 +469,7 @@ pub async fn label_values(
 
 fn string_list(items: &BTreeSet<String>) -> String {
     let mut out = String::from("[");
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&quoted(item));
-    }
+    push_list(&mut out, items, |out, item| out.push_str(&quoted(item)));
     out.push(']');
     out
 }
