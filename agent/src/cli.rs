@@ -318,15 +318,17 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// The environment variable that caps glibc's malloc arenas, and the cap the agent runs with.
 pub const ARENAS_VAR: &str = "MALLOC_ARENA_MAX";
-const ARENAS: &str = "2";
+const ARENAS: &str = "1";
 
 /// glibc gives each thread that allocates an arena of its own (up to eight per core) and
 /// memory freed in one arena never serves another, so the agent's dozen threads spread its
-/// memory over a dozen arenas: under the soak's load it reached 57 MiB in 12 minutes with
-/// glibc's default and 41 MiB with two arenas (`bench/soak.py`, docs/performance.md). glibc
-/// reads the cap once, when the process starts, so `run` executes itself again with
-/// `MALLOC_ARENA_MAX=2` unless the environment sets the variable already (then it is left
-/// as given). If that fails, the agent runs on with glibc's default, and says so.
+/// memory over a dozen arenas: under the soak's load it reached 57.0 MiB in 12 minutes with
+/// glibc's default, 40.9 MiB with two arenas and 35.3 MiB with one, at the same CPU
+/// (`bench/soak.py`, docs/performance.md; small allocations still go through each thread's
+/// own cache without the arena's lock). glibc reads the cap once, when the process starts,
+/// so `run` executes itself again with `MALLOC_ARENA_MAX=1` unless the environment sets the
+/// variable already (then it is left as given). If that fails, the agent runs on with
+/// glibc's default, and says so.
 fn cap_malloc_arenas() {
     use std::os::unix::process::CommandExt;
     if std::env::var_os(ARENAS_VAR).is_some() {
@@ -339,7 +341,7 @@ fn cap_malloc_arenas() {
         .args(std::env::args_os().skip(1))
         .env(ARENAS_VAR, ARENAS)
         .exec();
-    tracing::warn!(%error, "cannot execute again with MALLOC_ARENA_MAX=2; running with glibc's default malloc arenas");
+    tracing::warn!(%error, "cannot execute again with MALLOC_ARENA_MAX=1; running with glibc's default malloc arenas");
 }
 
 fn run(path: Option<PathBuf>) -> ExitCode {

@@ -188,10 +188,10 @@ fn a_reload_that_disables_a_collector_retires_its_series() {
     assert_eq!(doc["ready"], true);
 }
 
-/// The agent runs with glibc's malloc arenas capped at two (it executes itself again with
-/// `MALLOC_ARENA_MAX=2`), keeping its process id; a cap set by the user is left alone.
+/// The agent runs with glibc's malloc arenas capped at one (it executes itself again with
+/// `MALLOC_ARENA_MAX=1`), keeping its process id; a cap set by the user is left alone.
 #[test]
-fn the_agent_runs_with_two_malloc_arenas_unless_told_otherwise() {
+fn the_agent_runs_with_one_malloc_arena_unless_told_otherwise() {
     let environ = |agent: &Agent| -> Vec<String> {
         let raw = std::fs::read(format!("/proc/{}/environ", agent.child.id()))
             .expect("read the agent's environment");
@@ -201,8 +201,8 @@ fn the_agent_runs_with_two_malloc_arenas_unless_told_otherwise() {
     };
     let agent = Agent::start("");
     assert!(
-        environ(&agent).contains(&"MALLOC_ARENA_MAX=2".to_string()),
-        "the agent's environment lacks MALLOC_ARENA_MAX=2: {:?}",
+        environ(&agent).contains(&"MALLOC_ARENA_MAX=1".to_string()),
+        "the agent's environment lacks MALLOC_ARENA_MAX=1: {:?}",
         environ(&agent)
     );
     // Set by the user: left as it is (read once the agent serves, after any re-execution).
@@ -241,5 +241,5 @@ fn the_agent_runs_with_two_malloc_arenas_unless_told_otherwise() {
         .map(|v| String::from_utf8_lossy(v).into_owned())
         .collect();
     assert!(env.contains(&"MALLOC_ARENA_MAX=4".to_string()), "{env:?}");
-    assert!(!env.contains(&"MALLOC_ARENA_MAX=2".to_string()), "{env:?}");
+    assert!(!env.contains(&"MALLOC_ARENA_MAX=1".to_string()), "{env:?}");
 }
