@@ -35,8 +35,6 @@ use crate::store::{Millis, SeriesKey, Store};
 const MAX_BODY: usize = 64 * 1024;
 /// Most queries evaluated at once; others wait their turn.
 pub const CONCURRENT: usize = 2;
-/// Longest time span a range query, or a series listing, may cover.
-pub const MAX_SPAN_MS: Millis = 31 * 24 * 3600 * 1000;
 /// Latest time accepted: the year 3000.
 const MAX_TIME_MS: Millis = 32_503_680_000_000;
 
@@ -118,7 +116,7 @@ fn parse_step(text: &str) -> Result<Millis, BadData> {
                 .into(),
         ));
     }
-    Ok(ms.min(MAX_SPAN_MS as f64) as Millis)
+    Ok(ms.min(recorded::MAX_SPAN_MS as f64) as Millis)
 }
 
 fn required<'a>(params: &'a [(String, String)], name: &str) -> Result<&'a str, BadData> {
@@ -201,25 +199,7 @@ pub async fn range(AxumState(state): AxumState<Arc<State>>, request: Request) ->
         let start = parse_time("start", required(&params, "start")?)?;
         let end = parse_time("end", required(&params, "end")?)?;
         let step = parse_step(required(&params, "step")?)?;
-        if end < start {
-            return Err(BadData(
-                "invalid parameter \"end\": end timestamp must not be before start time".into(),
-            ));
-        }
-        if end - start > MAX_SPAN_MS {
-            return Err(BadData(format!(
-                "the range from start to end is {}, longer than the 31 days a query may span",
-                crate::config::units::format_duration(std::time::Duration::from_millis(
-                    (end - start).unsigned_abs()
-                ))
-            )));
-        }
-        if (end - start) / step >= recorded::MAX_STEPS {
-            return Err(BadData(format!(
-                "exceeded maximum resolution of {} points per series; try a larger step",
-                recorded::MAX_STEPS
-            )));
-        }
+        recorded::check_range(start, end, step).map_err(BadData)?;
         Ok::<_, BadData>((expr, start, end, step))
     })();
     let (expr, start, end, step) = match prepared {

@@ -21,6 +21,8 @@ pub const LOOKBACK: Millis = 5 * 60 * 1000;
 pub const MAX_POINTS: usize = 500_000;
 /// Most steps a range query may have, as in Prometheus.
 pub const MAX_STEPS: i64 = 11_000;
+/// Longest time span a range query may cover.
+pub const MAX_SPAN_MS: Millis = 31 * 24 * 3600 * 1000;
 /// Most output values (series times steps) a range query may give.
 pub const MAX_OUTPUT: usize = 1_000_000;
 
@@ -162,6 +164,37 @@ pub fn instant(store: &Store, host: &str, expr: &Expr, t: Millis) -> Result<Answ
     })
 }
 
+/// Whether a range query from `start` to `end` by `step` is within the bounds: a positive
+/// step, `end` not before `start`, a span of at most [`MAX_SPAN_MS`], fewer than
+/// [`MAX_STEPS`] steps. The error says which bound and how to meet it.
+pub fn check_range(start: Millis, end: Millis, step: Millis) -> Result<(), String> {
+    if step <= 0 {
+        return Err(
+            "zero or negative query resolution step widths are not accepted; try a positive number"
+                .into(),
+        );
+    }
+    if end < start {
+        return Err(
+            "invalid parameter \"end\": end timestamp must not be before start time".into(),
+        );
+    }
+    if end - start > MAX_SPAN_MS {
+        return Err(format!(
+            "the range from start to end is {}, longer than the 31 days a query may span",
+            crate::config::units::format_duration(std::time::Duration::from_millis(
+                (end - start).unsigned_abs()
+            ))
+        ));
+    }
+    if (end - start) / step >= MAX_STEPS {
+        return Err(format!(
+            "exceeded maximum resolution of {MAX_STEPS} points per series; try a larger step"
+        ));
+    }
+    Ok(())
+}
+
 /// Evaluates `expr` at every `step` from `start` to `end` (both included) over the history
 /// of `store`: one series per label set, its points in time order.
 pub fn range(
@@ -172,20 +205,7 @@ pub fn range(
     end: Millis,
     step: Millis,
 ) -> Result<Answer, String> {
-    if step <= 0 {
-        return Err(
-            "zero or negative query resolution step widths are not accepted; try a positive number"
-                .into(),
-        );
-    }
-    if end < start {
-        return Err("end timestamp must not be before start time".into());
-    }
-    if (end - start) / step >= MAX_STEPS {
-        return Err(format!(
-            "exceeded maximum resolution of {MAX_STEPS} points per series; try a larger step"
-        ));
-    }
+    check_range(start, end, step)?;
     let mut source = Recorded::load(store, host, expr, start, end)?;
     let mut out: std::collections::BTreeMap<LabelSet, Vec<(Millis, f64)>> = Default::default();
     let mut values = 0usize;
