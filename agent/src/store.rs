@@ -162,6 +162,8 @@ pub struct Store {
     history: Option<HistoryLimits>,
     next_enforce: Millis,
     last_enforced: Enforced,
+    /// Number of series when the map was last rebuilt ([`Store::compact`]).
+    compacted_len: usize,
 }
 
 impl Store {
@@ -308,6 +310,23 @@ impl Store {
             }
         }
         self.trim(at);
+        self.compact();
+    }
+
+    /// Rebuilds the map with full nodes once it has grown by an eighth since the last
+    /// rebuild. A B-tree filled key by key keeps its leaves about half full, and an entry
+    /// (key and series) is about 300 bytes: at 7,000 series the empty halves were 1.5 MiB.
+    /// Built from an ordered sequence, every node but those on the right edge is full. The
+    /// growth threshold makes the rebuilds' cost constant per series added; a map that
+    /// no longer grows is never rebuilt.
+    fn compact(&mut self) {
+        let len = self.series.len();
+        self.compacted_len = self.compacted_len.min(len);
+        if len < COMPACT_MIN || len <= self.compacted_len + self.compacted_len / 8 {
+            return;
+        }
+        self.series = std::mem::take(&mut self.series).into_iter().collect();
+        self.compacted_len = len;
     }
 
     /// Marks every series of `owner` absent (its run failed or timed out).
@@ -397,6 +416,9 @@ impl Store {
     }
 }
 
+/// Below this many series the map is never rebuilt: its half-empty nodes are a few KiB.
+const COMPACT_MIN: usize = 64;
+
 /// How long and how many points the window of metric `name` keeps, if it keeps one.
 fn window_bounds(windows: &Windows, name: &str) -> Option<(Millis, usize)> {
     match windows {
@@ -470,6 +492,39 @@ mod tests {
         assert!(
             store.is_empty(),
             "absent series with an expired window are dropped"
+        );
+    }
+
+    #[test]
+    fn a_map_rebuilt_as_it_grows_keeps_every_series_in_order() {
+        let mut store = with_history();
+        let mounts: Vec<String> = (0..1_000).rev().map(|i| format!("/m{i:04}")).collect();
+        // Series arrive a few at a time, in reverse order, so the map is rebuilt many times.
+        for (n, chunk) in mounts.chunks(37).enumerate() {
+            let at = 1_000 * (n as i64 + 1);
+            let samples = mounts[..(n * 37 + chunk.len())]
+                .iter()
+                .map(|m| fs(m, 0.5))
+                .collect();
+            store.apply("filesystem", samples, at);
+        }
+        assert!(
+            store.compacted_len >= 800,
+            "rebuilt: {}",
+            store.compacted_len
+        );
+        let seen: Vec<String> = store
+            .present()
+            .map(|(k, _)| k.labels[0].1.clone())
+            .collect();
+        let mut sorted = mounts.clone();
+        sorted.sort();
+        assert_eq!(seen, sorted);
+        let (_, last) = store.all().last().expect("series");
+        assert_eq!(
+            last.history.len(),
+            28,
+            "the history of /m0999 survived every rebuild"
         );
     }
 
