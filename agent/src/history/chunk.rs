@@ -58,9 +58,6 @@ use super::{Millis, STALE_NAN};
 /// dropping work on fine slices of a day.
 pub const BLOCK_POINTS: usize = 240;
 
-/// Most a head reserves ahead ([`Head::reserve`]): a block of incompressible points.
-const MAX_BLOCK_BYTES: usize = BLOCK_POINTS * 18;
-
 /// Largest decimal exponent `k` of the integer encoding.
 const MAX_K: usize = 9;
 /// `10^k` for every `k` of the integer encoding; all exact in an `f64`.
@@ -372,15 +369,6 @@ impl Head {
     /// Capacity of its buffer in bytes (what it holds on the heap).
     pub fn capacity(&self) -> usize {
         self.w.buf.capacity()
-    }
-
-    /// Makes room for a stream of `bytes` bytes, so that writing it never reallocates.
-    pub fn reserve(&mut self, bytes: usize) {
-        // A write needs 9 spare bytes (see `BitWriter::write`).
-        let want = bytes.saturating_add(9).min(MAX_BLOCK_BYTES);
-        self.w
-            .buf
-            .reserve_exact(want.saturating_sub(self.w.buf.len()));
     }
 
     /// Appends a point. The caller ensures the block is not full and `t` is after the

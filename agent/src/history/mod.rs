@@ -71,14 +71,6 @@ impl SeriesHistory {
         if self.head.is_full() {
             self.seal_head();
         }
-        if self.head.is_empty()
-            && let Some(last) = self.sealed.last().filter(|b| b.thinned == 0)
-        {
-            // A new block: room at once for what the last one took, plus an eighth. Grown
-            // by small steps instead, the heads of thousands of series reallocate all over
-            // the heap and leave it riddled with holes no other size fits.
-            self.head.reserve(last.data.len() + last.data.len() / 8);
-        }
         self.head.push(t, v);
         true
     }
@@ -512,30 +504,6 @@ mod tests {
         assert_eq!(alloc_size(1), 32);
         assert_eq!(alloc_size(24), 32);
         assert_eq!(alloc_size(25), 48);
-    }
-
-    #[test]
-    fn a_new_block_reserves_what_the_last_one_took() {
-        // A gauge wandering like the host's: the same coding cost block after block.
-        let mut h = SeriesHistory::new();
-        let value = |i: usize| 0.25 + ((i * 7919) % 97) as f64 / 1000.0;
-        for i in 0..BLOCK_POINTS + 1 {
-            h.push(i as Millis * 10_000, value(i));
-        }
-        let last = h.sealed[0].data.len();
-        let reserved = h.head.capacity();
-        assert!(
-            reserved >= last + last / 8,
-            "{reserved} reserved after a {last}-byte block"
-        );
-        for i in BLOCK_POINTS + 1..2 * BLOCK_POINTS {
-            h.push(i as Millis * 10_000, value(i));
-        }
-        assert_eq!(
-            h.head.capacity(),
-            reserved,
-            "the second block grew in place"
-        );
     }
 
     /// `count` series of `points` points each at 10 s, series `i` offset by `i` ms.
