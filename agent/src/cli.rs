@@ -318,20 +318,39 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// The environment variable that caps glibc's malloc arenas, and the cap the agent runs with.
 pub const ARENAS_VAR: &str = "MALLOC_ARENA_MAX";
-const ARENAS: &str = "1";
 
-/// glibc gives each thread that allocates an arena of its own (up to eight per core) and
-/// memory freed in one arena never serves another, so the agent's dozen threads spread its
-/// memory over a dozen arenas: under the soak's load it reached 57.0 MiB in 12 minutes with
-/// glibc's default, 40.9 MiB with two arenas and 35.3 MiB with one, at the same CPU
-/// (`bench/soak.py`, docs/performance.md; small allocations still go through each thread's
-/// own cache without the arena's lock). glibc reads the cap once, when the process starts,
-/// so `run` executes itself again with `MALLOC_ARENA_MAX=1` unless the environment sets the
-/// variable already (then it is left as given). If that fails, the agent runs on with
-/// glibc's default, and says so.
+/// The glibc malloc settings `run` starts with, each unless the environment sets it already.
+///
+/// - `MALLOC_ARENA_MAX=1`: glibc gives each thread that allocates an arena of its own (up to
+///   eight per core) and memory freed in one arena never serves another, so the agent's
+///   dozen threads spread its memory over a dozen arenas: under the soak's load it reached
+///   57.0 MiB in 12 minutes with glibc's default, 40.9 MiB with two arenas and 35.3 MiB with
+///   one, at the same CPU (small allocations still go through each thread's own cache
+///   without the arena's lock).
+/// - `MALLOC_MMAP_THRESHOLD_=131072` and `MALLOC_TRIM_THRESHOLD_=262144`: by default glibc
+///   raises its mmap threshold to the size of every large block freed, so after the first
+///   scrape of a big `/metrics` (about 650 KiB at 7,000 series) every such buffer comes from
+///   the heap and stays there; fixed thresholds give large buffers back to the system when
+///   they are freed and trim the heap's top beyond 256 KiB. 1 MiB less under the soak's load.
+///
+/// Measured with `bench/soak.py` (docs/performance.md).
+const MALLOC_SETTINGS: &[(&str, &str)] = &[
+    (ARENAS_VAR, "1"),
+    ("MALLOC_MMAP_THRESHOLD_", "131072"),
+    ("MALLOC_TRIM_THRESHOLD_", "262144"),
+];
+
+/// glibc reads its malloc settings once, when the process starts, so `run` executes itself
+/// again with [`MALLOC_SETTINGS`] unless the environment sets each of them already (one set
+/// by the user is left as given). If that fails, the agent runs on with glibc's defaults,
+/// and says so.
 fn cap_malloc_arenas() {
     use std::os::unix::process::CommandExt;
-    if std::env::var_os(ARENAS_VAR).is_some() {
+    let missing: Vec<_> = MALLOC_SETTINGS
+        .iter()
+        .filter(|(var, _)| std::env::var_os(var).is_none())
+        .collect();
+    if missing.is_empty() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else {
@@ -339,9 +358,9 @@ fn cap_malloc_arenas() {
     };
     let error = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
-        .env(ARENAS_VAR, ARENAS)
+        .envs(missing.iter().map(|(var, value)| (var, value)))
         .exec();
-    tracing::warn!(%error, "cannot execute again with MALLOC_ARENA_MAX=1; running with glibc's default malloc arenas");
+    tracing::warn!(%error, "cannot execute again with the malloc settings (MALLOC_ARENA_MAX=1 and fixed thresholds); running with glibc's defaults");
 }
 
 fn run(path: Option<PathBuf>) -> ExitCode {

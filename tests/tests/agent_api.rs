@@ -188,10 +188,11 @@ fn a_reload_that_disables_a_collector_retires_its_series() {
     assert_eq!(doc["ready"], true);
 }
 
-/// The agent runs with glibc's malloc arenas capped at one (it executes itself again with
-/// `MALLOC_ARENA_MAX=1`), keeping its process id; a cap set by the user is left alone.
+/// The agent runs with glibc's malloc arenas capped at one and fixed mmap and trim
+/// thresholds (it executes itself again with them), keeping its process id; a setting made
+/// by the user is left alone, and the others are still added.
 #[test]
-fn the_agent_runs_with_one_malloc_arena_unless_told_otherwise() {
+fn the_agent_runs_with_its_malloc_settings_unless_told_otherwise() {
     let environ = |agent: &Agent| -> Vec<String> {
         let raw = std::fs::read(format!("/proc/{}/environ", agent.child.id()))
             .expect("read the agent's environment");
@@ -200,11 +201,17 @@ fn the_agent_runs_with_one_malloc_arena_unless_told_otherwise() {
             .collect()
     };
     let agent = Agent::start("");
-    assert!(
-        environ(&agent).contains(&"MALLOC_ARENA_MAX=1".to_string()),
-        "the agent's environment lacks MALLOC_ARENA_MAX=1: {:?}",
-        environ(&agent)
-    );
+    for setting in [
+        "MALLOC_ARENA_MAX=1",
+        "MALLOC_MMAP_THRESHOLD_=131072",
+        "MALLOC_TRIM_THRESHOLD_=262144",
+    ] {
+        assert!(
+            environ(&agent).contains(&setting.to_string()),
+            "the agent's environment lacks {setting}: {:?}",
+            environ(&agent)
+        );
+    }
     // Set by the user: left as it is (read once the agent serves, after any re-execution).
     drop(agent);
     let dir = lookout_tests::TempDir::new("arenas");
@@ -242,4 +249,8 @@ fn the_agent_runs_with_one_malloc_arena_unless_told_otherwise() {
         .collect();
     assert!(env.contains(&"MALLOC_ARENA_MAX=4".to_string()), "{env:?}");
     assert!(!env.contains(&"MALLOC_ARENA_MAX=1".to_string()), "{env:?}");
+    assert!(
+        env.contains(&"MALLOC_MMAP_THRESHOLD_=131072".to_string()),
+        "{env:?}"
+    );
 }
