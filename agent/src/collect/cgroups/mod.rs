@@ -99,7 +99,8 @@ impl CgroupsCollector {
             tracing::warn!(
                 problems = count,
                 first = message,
-                "cgroup files skipped (their values are left out; further problems are logged at debug level)"
+                "cgroup files skipped (their values are left out; further problems are logged \
+                 at debug level)"
             );
         }
     }
@@ -114,8 +115,9 @@ impl CgroupsCollector {
                 max_cgroups = self.config.max_cgroups,
                 matching,
                 dropped,
-                "collect.cgroups.max_cgroups ({}) reached: {dropped} of {matching} matching cgroups left out \
-                 (the first ones in path order are kept); raise collect.cgroups.max_cgroups or narrow collect.cgroups.include",
+                "collect.cgroups.max_cgroups ({}) reached: {dropped} of {matching} matching cgroups \
+                 left out (the first ones in path order are kept); raise \
+                 collect.cgroups.max_cgroups or narrow collect.cgroups.include",
                 self.config.max_cgroups
             );
         } else {

@@ -57,7 +57,8 @@ impl CgroupGlob {
     pub fn new(text: &str) -> Result<Self, String> {
         if text.starts_with('/') {
             return Err(format!(
-                "{text:?} starts with `/`: cgroup paths are relative to the hierarchy root, as in system.slice/nginx.service"
+                "{text:?} starts with `/`: cgroup paths are relative to the hierarchy root, \
+                 as in system.slice/nginx.service"
             ));
         }
         if text.ends_with('/') || text.contains("//") {
