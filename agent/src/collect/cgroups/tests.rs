@@ -302,6 +302,7 @@ fn discovers_hybrid_through_symlinks_once() {
             ("cpu".into(), Version::V1, false, true, false),
             ("memory".into(), Version::V1, true, false, false),
             ("pids".into(), Version::V1, false, false, true),
+            // its root lists only hugetlb: no memory or pids file is looked for
             ("unified".into(), Version::V2, false, false, false),
         ]
     );
@@ -311,9 +312,10 @@ fn discovers_hybrid_through_symlinks_once() {
 #[test]
 fn discovers_pure_v2_at_the_root() {
     let h = discover(&roots().join("v2")).unwrap();
+    // memory and pids are among the controllers its root lists
     assert_eq!(
         summary(&h),
-        [(String::new(), Version::V2, false, false, false)]
+        [(String::new(), Version::V2, true, false, true)]
     );
     assert_eq!(h[0].dir, roots().join("v2"));
 }

@@ -132,12 +132,14 @@ pub struct Hierarchy {
     pub name: String,
     /// v1 or v2.
     pub version: Version,
-    /// v1 with `memory.usage_in_bytes`: the memory figures.
+    /// The memory figures: v1 with `memory.usage_in_bytes`; v2 with `memory` among the
+    /// controllers of its root (`cgroup.controllers`).
     pub memory: bool,
-    /// v1 with `cpuacct.usage`: CPU time.
+    /// v1 with `cpuacct.usage`: CPU time (a v2 one has `cpu.stat` in every cgroup).
     pub cpuacct: bool,
-    /// v1 `pids` (its root has no `pids.current`: found by the name, or by `pids.current`
-    /// at a root that is itself a cgroup, as in a container).
+    /// Task counts: v1 `pids` (its root has no `pids.current`: found by the name, or by
+    /// `pids.current` at a root that is itself a cgroup, as in a container); v2 with `pids`
+    /// among the controllers of its root.
     pub pids: bool,
 }
 
@@ -155,14 +157,7 @@ impl Hierarchy {
 /// hierarchy reached twice (`cpuacct -> cpu,cpuacct`) counts once. Sorted by name.
 pub fn discover(root: &Path) -> Result<Vec<Hierarchy>, String> {
     if root.join("cgroup.controllers").exists() {
-        return Ok(vec![Hierarchy {
-            dir: root.to_path_buf(),
-            name: String::new(),
-            version: Version::V2,
-            memory: false,
-            cpuacct: false,
-            pids: false,
-        }]);
+        return Ok(vec![unified(root.to_path_buf(), String::new())]);
     }
     let entries =
         std::fs::read_dir(root).map_err(|e| format!("reading {}: {e}", root.display()))?;
@@ -194,14 +189,16 @@ pub fn discover(root: &Path) -> Result<Vec<Hierarchy>, String> {
         if !seen.insert((meta.dev(), meta.ino())) {
             continue;
         }
-        let v1 = version == Version::V1;
-        let hierarchy = Hierarchy {
-            memory: v1 && dir.join("memory.usage_in_bytes").exists(),
-            cpuacct: v1 && dir.join("cpuacct.usage").exists(),
-            pids: v1 && (name.split(',').any(|c| c == "pids") || dir.join("pids.current").exists()),
-            dir,
-            name,
-            version,
+        let hierarchy = match version {
+            Version::V2 => unified(dir, name),
+            Version::V1 => Hierarchy {
+                memory: dir.join("memory.usage_in_bytes").exists(),
+                cpuacct: dir.join("cpuacct.usage").exists(),
+                pids: name.split(',').any(|c| c == "pids") || dir.join("pids.current").exists(),
+                dir,
+                name,
+                version,
+            },
         };
         if hierarchy.useful() && found.len() < MAX_HIERARCHIES {
             found.push(hierarchy);
@@ -215,6 +212,26 @@ pub fn discover(root: &Path) -> Result<Vec<Hierarchy>, String> {
         ));
     }
     Ok(found)
+}
+
+/// The unified hierarchy at `dir`. Its memory and pids files are looked for only when its
+/// root lists those controllers (a hybrid host often has none there: no file to try per
+/// cgroup); when that list cannot be read, they are looked for anyway.
+fn unified(dir: PathBuf, name: String) -> Hierarchy {
+    let controllers = std::fs::read_to_string(dir.join("cgroup.controllers"));
+    let has = |controller: &str| {
+        controllers.as_ref().map_or(true, |list| {
+            list.split_whitespace().any(|c| c == controller)
+        })
+    };
+    Hierarchy {
+        memory: has("memory"),
+        cpuacct: false,
+        pids: has("pids"),
+        dir,
+        name,
+        version: Version::V2,
+    }
 }
 
 /// The cgroups a walk found: each matching path, with the hierarchies holding it (bit `i`
@@ -351,7 +368,7 @@ impl Reader {
     /// - memory: v1 `memory.usage_in_bytes` minus `total_inactive_file` of `memory.stat`,
     ///   `memory.limit_in_bytes`, `oom_kill` of `memory.oom_control`; else v2
     ///   `memory.current` minus `inactive_file`, `memory.max`, `oom_kill` of
-    ///   `memory.events` (none when v2 has no memory controller there);
+    ///   `memory.events` (none when the memory controller is not enabled there);
     /// - pids: v1 or v2 `pids.current`, else the lines of the first `cgroup.procs`.
     pub fn read(&mut self, hierarchies: &[Hierarchy], path: &str, mask: u32) -> Values {
         let held: Vec<&Hierarchy> = hierarchies
@@ -360,7 +377,11 @@ impl Reader {
             .filter(|(i, _)| *i < 32 && mask & (1 << i) != 0)
             .map(|(_, h)| h)
             .collect();
-        let v1 = |want: fn(&Hierarchy) -> bool| held.iter().copied().find(|h| want(h));
+        let v1 = |want: fn(&Hierarchy) -> bool| {
+            held.iter()
+                .copied()
+                .find(|h| h.version == Version::V1 && want(h))
+        };
         let v2 = held.iter().copied().find(|h| h.version == Version::V2);
         let mut values = Values::default();
 
@@ -384,7 +405,7 @@ impl Reader {
                     "memory.oom_control",
                 ],
             )),
-            None => v2.map(|h| {
+            None => v2.filter(|h| h.memory).map(|h| {
                 (
                     h,
                     [
@@ -412,7 +433,7 @@ impl Reader {
         }
 
         values.pids = v1(|h| h.pids)
-            .or(v2)
+            .or(v2.filter(|h| h.pids))
             .and_then(|h| self.file(h, path, "pids.current", parse::single_number))
             .or_else(|| {
                 let h = v2.or_else(|| held.first().copied())?;
