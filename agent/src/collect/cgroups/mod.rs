@@ -365,13 +365,14 @@ cgroups:
   # Longest a run may take: more than 0, at most the interval.
   # Left out: the smaller of 5s and the interval.
   timeout: 5s
-  # Where the cgroup filesystems are mounted (absolute). In a container, mount the
-  # host's /sys/fs/cgroup somewhere (e.g. /host/sys/fs/cgroup) and name it here.
+  # Where the cgroup filesystems are mounted (absolute). In a container, the host's:
+  # e.g. /host/root/sys/fs/cgroup with the host's / mounted at /host/root.
   root: /sys/fs/cgroup
   # Globs over cgroup paths, relative to the hierarchy root without a leading slash
   # (system.slice/nginx.service): * and ? stay within one path component, ** crosses
   # them. A cgroup is collected when it matches one of these and none of `exclude`.
   include: ["system.slice/*.service", "docker/*", "kubepods*/**"]
+  # Globs of cgroups left out even when an include glob matches them.
   exclude: []
   # Most cgroups collected per run (1-10000). Past it the first ones in path order are
   # kept, and lookout_cgroups_dropped counts the others.
