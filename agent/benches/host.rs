@@ -26,6 +26,8 @@ fn collectors() -> Vec<Box<dyn Collector>> {
     let mut config = Config::builtin();
     config.collect.tcp.ports = vec![6379, 8000];
     config.collect.ingest.enabled = false;
+    // The cgroup collector reads the live /sys/fs/cgroup: benches/cgroups.rs measures it.
+    config.collect.cgroups.enabled = false;
     let statfs = FixtureStatFs::load(fixtures().join("statvfs.txt"))
         .unwrap_or_else(|e| panic!("statvfs fixture: {e}"));
     let context = Context::new(&fixtures().join("t1"), "/".into()).with_statfs(statfs);

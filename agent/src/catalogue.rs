@@ -116,6 +116,23 @@ catalogue! {
     // Host: system.
     UPTIME_SECONDS = "lookout_uptime_seconds", Gauge, [], "Seconds since the host booted.";
     PROCESSES = "lookout_processes", Gauge, [], "Number of processes on the host.";
+    // cgroups
+    CGROUP_CPU_SECONDS_TOTAL = "lookout_cgroup_cpu_seconds_total", Counter, ["cgroup", "unit", "container_id"],
+        "CPU time used by the cgroup's tasks (v1 cpuacct.usage, v2 cpu.stat usage_usec).";
+    CGROUP_CPU_USAGE_RATIO = "lookout_cgroup_cpu_usage_ratio", Gauge, ["cgroup", "unit", "container_id"],
+        "Share of the whole host's CPU the cgroup used over the last interval: CPU seconds / (seconds x online CPUs), 0..1.";
+    CGROUP_MEMORY_BYTES = "lookout_cgroup_memory_bytes", Gauge, ["cgroup", "unit", "container_id"],
+        "Working set of the cgroup: memory usage minus inactive file cache (as the kubelet and cAdvisor count it).";
+    CGROUP_MEMORY_LIMIT_BYTES = "lookout_cgroup_memory_limit_bytes", Gauge, ["cgroup", "unit", "container_id"],
+        "Memory limit of the cgroup (v1 memory.limit_in_bytes, v2 memory.max); absent when unlimited.";
+    CGROUP_MEMORY_USAGE_RATIO = "lookout_cgroup_memory_usage_ratio", Gauge, ["cgroup", "unit", "container_id"],
+        "Working set / memory limit; absent when unlimited.";
+    CGROUP_OOM_KILLS_TOTAL = "lookout_cgroup_oom_kills_total", Counter, ["cgroup", "unit", "container_id"],
+        "Processes of the cgroup killed by the OOM killer (oom_kill of v1 memory.oom_control, v2 memory.events).";
+    CGROUP_PIDS = "lookout_cgroup_pids", Gauge, ["cgroup", "unit", "container_id"],
+        "Tasks in the cgroup (pids.current), or without the pids controller its processes (cgroup.procs).";
+    CGROUPS_DROPPED = "lookout_cgroups_dropped", Gauge, [],
+        "Matching cgroups left out because collect.cgroups.max_cgroups was reached.";
     // Cache.
     REDIS_UP = "lookout_redis_up", Gauge, ["target", "role"], "1 if the last Redis/Valkey check succeeded, else 0.";
     REDIS_PING_SECONDS = "lookout_redis_ping_seconds", Gauge, ["target", "role"], "Round trip of the last PING.";

@@ -1,6 +1,7 @@
 //! Golden `/metrics`: the host collectors run on the captured `/proc` fixtures (`t0`, then
-//! `t1` one second later), through the store and the exposition, must render exactly
-//! `tests/fixtures/golden/metrics.prom`, and promtool must accept that file.
+//! `t1` one second later), and the cgroup collector on the fake hybrid cgroup root
+//! (`tests/fixtures/cgroup/roots/hybrid`), through the store and the exposition, must render
+//! exactly `tests/fixtures/golden/metrics.prom`, and promtool must accept that file.
 //!
 //! After an intended change of output, rewrite the file with
 //! `LOOKOUT_BLESS=1 cargo test -p lookout-tests --test golden` and review the diff.
@@ -24,12 +25,13 @@ fn point(link: &Path, snapshot: &str) {
 }
 
 /// The collectors the registry builds for a configuration reading the fixtures: the host
-/// ones and TCP (no Redis, probes or ingestion configured). The agent's own process metrics
-/// are left out: they measure the test itself, not the fixtures.
+/// ones, TCP and cgroups (no Redis, probes or ingestion configured). The agent's own process
+/// metrics are left out: they measure the test itself, not the fixtures.
 fn fixture_collectors(proc_root: &Path) -> Vec<Box<dyn Collector>> {
     let mut config = Config::builtin();
     config.collect.tcp.ports = vec![6379, 8000];
     config.collect.ingest.enabled = false;
+    config.collect.cgroups.root = fixtures().join("cgroup/roots/hybrid");
     let statfs = FixtureStatFs::load(fixtures().join("proc/statvfs.txt")).unwrap();
     let context = Context::new(proc_root, "/".into()).with_statfs(statfs);
     let jobs = config.collect.build(&context);
@@ -48,7 +50,7 @@ fn render_fixtures() -> String {
     let link = dir.path().join("proc");
     point(&link, "t0");
     let mut collectors = fixture_collectors(&link);
-    assert_eq!(collectors.len(), 8, "the host collectors and tcp");
+    assert_eq!(collectors.len(), 9, "the host collectors, tcp and cgroups");
     let t0 = Instant::now();
     let mut store = Store::default();
     for c in &mut collectors {
@@ -151,4 +153,50 @@ fn the_golden_exposition_has_every_host_metric_with_values_from_the_fixtures() {
         &[("port", "8000"), ("state", "established")],
     );
     assert_eq!(est.map(|s| s.value), Some(expected as f64));
+}
+
+#[test]
+fn the_golden_exposition_has_the_cgroups_of_the_hybrid_root() {
+    let samples = lookout_tests::parse_exposition(&render_fixtures());
+    let root = fixtures().join("cgroup/roots/hybrid");
+    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap();
+    // Independent of the code: usage minus the inactive file cache, from the fixture text.
+    let nginx = "memory/system.slice/nginx.service";
+    let usage: f64 = read(&format!("{nginx}/memory.usage_in_bytes"))
+        .trim()
+        .parse()
+        .unwrap();
+    let inactive: f64 = read(&format!("{nginx}/memory.stat"))
+        .lines()
+        .find_map(|l| l.strip_prefix("total_inactive_file "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let with = [
+        ("cgroup", "system.slice/nginx.service"),
+        ("unit", "nginx.service"),
+    ];
+    assert_eq!(
+        lookout_tests::value(&samples, "lookout_cgroup_memory_bytes", &with),
+        Some(usage - inactive)
+    );
+    // Two runs on the same files: no CPU used in between.
+    assert_eq!(
+        lookout_tests::value(&samples, "lookout_cgroup_cpu_usage_ratio", &with),
+        Some(0.0)
+    );
+    // The cgroupfs Docker container: its id, and the OOM kill of its memory.oom_control.
+    let id = "5b1e0c7f3a9d4e2b8c6a1f0e9d8c7b6a5f4e3d2c1b0a99887766554433221100";
+    let docker = lookout_tests::find(
+        &samples,
+        "lookout_cgroup_oom_kills_total",
+        &[("container_id", id)],
+    )
+    .expect("the container's OOM kills");
+    assert_eq!(docker.labels["cgroup"], format!("docker/{id}"));
+    assert_eq!(docker.value, 1.0);
+    assert_eq!(
+        lookout_tests::value(&samples, "lookout_cgroups_dropped", &[]),
+        Some(0.0)
+    );
 }

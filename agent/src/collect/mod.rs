@@ -12,6 +12,7 @@
 //! ([`registry!`] below). Nothing else: the configuration file, `lookout config default`,
 //! the agent, the benches and the golden test all take their list from that registry.
 
+pub mod cgroups;
 pub mod cpu;
 pub mod disk;
 pub mod filesystem;
@@ -376,6 +377,8 @@ registry! {
     host: host::HostSection,
     /// `collect.tcp`: TCP connections by state, host-wide and per local port.
     tcp: tcp::TcpSection,
+    /// `collect.cgroups`: CPU, memory, OOM kills and tasks of systemd services and containers.
+    cgroups: cgroups::CgroupsSection,
     /// `collect.redis`: Redis/Valkey servers (none by default).
     redis: Targets<redis::RedisTarget>,
     /// `collect.http_probes`: HTTP(S) endpoints probed (none by default).

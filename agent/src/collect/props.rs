@@ -1,8 +1,9 @@
-//! Property tests of the collectors' parsers of `/proc` files and of Redis `INFO`: random
-//! bytes and the captured fixtures (`tests/fixtures/proc`, `tests/fixtures/redis`) mutated
-//! line by line and field by field. Collectors that read files run twice on a scratch proc
-//! root (the second run takes the rate and ratio paths): no panic, every value they report
-//! is a finite number, and a refusal is a parse error naming the file's full path.
+//! Property tests of the collectors' parsers of `/proc` files, cgroup files and Redis `INFO`:
+//! random bytes and the captured fixtures (`tests/fixtures/proc`, `tests/fixtures/cgroup`,
+//! `tests/fixtures/redis`) mutated line by line and field by field. Collectors that read
+//! files run twice on a scratch proc root (the second run takes the rate and ratio paths): no
+//! panic, every value they report is a finite number, and a refusal is a parse error naming
+//! the file's full path (the cgroup collector never refuses a file: it leaves its value out).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -10,6 +11,9 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
+use super::cgroups::parse as cgroup_parse;
+use super::cgroups::tree::CgroupGlob;
+use super::cgroups::{CgroupsCollector, CgroupsConfig};
 use super::cpu::CpuCollector;
 use super::disk::DiskCollector;
 use super::filesystem::{parse_mountinfo, select_mounts};
@@ -397,4 +401,142 @@ fn fields_split_and_join_back() {
     assert_eq!(fields, [&b"cpu"[..], b"10", b"20", b"30"]);
     let joined: Vec<u8> = parts.into_iter().flat_map(|(_, b)| b).collect();
     assert_eq!(joined, line);
+}
+
+// ---------------------------------------------------------------------------------------
+// cgroups
+
+/// The captured and hand-written cgroup files named `file` (`tests/fixtures/cgroup`).
+fn cgroup_files(file: &str) -> Vec<Vec<u8>> {
+    let found: Vec<Vec<u8>> = [
+        "captured/memory",
+        "captured/memory-oom",
+        "captured/memory-root",
+        "captured/cpuacct",
+        "captured/pids",
+        "captured/unified",
+        "captured/unified-root",
+        "v2-memory/limited",
+        "v2-memory/unlimited",
+        "v2-memory/oom",
+    ]
+    .iter()
+    .filter_map(|dir| std::fs::read(fixture_dir().join("cgroup").join(dir).join(file)).ok())
+    .collect();
+    assert!(!found.is_empty(), "no cgroup fixture {file}");
+    found
+}
+
+/// Mutated cgroup files named one of `files`, or random bytes.
+fn cgroup_content(files: &[&str]) -> impl Strategy<Value = Vec<u8>> {
+    let captured: Vec<Vec<u8>> = files.iter().flat_map(|f| cgroup_files(f)).collect();
+    prop_oneof![
+        4 => (prop::sample::select(captured), edits()).prop_map(|(d, e)| apply(&d, &e)),
+        1 => prop::collection::vec(any::<u8>(), 0..200),
+        1 => prop::collection::vec(token(), 0..12).prop_map(|t| t.join(&b' ')),
+    ]
+}
+
+proptest! {
+    #![proptest_config(props::config(128))]
+
+    #[test]
+    fn cgroup_single_values_parse_or_say_why(
+        data in cgroup_content(&[
+            "cpuacct.usage",
+            "memory.usage_in_bytes",
+            "memory.current",
+            "pids.current",
+            "memory.limit_in_bytes",
+            "memory.max",
+        ]),
+        page in prop_oneof![Just(0u64), Just(4096), Just(65536), any::<u64>()],
+    ) {
+        if let Err(message) = timed("single_number", || cgroup_parse::single_number(&data))? {
+            prop_assert!(
+                message.starts_with("empty") || message.starts_with("expected a whole number"),
+                "{}",
+                message
+            );
+        }
+        match timed("memory_limit", || cgroup_parse::memory_limit(&data, page))? {
+            Ok(Some(limit)) => prop_assert!(limit < cgroup_parse::unlimited_from(page)),
+            Ok(None) => {}
+            Err(message) => prop_assert!(!message.trim().is_empty()),
+        }
+    }
+
+    #[test]
+    fn cgroup_flat_keyed_files_parse_or_name_the_line(
+        data in cgroup_content(&["memory.stat", "memory.events", "memory.oom_control", "cpu.stat"]),
+        key in prop::sample::select(vec![
+            "total_inactive_file", "inactive_file", "oom_kill", "usage_usec", "cache",
+        ]),
+    ) {
+        if let Err(message) = timed("flat_keyed", || cgroup_parse::flat_keyed(&data, key))? {
+            prop_assert!(names_a_line(&message), "{}", message);
+            prop_assert!(message.contains(key), "{}", message);
+        }
+        let lines = timed("count_lines", || cgroup_parse::count_lines(&data))?;
+        prop_assert!(lines <= data.len() as u64);
+    }
+
+    #[test]
+    fn cgroup_collector_reads_any_files(
+        stat in cgroup_content(&["memory.stat"]),
+        usage in cgroup_content(&["memory.usage_in_bytes", "memory.current"]),
+        limit in cgroup_content(&["memory.limit_in_bytes", "memory.max"]),
+        cpu in cgroup_content(&["cpuacct.usage", "cpu.stat"]),
+        procs in cgroup_content(&["cgroup.procs"]),
+    ) {
+        // A v1 cgroup in memory and cpuacct, run twice: the captured files, then these.
+        let scratch = ScratchProc::new("props-cgroups");
+        let config = CgroupsConfig {
+            enabled: true,
+            schedule: test_schedule(),
+            root: scratch.proc().root().to_path_buf(),
+            include: vec![CgroupGlob::new("*").unwrap()],
+            exclude: Vec::new(),
+            max_cgroups: 10,
+        };
+        let mut collector = CgroupsCollector::new(&config, super::procfs::fixture("t0"));
+        let hierarchies = [("memory", "memory.usage_in_bytes"), ("cpuacct", "cpuacct.usage")];
+        for (hierarchy, marker) in hierarchies {
+            scratch.write(&format!("{hierarchy}/cgroup.procs"), b"");
+            scratch.write(&format!("{hierarchy}/{marker}"), b"1\n");
+        }
+        let start = Instant::now();
+        for (run, files) in [
+            [
+                cgroup_files("memory.stat").swap_remove(0),
+                cgroup_files("memory.usage_in_bytes").swap_remove(0),
+                cgroup_files("memory.limit_in_bytes").swap_remove(0),
+                cgroup_files("cpuacct.usage").swap_remove(0),
+                cgroup_files("cgroup.procs").swap_remove(0),
+            ],
+            [stat.clone(), usage.clone(), limit.clone(), cpu.clone(), procs.clone()],
+        ]
+        .iter()
+        .enumerate()
+        {
+            let [stat, usage, limit, cpu, procs] = files;
+            scratch.write("memory/x/memory.stat", stat);
+            scratch.write("memory/x/memory.usage_in_bytes", usage);
+            scratch.write("memory/x/memory.limit_in_bytes", limit);
+            scratch.write("memory/x/memory.oom_control", stat);
+            scratch.write("memory/x/cgroup.procs", procs);
+            scratch.write("cpuacct/x/cpuacct.usage", cpu);
+            let now = start + Duration::from_secs(run as u64 + 1);
+            let samples = timed("cgroups collect", || collector.collect(now))?
+                .map_err(|e| TestCaseError::fail(format!("the run failed: {e}")))?;
+            for s in &samples {
+                prop_assert!(
+                    s.value.is_finite() && s.value >= 0.0,
+                    "{} = {}",
+                    s.metric.name,
+                    s.value
+                );
+            }
+        }
+    }
 }

@@ -736,6 +736,16 @@ fn default_yaml_is_builtin_and_complete() {
             && tcp.timeout.is_some()
             && tcp.ports.is_some()
     );
+    let cgroups = collect.cgroups.expect("collect.cgroups");
+    assert!(
+        cgroups.enabled.is_some()
+            && cgroups.interval.is_some()
+            && cgroups.timeout.is_some()
+            && cgroups.root.is_some()
+            && cgroups.include.is_some()
+            && cgroups.exclude.is_some()
+            && cgroups.max_cgroups.is_some()
+    );
     let rules = raw.rules.expect("rules");
     assert!(
         rules.files.is_some() && rules.evaluation_interval.is_some() && rules.stale_after.is_some()
