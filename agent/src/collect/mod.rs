@@ -23,6 +23,7 @@ pub mod memory;
 pub mod network;
 pub mod probe;
 pub mod process;
+pub mod processes;
 pub mod procfs;
 pub mod redis;
 pub mod scheduler;
@@ -231,6 +232,8 @@ pub struct Context {
     pub statfs: Arc<dyn filesystem::StatFs>,
     /// Request timings pushed to the API, exported by the ingest collector.
     pub ingest: Arc<ingest::Ingest>,
+    /// The top processes, kept by the processes collector for the API.
+    pub processes: Arc<processes::Top>,
     /// Monotonic time of the build (the start of rate windows).
     pub now: Instant,
 }
@@ -254,6 +257,7 @@ impl Context {
             rootfs,
             statfs: Arc::new(filesystem::SystemStatFs),
             ingest: Arc::new(ingest::Ingest::new(&ingest::IngestSection::builtin(), now)),
+            processes: Arc::new(processes::Top::new()),
             now,
         }
     }
@@ -376,6 +380,8 @@ registry! {
     host: host::HostSection,
     /// `collect.tcp`: TCP connections by state, host-wide and per local port.
     tcp: tcp::TcpSection,
+    /// `collect.processes`: named process groups and the top processes.
+    processes: processes::ProcessesSection,
     /// `collect.redis`: Redis/Valkey servers (none by default).
     redis: Targets<redis::RedisTarget>,
     /// `collect.http_probes`: HTTP(S) endpoints probed (none by default).
