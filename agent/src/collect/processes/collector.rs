@@ -163,6 +163,24 @@ fn read_at(dir: &OwnedFd, path: &str, buf: &mut Vec<u8>, limit: usize) -> Result
     Ok(())
 }
 
+/// `statfs`'s type of a proc filesystem.
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// Open file descriptors of the process whose fd directory is `path` under `dir`. On a
+/// proc filesystem (`procfs`) since Linux 6.2, the size `stat` gives that directory is the
+/// count: one system call however many descriptors. A size of 0 (an older kernel, or
+/// really none), or another filesystem (fixtures), is counted by listing.
+fn count_fds(dir: &OwnedFd, path: &str, procfs: bool, buf: &mut Vec<u8>) -> Option<u64> {
+    if !procfs {
+        return count_entries(dir, path, buf);
+    }
+    match rustix::fs::statat(dir, path, rustix::fs::AtFlags::empty()) {
+        Ok(st) if st.st_size > 0 => u64::try_from(st.st_size).ok(),
+        Ok(_) => count_entries(dir, path, buf),
+        Err(_) => None,
+    }
+}
+
 /// Entries of the directory `path` under `dir` (`.` and `..` left out), listed into `buf`.
 fn count_entries(dir: &OwnedFd, path: &str, buf: &mut Vec<u8>) -> Option<u64> {
     let fd = openat(
@@ -443,8 +461,8 @@ impl ProcessesCollector {
         euid
     }
 
-    /// The members of group `g` this run.
-    fn members_of(&mut self, dir: &OwnedFd, g: usize) {
+    /// The members of group `g` this run; `procfs`: `dir` is a proc filesystem.
+    fn members_of(&mut self, dir: &OwnedFd, procfs: bool, g: usize) {
         self.members.clear();
         let Some(group) = self.groups.get(g) else {
             return;
@@ -464,9 +482,10 @@ impl ProcessesCollector {
             {
                 continue;
             }
-            let fds = count_entries(
+            let fds = count_fds(
                 dir,
                 pid_path(&mut self.buffers.path, p.pid, "fd"),
+                procfs,
                 &mut self.buffers.fd_dir,
             );
             let path = pid_path(&mut self.buffers.path, p.pid, "limits");
@@ -639,6 +658,8 @@ impl Collector for ProcessesCollector {
             path: root.display().to_string(),
             source: e.into(),
         })?;
+        let procfs = rustix::fs::fstatfs(&dir)
+            .is_ok_and(|fs| i64::try_from(fs.f_type).ok() == Some(PROC_SUPER_MAGIC));
         let run = Run {
             now,
             uptime_ticks,
@@ -659,7 +680,7 @@ impl Collector for ProcessesCollector {
 
         let mut samples = Vec::with_capacity(self.groups.len() * 11);
         for g in 0..self.groups.len() {
-            self.members_of(&dir, g);
+            self.members_of(&dir, procfs, g);
             let Some(group) = self.groups.get(g) else {
                 break;
             };
