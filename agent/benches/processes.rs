@@ -131,7 +131,7 @@ fn processes(c: &mut Criterion) {
     let count = |name: &str| {
         samples
             .iter()
-            .find(|s| s.metric.name == "lookout_process_group_count" && s.labels[0].1 == name)
+            .find(|s| s.metric.name == "lookout_process_group_members" && s.labels[0].1 == name)
             .map(|s| s.value)
     };
     assert_eq!(count("workers"), Some(WORKERS as f64));

@@ -464,7 +464,7 @@
   // ---------------------------------------------------------------------------------------
   const PROCESS_GROUPS = { kind: 'table', title: 'Process groups', rows: ['group'], sort: 'group', columns: [
     { metric: 'lookout_process_group_up', label: 'State', unit: 'updown' },
-    { metric: 'lookout_process_group_count', label: 'Processes', unit: 'count' },
+    { metric: 'lookout_process_group_members', label: 'Processes', unit: 'count' },
     { metric: 'lookout_process_group_cpu_usage_ratio', label: 'CPU', unit: 'percent' },
     { metric: 'lookout_process_group_resident_memory_bytes', label: 'Memory', unit: 'bytes' },
     { metric: 'lookout_process_group_memory_usage_ratio', label: 'of max', unit: 'percent', bar: true },

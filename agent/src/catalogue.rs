@@ -117,8 +117,8 @@ catalogue! {
     UPTIME_SECONDS = "lookout_uptime_seconds", Gauge, [], "Seconds since the host booted.";
     PROCESSES = "lookout_processes", Gauge, [], "Number of processes on the host.";
     // Processes: named groups (collect.processes).
-    PROCESS_GROUP_COUNT = "lookout_process_group_count", Gauge, ["group"],
-        "Processes that are members of the group.";
+    PROCESS_GROUP_MEMBERS = "lookout_process_group_members", Gauge, ["group"],
+        "Processes that are members of the group (match all its keys).";
     PROCESS_GROUP_UP = "lookout_process_group_up", Gauge, ["group"],
         "1 when the group has at least min_count members, else 0.";
     PROCESS_GROUP_RESIDENT_MEMORY_BYTES = "lookout_process_group_resident_memory_bytes", Gauge, ["group"],

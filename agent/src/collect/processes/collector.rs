@@ -34,8 +34,8 @@ use super::parse::{
 use super::top::{Top, TopLists, TopProcess};
 use super::track::{Comm, Figures, Member, Run, Seen, Tracker};
 use crate::catalogue::{
-    PROCESS_GROUP_COUNT, PROCESS_GROUP_CPU_SECONDS_TOTAL, PROCESS_GROUP_CPU_USAGE_RATIO,
-    PROCESS_GROUP_FD_USAGE_RATIO, PROCESS_GROUP_MEMORY_USAGE_RATIO,
+    PROCESS_GROUP_CPU_SECONDS_TOTAL, PROCESS_GROUP_CPU_USAGE_RATIO, PROCESS_GROUP_FD_USAGE_RATIO,
+    PROCESS_GROUP_MEMBERS, PROCESS_GROUP_MEMORY_USAGE_RATIO,
     PROCESS_GROUP_OLDEST_START_TIME_SECONDS, PROCESS_GROUP_OPEN_FDS,
     PROCESS_GROUP_RESIDENT_MEMORY_BYTES, PROCESS_GROUP_RESTARTS_TOTAL, PROCESS_GROUP_THREADS,
     PROCESS_GROUP_UP,
@@ -612,7 +612,7 @@ impl ProcessesCollector {
     fn group_samples(name: &str, f: &Figures, out: &mut Vec<Sample>) {
         let label = || [("group", name.to_string())];
         let mut push = |metric, value: f64| out.push(Sample::with_labels(metric, label(), value));
-        push(&PROCESS_GROUP_COUNT, f.count as f64);
+        push(&PROCESS_GROUP_MEMBERS, f.count as f64);
         push(&PROCESS_GROUP_UP, if f.up { 1.0 } else { 0.0 });
         push(&PROCESS_GROUP_RESIDENT_MEMORY_BYTES, f.rss_bytes as f64);
         push(&PROCESS_GROUP_CPU_SECONDS_TOTAL, f.cpu_seconds);

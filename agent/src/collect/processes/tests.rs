@@ -108,7 +108,7 @@ fn groups_over_the_captured_processes() {
     );
     let t0 = Instant::now();
     let first = c.collect(t0).unwrap();
-    let count = |s: &[Sample], g: &str| value(s, "lookout_process_group_count", g);
+    let count = |s: &[Sample], g: &str| value(s, "lookout_process_group_members", g);
     let rows = [
         // a name longer than comm's 15 bytes, confirmed by argv[0]
         ("sleeper", 1.0),
@@ -200,7 +200,7 @@ fn groups_over_the_captured_processes() {
     assert_eq!(
         names,
         [
-            "lookout_process_group_count",
+            "lookout_process_group_members",
             "lookout_process_group_up",
             "lookout_process_group_resident_memory_bytes",
             "lookout_process_group_cpu_seconds_total",
@@ -265,7 +265,7 @@ fn odd_proc_contents_are_skipped_or_named() {
     let mut c = ProcessesCollector::new(dir.proc(), root.0.clone(), &cfg, Arc::new(Top::new()));
     let samples = c.collect(Instant::now()).unwrap();
     assert_eq!(
-        value(&samples, "lookout_process_group_count", "w"),
+        value(&samples, "lookout_process_group_members", "w"),
         Some(1.0)
     );
 
@@ -340,7 +340,7 @@ fn real_processes_leave_and_come_back() {
     let at = |k: u64| t0 + Duration::from_secs(k);
     let figures = |s: &[Sample]| {
         (
-            value(s, "lookout_process_group_count", "s"),
+            value(s, "lookout_process_group_members", "s"),
             value(s, "lookout_process_group_up", "s"),
             value(s, "lookout_process_group_restarts_total", "s"),
         )
