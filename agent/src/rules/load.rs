@@ -34,6 +34,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("redis.yaml", include_str!("../../../rules/redis.yaml")),
     ("probe.yaml", include_str!("../../../rules/probe.yaml")),
     ("api.yaml", include_str!("../../../rules/api.yaml")),
+    (
+        "processes.yaml",
+        include_str!("../../../rules/processes.yaml"),
+    ),
 ];
 
 /// Prefix of the built-in files' names in problems and in the API.
