@@ -658,8 +658,7 @@ impl Collector for ProcessesCollector {
             path: root.display().to_string(),
             source: e.into(),
         })?;
-        let procfs = rustix::fs::fstatfs(&dir)
-            .is_ok_and(|fs| i64::try_from(fs.f_type).ok() == Some(PROC_SUPER_MAGIC));
+        let procfs = rustix::fs::fstatfs(&dir).is_ok_and(|fs| fs.f_type == PROC_SUPER_MAGIC);
         let run = Run {
             now,
             uptime_ticks,

@@ -229,9 +229,7 @@ fn check_group(
             }
         }
     }
-    let Some(matcher) = matcher else {
-        return None;
-    };
+    let matcher = matcher?;
     let m = &matcher.value;
     let at = format!("{base}.match");
     if m.exe.is_none() && m.cmdline.is_none() && m.pidfile.is_none() && m.user.is_none() {

@@ -586,7 +586,7 @@ mod tests {
         assert!(exe_matches(
             long,
             comm,
-            b"sleep\0600\0",
+            b"sleep\x00600\x00",
             Some(b"/tmp/lookout-long-sleeper-name (deleted)")
         ));
         // ... but not when neither does: another program starting with the same 15 bytes

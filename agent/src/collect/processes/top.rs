@@ -202,9 +202,10 @@ mod tests {
     fn the_carry_is_taken_once() {
         let top = Top::new();
         assert!(top.take_carry().is_none());
-        let mut t = Tracker::default();
-        t.generation = 7;
-        top.carry(t);
+        top.carry(Tracker {
+            generation: 7,
+            ..Tracker::default()
+        });
         assert_eq!(top.take_carry().map(|t| t.generation), Some(7));
         assert!(top.take_carry().is_none());
     }
