@@ -32,7 +32,7 @@ use super::parse::{
     shown_cmdline, shown_comm,
 };
 use super::top::{Top, TopLists, TopProcess};
-use super::track::{Comm, Figures, Member, Run, Seen, Tracker};
+use super::track::{Comm, Figures, GroupSet, Member, Run, Seen, Tracker};
 use crate::catalogue::{
     PROCESS_GROUP_CPU_SECONDS_TOTAL, PROCESS_GROUP_CPU_USAGE_RATIO, PROCESS_GROUP_FD_USAGE_RATIO,
     PROCESS_GROUP_MEMBERS, PROCESS_GROUP_MEMORY_USAGE_RATIO,
@@ -66,7 +66,7 @@ struct Proc {
     /// process that ran before, or the first run).
     cpu_delta: Option<u64>,
     /// Groups whose program name and command line match.
-    matched: u128,
+    matched: GroupSet,
     /// Effective uid, once read this run: `Some(None)` when it could not be.
     euid: Option<Option<u32>>,
 }
@@ -304,7 +304,7 @@ impl ProcessesCollector {
 
     /// The groups whose program name and command line match the process `pid` named
     /// `comm`; `None` when it vanished while its files were read.
-    fn match_static(&mut self, dir: &OwnedFd, pid: u32, comm: &[u8]) -> Option<u128> {
+    fn match_static(&mut self, dir: &OwnedFd, pid: u32, comm: &[u8]) -> Option<GroupSet> {
         let needs_cmdline = self.groups.iter().any(|g| {
             g.config.cmdline.is_some()
                 || g.config
@@ -324,7 +324,7 @@ impl ProcessesCollector {
             buffers.cmdline.clear();
         }
         let mut link: Option<Option<usize>> = None;
-        let mut bits = 0u128;
+        let mut bits = GroupSet::default();
         for (i, group) in self.groups.iter().enumerate() {
             if let Some(exe) = &group.config.exe {
                 let name = exe.as_bytes();
@@ -349,7 +349,7 @@ impl ProcessesCollector {
             {
                 continue;
             }
-            bits |= 1u128 << (i % 128);
+            bits.insert(i);
         }
         Some(bits)
     }
@@ -396,13 +396,15 @@ impl ProcessesCollector {
                     .copied()
                     .filter(|s| s.start == start);
                 let cpu_delta = match known {
-                    Some(s) if s.generation + 1 == generation => Some(cpu.saturating_sub(s.cpu)),
+                    Some(s) if s.generation.wrapping_add(1) == generation => {
+                        Some(cpu.saturating_sub(s.cpu))
+                    }
                     Some(_) => None,
                     None => run.started_since_previous(start).then_some(cpu),
                 };
                 let matched = match known.and_then(|s| s.matched.filter(|_| s.comm == comm)) {
                     Some(bits) => Some(bits),
-                    None if self.groups.is_empty() => Some(0),
+                    None if self.groups.is_empty() => Some(GroupSet::default()),
                     None => self.match_static(dir, pid, comm.as_bytes()),
                 };
                 self.tracker.seen.insert(
@@ -423,7 +425,7 @@ impl ProcessesCollector {
                     threads,
                     comm,
                     cpu_delta,
-                    matched: matched.unwrap_or(0),
+                    matched: matched.unwrap_or_default(),
                     euid: None,
                 });
             }
@@ -467,14 +469,13 @@ impl ProcessesCollector {
         let Some(group) = self.groups.get(g) else {
             return;
         };
-        let bit = 1u128 << (g % 128);
         let (pidfile, pid_now) = (group.config.pidfile.is_some(), group.pid_now);
         let user = group.config.user.as_ref().map(|_| group.uid);
         for i in 0..self.procs.len() {
             let Some(p) = self.procs.get(i).copied() else {
                 break;
             };
-            if p.matched & bit == 0 || (pidfile && pid_now != Some(p.pid)) {
+            if !p.matched.contains(g) || (pidfile && pid_now != Some(p.pid)) {
                 continue;
             }
             if let Some(uid) = user
@@ -674,7 +675,7 @@ impl Collector for ProcessesCollector {
                 .as_deref()
                 .and_then(|file| read_pidfile(&self.rootfs, file));
         }
-        self.tracker.generation += 1;
+        self.tracker.generation = self.tracker.generation.wrapping_add(1);
         self.scan(&dir, &run)?;
 
         let mut samples = Vec::with_capacity(self.groups.len() * 11);

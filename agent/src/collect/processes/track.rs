@@ -33,6 +33,27 @@ impl Comm {
     }
 }
 
+/// A set of group indexes below 128 (the configuration allows 100 groups), in two words
+/// rather than a `u128` so that records holding one stay 8-byte aligned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupSet([u64; 2]);
+
+impl GroupSet {
+    /// With group `i` (ignored from 128 on).
+    pub fn insert(&mut self, i: usize) {
+        if let Some(word) = self.0.get_mut(i / 64) {
+            *word |= 1 << (i % 64);
+        }
+    }
+
+    /// Whether group `i` is in.
+    pub fn contains(&self, i: usize) -> bool {
+        self.0
+            .get(i / 64)
+            .is_some_and(|word| word & (1 << (i % 64)) != 0)
+    }
+}
+
 /// What the collector remembers of one pid from the runs that saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seen {
@@ -42,12 +63,12 @@ pub struct Seen {
     /// another program (same pid and start time), so it is matched again.
     pub comm: Comm,
     /// The last run that saw it.
-    pub generation: u64,
+    pub generation: u32,
     /// User and system CPU ticks then.
     pub cpu: u64,
-    /// Bit `i`: group `i`'s program name and command line match (the parts that do not
+    /// The groups whose program name and command line match (the parts that do not
     /// change while the process runs one program); `None`: not matched yet.
-    pub matched: Option<u128>,
+    pub matched: Option<GroupSet>,
 }
 
 /// Everything the collector carries from one run to the next; handed from one collector to
@@ -58,8 +79,8 @@ pub struct Tracker {
     pub previous: Option<(Instant, u64)>,
     /// Every pid the last run saw.
     pub seen: HashMap<u32, Seen>,
-    /// Number of the current run.
-    pub generation: u64,
+    /// Number of the current run (wrapping).
+    pub generation: u32,
     /// Each group's state, by name.
     pub groups: HashMap<String, GroupState>,
 }
@@ -433,6 +454,22 @@ mod tests {
         r.previous = None;
         assert_eq!(r.cpu_ratio(100), None, "first run");
         assert!(!r.started_since_previous(u64::MAX));
+    }
+
+    #[test]
+    fn group_sets() {
+        let mut set = GroupSet::default();
+        for i in [0, 63, 64, 99, 127, 128, 500] {
+            set.insert(i);
+        }
+        for i in [0, 63, 64, 99, 127] {
+            assert!(set.contains(i), "{i}");
+        }
+        for i in [1, 62, 65, 100, 128, 500] {
+            assert!(!set.contains(i), "{i}");
+        }
+        // what the collector keeps per process stays small
+        assert!(std::mem::size_of::<(u32, Seen)>() <= 72);
     }
 
     #[test]
