@@ -170,8 +170,9 @@ fn read_at(dir: &OwnedFd, path: &str, buf: &mut Vec<u8>, limit: usize) -> Result
     Ok(())
 }
 
-/// Most `stat` files kept open between runs.
-const MAX_KEPT_STAT_FILES: u64 = 8192;
+/// Most `stat` files kept open between runs. Each holds a page of kernel memory (the
+/// buffer the kernel reads it into is kept with the open file): 16 MiB at most.
+const MAX_KEPT_STAT_FILES: u64 = 4096;
 /// Open files left to everything else when deciding how many `stat` files to keep open:
 /// the HTTP server's 2048 connections and its reserve of 512 for the rest of the agent,
 /// twice over for the reserve.
@@ -179,8 +180,8 @@ const OTHER_OPEN_FILES: u64 = 2048 + 2 * 512;
 
 /// How many `stat` files the collector may keep open between runs under the process's
 /// open files limit now: what is left above [`OTHER_OPEN_FILES`], at most
-/// [`MAX_KEPT_STAT_FILES`]. Reading a kept file again costs a third of opening, reading
-/// and closing it (no path walk, no close).
+/// [`MAX_KEPT_STAT_FILES`]. Reading a kept file again costs about half of opening, reading
+/// and closing it (no path walk, no close): measured 13 against 23 ms for 2,000 processes.
 fn kept_stat_budget() -> usize {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
     let budget = limit.map_or(MAX_KEPT_STAT_FILES, |n| {
