@@ -771,3 +771,14 @@ impl Collector for ProcessesCollector {
         Ok(samples)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_keeps_about_a_hundred_bytes_per_process() {
+        // docs/performance.md counts on it
+        assert!(std::mem::size_of::<Proc>() <= 96);
+    }
+}
