@@ -349,16 +349,23 @@ pub fn passwd_name(passwd: &[u8], uid: u32) -> Option<&str> {
 /// Most characters of a command line shown by the top-N.
 pub const SHOWN_CMDLINE_CHARS: usize = 200;
 
-/// A command line (arguments joined by spaces) as the top-N shows it: at most
-/// [`SHOWN_CMDLINE_CHARS`] characters (`…` marks a cut), control characters escaped
-/// (`\n`, `\t`, `\u{1b}`), so that it fits one line of a table.
+/// A command line (arguments joined by spaces) as the top-N shows it: control characters
+/// escaped (`\n`, `\t`, `\u{1b}`), so that it fits one line of a table, and at most
+/// [`SHOWN_CMDLINE_CHARS`] characters so written, then `…` when it was cut.
 pub fn shown_cmdline(joined: &str) -> String {
-    let mut out = String::with_capacity(joined.len().min(SHOWN_CMDLINE_CHARS + 8));
-    for (n, c) in joined.chars().enumerate() {
-        if n == SHOWN_CMDLINE_CHARS {
+    let mut out = String::with_capacity(joined.len().min(SHOWN_CMDLINE_CHARS * 2));
+    let mut shown = 0;
+    for c in joined.chars() {
+        let width = if c.is_control() {
+            c.escape_debug().count()
+        } else {
+            1
+        };
+        if shown + width > SHOWN_CMDLINE_CHARS {
             out.push('…');
             break;
         }
+        shown += width;
         if c.is_control() {
             out.extend(c.escape_debug());
         } else {
@@ -666,6 +673,9 @@ mod tests {
         assert_eq!(shown.chars().count(), SHOWN_CMDLINE_CHARS + 1);
         assert!(shown.ends_with('…'));
         assert_eq!(shown_cmdline(&"é".repeat(200)).chars().count(), 200);
+        // escapes count as what they show
+        let shown = shown_cmdline(&"\u{1b}".repeat(100));
+        assert_eq!(shown, format!("{}…", "\\u{1b}".repeat(33)));
         assert_eq!(shown_comm(b"py (worker) x"), "py (worker) x");
         assert_eq!(shown_comm(b"a\nb\xff"), "a\\nb\u{fffd}");
     }
