@@ -236,7 +236,7 @@ impl GroupState {
         }
         let departed = (self.members.len() as u64).saturating_sub(kept);
         let cpu_ratio = if self.accounted {
-            self.pending_departures += departed;
+            self.pending_departures = self.pending_departures.saturating_add(departed);
             let restarted = arrived.min(self.pending_departures);
             self.restarts += restarted;
             self.pending_departures -= restarted;
@@ -251,7 +251,9 @@ impl GroupState {
             .extend(members.iter().map(|m| (m.pid, m.start, m.cpu)));
 
         let count = members.len() as u64;
-        let rss_bytes = members.iter().map(|m| m.rss_bytes).sum::<u64>();
+        // Saturating sums: the kernel's figures are trusted to be sane, not to be small.
+        let total = |values: &mut dyn Iterator<Item = u64>| values.fold(0u64, u64::saturating_add);
+        let rss_bytes = total(&mut members.iter().map(|m| m.rss_bytes));
         let any = count > 0;
         let readable_fds: Vec<u64> = members.iter().filter_map(|m| m.fds).collect();
         let fd_ratio = members
@@ -269,8 +271,8 @@ impl GroupState {
             cpu_seconds: self.cpu_ticks as f64 / tps as f64,
             restarts: self.restarts,
             cpu_ratio: cpu_ratio.filter(|_| any),
-            threads: any.then(|| members.iter().map(|m| m.threads).sum()),
-            open_fds: (!readable_fds.is_empty()).then(|| readable_fds.iter().sum()),
+            threads: any.then(|| total(&mut members.iter().map(|m| m.threads))),
+            open_fds: (!readable_fds.is_empty()).then(|| total(&mut readable_fds.iter().copied())),
             fd_ratio,
             oldest_start: members
                 .iter()
