@@ -35,6 +35,9 @@ impl Kind for ProcessesSection {
                 context.processes.clone(),
             )))]
         } else {
+            // What a collector a reload stopped left behind (its open `stat` files
+            // included) has no one to continue it.
+            drop(context.processes.take_carry());
             Vec::new()
         }
     }
