@@ -485,7 +485,7 @@
       }, label)));
     const body = list.length === 0
       ? h('p', { class: 'muted' }, 'measuring CPU over the first interval…')
-      : h('table', { class: 'data top' },
+      : h('table', { class: 'data top-list' },
         h('thead', {}, h('tr', {}, h('th', {}, 'name'), h('th', { class: 'num' }, 'pid'), h('th', {}, 'user'),
           h('th', { class: 'num' }, 'CPU'), h('th', { class: 'num' }, 'RSS'))),
         h('tbody', {}, list.map((p) => h('tr', { 'data-pid': p.pid },
