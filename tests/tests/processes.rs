@@ -206,6 +206,27 @@ fn memory_cpu_a_rule_on_a_killed_process_and_its_restart() {
         !firing(&agent)
     });
 
+    // A reload builds the collectors again: the counters carry on from where they were.
+    let before = group_value(
+        &agent.metrics(),
+        "lookout_process_group_cpu_seconds_total",
+        "busy",
+    )
+    .unwrap();
+    let (status, body) = agent.reload(None);
+    assert_eq!(status, 200, "{body}");
+    agent.wait_for_runs_from_now("processes");
+    let m = agent.metrics();
+    assert_eq!(
+        group_value(&m, "lookout_process_group_restarts_total", "busy"),
+        Some(1.0)
+    );
+    let after = group_value(&m, "lookout_process_group_cpu_seconds_total", "busy").unwrap();
+    assert!(
+        after > before,
+        "the CPU counter after a reload: {after}, before: {before}"
+    );
+
     // The top processes by memory list the holder.
     let top = agent.json("/api/v1/processes/top?by=memory");
     assert_eq!(top["by"], "memory");
