@@ -21,7 +21,8 @@ fn fixtures() -> PathBuf {
 }
 
 /// The collectors the registry builds over the fixtures: the host ones and TCP, without
-/// the agent's own process metrics (they read the bench's own `/proc/self`).
+/// the agent's own process metrics (they read the bench's own `/proc/self`) and the
+/// processes collector (its own bench, `processes`, runs it over live processes).
 fn collectors() -> Vec<Box<dyn Collector>> {
     let mut config = Config::builtin();
     config.collect.tcp.ports = vec![6379, 8000];
@@ -33,7 +34,7 @@ fn collectors() -> Vec<Box<dyn Collector>> {
     let context = Context::new(&fixtures().join("t1"), "/".into()).with_statfs(statfs);
     let jobs = config.collect.build(&context).into_iter();
     jobs.filter_map(|job| job.blocking())
-        .filter(|c| c.name() != "process")
+        .filter(|c| c.name() != "process" && c.name() != "processes")
         .collect()
 }
 

@@ -67,6 +67,10 @@
       ],
     },
     {
+      id: 'processes', title: 'Processes', wide: true, hint: 'Top processes (collect.processes)',
+      render: renderProcesses, present: () => !!parts.processes || metricsOf(PROCESS_GROUPS_PANEL).some((m) => byName.get(m)?.size),
+    },
+    {
       id: 'redis', title: 'Redis / Valkey', hint: 'Redis (collect.redis)',
       sections: [
         { kind: 'cards', by: 'target', tags: ['role'], tiles: [
@@ -218,7 +222,7 @@
   // ---------------------------------------------------------------------------------------
   const series = new Map(); // key -> {key, name, labels, v, t, pv, pt}
   const byName = new Map(); // name -> Map(key -> entry)
-  const parts = {}; // agent, alerts, score, collectors: the stream's other parts
+  const parts = {}; // agent, alerts, score, collectors, processes: the stream's other parts
 
   function parseKey(key) {
     const brace = key.indexOf('{');
@@ -458,6 +462,47 @@
   // ---------------------------------------------------------------------------------------
   // Panels drawn from the stream's other parts.
   // ---------------------------------------------------------------------------------------
+  const PROCESS_GROUPS = { kind: 'table', title: 'Process groups', rows: ['group'], sort: 'group', columns: [
+    { metric: 'lookout_process_group_up', label: 'State', unit: 'updown' },
+    { metric: 'lookout_process_group_members', label: 'Processes', unit: 'count' },
+    { metric: 'lookout_process_group_cpu_usage_ratio', label: 'CPU', unit: 'percent' },
+    { metric: 'lookout_process_group_resident_memory_bytes', label: 'Memory', unit: 'bytes' },
+    { metric: 'lookout_process_group_memory_usage_ratio', label: 'of max', unit: 'percent', bar: true },
+    { metric: 'lookout_process_group_fd_usage_ratio', label: 'Open files', unit: 'percent', bar: true },
+    { metric: 'lookout_process_group_restarts_total', label: 'Restarts', unit: 'count' },
+  ] };
+  const PROCESS_GROUPS_PANEL = { sections: [PROCESS_GROUPS] };
+  let topBy = 'cpu';
+  function renderProcesses() {
+    const t = parts.processes;
+    const groups = table('processes/groups', PROCESS_GROUPS);
+    if (!t) return [groups];
+    const list = topBy === 'cpu' ? t.by_cpu : t.by_memory;
+    const toggle = h('div', { class: 'range top-by', role: 'group', 'aria-label': 'Order the top processes' },
+      [['cpu', 'by CPU'], ['memory', 'by memory']].map(([b, label]) => h('button', {
+        type: 'button', 'data-by': b, 'aria-pressed': String(b === topBy),
+        onclick: () => { topBy = b; render(); },
+      }, label)));
+    const body = list.length === 0
+      ? h('p', { class: 'muted' }, 'measuring CPU over the first interval…')
+      : h('table', { class: 'data top-list' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'name'), h('th', { class: 'num' }, 'pid'), h('th', {}, 'user'),
+          h('th', { class: 'num' }, 'CPU'), h('th', { class: 'num' }, 'RSS'))),
+        h('tbody', {}, list.map((p) => h('tr', { 'data-pid': p.pid },
+          h('th', { scope: 'row', class: 'lbl', title: p.cmdline || null }, p.name),
+          h('td', { class: 'num' }, String(p.pid)),
+          h('td', {}, p.user),
+          h('td', { class: 'num' }, format('percent', p.cpu_ratio)),
+          h('td', { class: 'num' }, format('bytes', p.rss_bytes))))));
+    return [
+      groups,
+      h('div', { class: 'table-wrap', 'data-top': topBy },
+        h('div', { class: 'top-head' }, h('h3', {}, `Top ${t.top} processes`), toggle),
+        body,
+        h('p', { class: 'muted' }, `CPU: share of the whole host over the last ${format('duration', t.interval_seconds)}; as of ${clock(t.at * 1000)}`)),
+    ];
+  }
+
   function unitOfExpr(expr) {
     if (!expr) return 'number';
     if (/_ratio\b/.test(expr)) return 'percent';
@@ -774,7 +819,7 @@
   function onEvent(kind, d) {
     const snapshot = kind === 'snapshot';
     applySeries(d.series, d.gone, snapshot);
-    for (const p of ['agent', 'alerts', 'score', 'collectors']) if (p in d) parts[p] = d[p];
+    for (const p of ['agent', 'alerts', 'score', 'collectors', 'processes']) if (p in d) parts[p] = d[p];
     if (snapshot) {
       connectedOnce = true;
       setConn('live');

@@ -340,6 +340,7 @@ fn start_collectors(config: &Config, state: &Arc<State>) -> Collectors {
     let (stop, stopped) = watch::channel(false);
     let context = collect::Context {
         ingest: state.ingest().clone(),
+        processes: state.processes().clone(),
         ..collect::Context::new(&config.agent.proc_root, config.agent.rootfs.clone())
     };
     let jobs = config.collect.build(&context);

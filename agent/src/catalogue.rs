@@ -133,6 +133,29 @@ catalogue! {
         "Tasks in the cgroup (pids.current), or without the pids controller its processes (cgroup.procs).";
     CGROUPS_DROPPED = "lookout_cgroups_dropped", Gauge, [],
         "Matching cgroups left out because collect.cgroups.max_cgroups was reached.";
+    // Processes: named groups (collect.processes).
+    PROCESS_GROUP_MEMBERS = "lookout_process_group_members", Gauge, ["group"],
+        "Processes that are members of the group (match all its keys).";
+    PROCESS_GROUP_UP = "lookout_process_group_up", Gauge, ["group"],
+        "1 when the group has at least min_count members, else 0.";
+    PROCESS_GROUP_RESIDENT_MEMORY_BYTES = "lookout_process_group_resident_memory_bytes", Gauge, ["group"],
+        "Resident memory (RSS) of the group's members together.";
+    PROCESS_GROUP_MEMORY_USAGE_RATIO = "lookout_process_group_memory_usage_ratio", Gauge, ["group"],
+        "Members' resident memory / the group's max_memory; absent without max_memory or members.";
+    PROCESS_GROUP_CPU_SECONDS_TOTAL = "lookout_process_group_cpu_seconds_total", Counter, ["group"],
+        "User and system CPU time of the group's members, accumulated while they are members (never decreases when one exits).";
+    PROCESS_GROUP_CPU_USAGE_RATIO = "lookout_process_group_cpu_usage_ratio", Gauge, ["group"],
+        "CPU time of the members over the last interval / (interval x online CPUs): their share of the whole host's CPU, 0..1.";
+    PROCESS_GROUP_THREADS = "lookout_process_group_threads", Gauge, ["group"],
+        "Threads of the group's members.";
+    PROCESS_GROUP_OPEN_FDS = "lookout_process_group_open_fds", Gauge, ["group"],
+        "Open file descriptors of the group's members.";
+    PROCESS_GROUP_FD_USAGE_RATIO = "lookout_process_group_fd_usage_ratio", Gauge, ["group"],
+        "Highest open file descriptors / soft open files limit of one member, 0..1.";
+    PROCESS_GROUP_RESTARTS_TOTAL = "lookout_process_group_restarts_total", Counter, ["group"],
+        "Members that went away and were replaced by a new matching process.";
+    PROCESS_GROUP_OLDEST_START_TIME_SECONDS = "lookout_process_group_oldest_start_time_seconds", Gauge, ["group"],
+        "Unix time the group's oldest member started.";
     // Cache.
     REDIS_UP = "lookout_redis_up", Gauge, ["target", "role"], "1 if the last Redis/Valkey check succeeded, else 0.";
     REDIS_PING_SECONDS = "lookout_redis_ping_seconds", Gauge, ["target", "role"], "Round trip of the last PING.";

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::clock::now_millis;
 use crate::collect::ingest::{Ingest, IngestSection};
+use crate::collect::processes::Top;
 use crate::collect::scheduler::{self, RunStatus, Sink};
 use crate::config::Section;
 use crate::config::secret::read_secret_file;
@@ -37,6 +38,8 @@ pub struct State {
     score: Mutex<Option<Score>>,
     delivery: Mutex<Option<(Dispatcher, NotifyConfig)>>,
     ingest: Arc<Ingest>,
+    /// The top processes, kept by the processes collector.
+    processes: Arc<Top>,
     /// One fire drill per [`DRILL_WINDOW`], across reloads (which restart delivery).
     drill: DrillGate,
     outbox: Mutex<Option<Arc<Outbox>>>,
@@ -68,6 +71,7 @@ impl State {
             score: Mutex::new(None),
             delivery: Mutex::new(None),
             ingest: Arc::new(Ingest::new(&IngestSection::builtin(), started)),
+            processes: Arc::new(Top::new()),
             drill: DrillGate::new(DRILL_WINDOW),
             outbox: Mutex::new(None),
             state_save_error: Mutex::new(None),
@@ -204,6 +208,11 @@ impl State {
     /// The aggregate of pushed request timings.
     pub fn ingest(&self) -> &Arc<Ingest> {
         &self.ingest
+    }
+
+    /// The top processes.
+    pub fn processes(&self) -> &Arc<Top> {
+        &self.processes
     }
 
     /// The rule engine.

@@ -1,7 +1,7 @@
 //! The real stack the dashboard tests run against: a real `redis-server` with traffic, a
 //! real agent watching it (every collector at 1 s, probing its own `/healthz`, receiving
-//! pushed request timings, firing a rule delivered to the log receiver) and a real
-//! Prometheus scraping the agent every second.
+//! pushed request timings, firing a rule delivered to the log receiver, watching itself as
+//! a process group) and a real Prometheus scraping the agent every second.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -267,8 +267,8 @@ impl Stack {
 
 /// The agent: every collector at 1 s, the default rules plus one that always fires (so the
 /// alert panels have an alert), notifications to the log receiver (so delivery results
-/// exist), a probe of its own /healthz, and the Redis port watched by the TCP collector
-/// (the agent's own connection is established there).
+/// exist), a probe of its own /healthz, the Redis port watched by the TCP collector (the
+/// agent's own connection is established there), and itself as a process group.
 fn start_agent(redis_port: u16, extra: &str) -> Agent {
     let dir = TempDir::new("dashboards-agent");
     let port = free_port();
@@ -291,6 +291,9 @@ fn start_agent(redis_port: u16, extra: &str) -> Agent {
          \x20 http_probes:\n\
          \x20   - {{name: self, url: \"http://127.0.0.1:{port}/healthz\", interval: 1s, timeout: 500ms}}\n\
          \x20 ingest: {{interval: 1s, min_requests: 1}}\n\
+         \x20 processes:\n\
+         \x20   interval: 1s\n\
+         \x20   groups: [{{name: agent, match: {{exe: lookout}}, max_memory: 256MiB}}]\n\
          rules:\n\
          \x20 evaluation_interval: 1s\n\
          \x20 files: ['{default_rules}', '{rules_file}']\n\

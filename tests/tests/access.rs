@@ -154,13 +154,26 @@ fn reads_need_the_read_token_writes_the_api_token_and_the_probes_stay_open() {
     assert_eq!(status, 200, "the API token reads too");
 
     // The JSON API and unknown paths are reads like /metrics: nothing shows without a token.
-    for path in ["/api/v1/status", "/api/v1/alerts", "/nope"] {
+    for path in [
+        "/api/v1/status",
+        "/api/v1/alerts",
+        "/api/v1/processes/top",
+        "/nope",
+    ] {
         let (status, _, body) = request(addr, "GET", path, None);
         assert_eq!(status, 401, "{path}: {body}");
         assert!(!body.contains("test-host"), "{path}: {body}");
     }
     let (status, _, body) = request(addr, "GET", "/api/v1/status", Some("read-s3cret"));
     assert_eq!(status, 200, "{body}");
+    let (status, _, body) = request(
+        addr,
+        "GET",
+        "/api/v1/processes/top?by=memory",
+        Some("read-s3cret"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"by\":\"memory\""), "{body}");
 
     // The console's files hold no data: they load without a token, so that the page can ask
     // for it; the live stream it reads is a read like any other.

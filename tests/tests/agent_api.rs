@@ -35,6 +35,7 @@ fn health_readiness_and_status_answer_json() {
         "system",
         "tcp",
         "process",
+        "processes",
     ] {
         let c = &collectors[name];
         assert!(c["runs"].as_u64().unwrap() >= 1, "{name}: {c}");

@@ -249,6 +249,77 @@ fn an_alert_appears_within_2s_of_firing_and_goes_when_it_resolves_without_a_relo
     assert!(severe.is_empty(), "console errors: {severe:?}");
 }
 
+/// A process the test starts shows in the top processes by memory, with its pid, name and
+/// resident memory, and its group in the groups table; the CPU order is the default.
+#[test]
+fn the_processes_panel_shows_a_process_the_test_started() {
+    let _turn = turn();
+    let python = lookout_tests::require("python3", "python3");
+    // 48 MiB touched, then asleep; its name set to one no other process has.
+    let mut child = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import time\nopen('/proc/self/comm', 'w').write('lk-console')\nb = bytearray(48 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\nprint('ready', flush=True)\ntime.sleep(600)\n",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    let pid = child.id();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut ready,
+    )
+    .expect("ready");
+    let _child = lookout_tests::Peer(child);
+    let agent = Agent::start(
+        "collect:\n  processes:\n    interval: 1s\n    top: 100\n    groups:\n      - {name: console-test, match: {exe: lk-console}}\n",
+    );
+    let browser = open(&agent, 1280, 800);
+    let panel = "document.querySelector('[data-panel=\"processes\"]')";
+    browser.wait_for(
+        "the processes panel",
+        Duration::from_secs(10),
+        &format!("{panel} && !{panel}.hidden && {panel}.querySelector('[data-top]')"),
+    );
+    assert_eq!(
+        browser.eval(&format!("{panel}.querySelector('[data-top]').dataset.top")),
+        "cpu"
+    );
+    browser.eval(&format!(
+        "({panel}.querySelector('button[data-by=\"memory\"]').click(), true)"
+    ));
+    let row = format!("{panel}.querySelector('tr[data-pid=\"{pid}\"]')");
+    browser.wait_for(
+        "the test's process in the top by memory",
+        Duration::from_secs(10),
+        &format!("{panel}.querySelector('[data-top]').dataset.top === 'memory' && {row}"),
+    );
+    let cells = browser.eval(&format!(
+        "Array.from({row}.children).map(function (c) {{ return c.textContent; }})"
+    ));
+    println!("top processes row: {cells}");
+    assert_eq!(cells[0], "lk-console", "{cells}");
+    assert_eq!(cells[1], pid.to_string(), "{cells}");
+    assert_eq!(cells[2], "root", "{cells}");
+    let rss = cells[4].as_str().unwrap_or_default();
+    let mib: f64 = rss
+        .strip_suffix(" MiB")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("RSS {rss:?}"));
+    assert!((48.0..80.0).contains(&mib), "{rss}");
+    // Its group, up with one process.
+    let group = browser.eval(&format!(
+        "Array.from({panel}.querySelectorAll('tbody tr')).filter(function (r) {{ return r.querySelector('th').textContent === 'console-test'; }}).map(function (r) {{ return r.textContent; }})"
+    ));
+    assert!(
+        group[0].as_str().is_some_and(|t| t.contains("up")),
+        "{group}"
+    );
+    let severe = errors(&browser);
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+}
+
 #[test]
 fn the_page_shows_disconnected_while_the_agent_is_down_and_recovers_by_itself() {
     let _turn = turn();

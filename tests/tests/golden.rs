@@ -1,7 +1,8 @@
 //! Golden `/metrics`: the host collectors run on the captured `/proc` fixtures (`t0`, then
-//! `t1` one second later), and the cgroup collector on the fake hybrid cgroup root
-//! (`tests/fixtures/cgroup/roots/hybrid`), through the store and the exposition, must render
-//! exactly `tests/fixtures/golden/metrics.prom`, and promtool must accept that file.
+//! `t1` one second later), the cgroup collector on the fake hybrid cgroup root
+//! (`tests/fixtures/cgroup/roots/hybrid`), and the processes collector twice on its own
+//! captured processes, through the store and the exposition, must render exactly
+//! `tests/fixtures/golden/metrics.prom`, and promtool must accept that file.
 //!
 //! After an intended change of output, rewrite the file with
 //! `LOOKOUT_BLESS=1 cargo test -p lookout-tests --test golden` and review the diff.
@@ -10,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use lookout::collect::filesystem::FixtureStatFs;
-use lookout::collect::{Collector, Context};
+use lookout::collect::processes::ProcessesSection;
+use lookout::collect::{Collector, Context, Kind};
 use lookout::settings::Config;
 use lookout::store::Store;
 use lookout_tests::TempDir;
@@ -26,7 +28,8 @@ fn point(link: &Path, snapshot: &str) {
 
 /// The collectors the registry builds for a configuration reading the fixtures: the host
 /// ones, TCP and cgroups (no Redis, probes or ingestion configured). The agent's own process
-/// metrics are left out: they measure the test itself, not the fixtures.
+/// metrics are left out: they measure the test itself, not the fixtures; so is the
+/// processes collector, which [`process_groups`] runs over its own fixtures.
 fn fixture_collectors(proc_root: &Path) -> Vec<Box<dyn Collector>> {
     let mut config = Config::builtin();
     config.collect.tcp.ports = vec![6379, 8000];
@@ -41,8 +44,24 @@ fn fixture_collectors(proc_root: &Path) -> Vec<Box<dyn Collector>> {
             job.blocking()
                 .unwrap_or_else(|| panic!("a network collector in {names:?}"))
         })
-        .filter(|c| c.name() != "process")
+        .filter(|c| c.name() != "process" && c.name() != "processes")
         .collect()
+}
+
+/// The processes collector over its captured processes (`fixtures/proc-processes`, see its
+/// README), built by the registry with three groups: one by program name, one by command
+/// line and with a memory limit, one whose pid file does not exist.
+fn process_groups() -> Box<dyn Collector> {
+    let mut config = Config::builtin();
+    config.collect.processes = lookout::config::check_section::<ProcessesSection>(
+        "top: 0\ngroups:\n  - {name: sleeper, match: {exe: lookout-long-sleeper-name}}\n  - {name: worker, match: {cmdline: 'capture_worker\\.py'}, max_memory: 64MiB}\n  - {name: missing, match: {pidfile: /nonexistent/lookout-golden.pid}}\n",
+        "collect.processes",
+    )
+    .unwrap();
+    let context = Context::new(&fixtures().join("proc-processes"), "/".into());
+    let mut jobs = ProcessesSection::build(&config.collect.processes, &context);
+    assert_eq!(jobs.len(), 1);
+    jobs.pop().and_then(|j| j.blocking()).unwrap()
 }
 
 fn render_fixtures() -> String {
@@ -51,6 +70,7 @@ fn render_fixtures() -> String {
     point(&link, "t0");
     let mut collectors = fixture_collectors(&link);
     assert_eq!(collectors.len(), 9, "the host collectors, tcp and cgroups");
+    collectors.push(process_groups());
     let t0 = Instant::now();
     let mut store = Store::default();
     for c in &mut collectors {

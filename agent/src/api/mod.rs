@@ -16,6 +16,7 @@ pub mod exposition;
 pub mod ingest;
 pub mod notify;
 pub mod page;
+pub mod processes;
 pub mod query;
 pub mod rules;
 pub mod server;
@@ -84,6 +85,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/scalability", get(rules::scalability))
         .route("/api/v1/outbox", get(notify::outbox))
+        .route("/api/v1/processes/top", get(processes::top))
         .route("/api/v1/query", get(query::instant).post(query::instant))
         .route("/api/v1/query_range", get(query::range).post(query::range))
         .route("/api/v1/series", get(query::series).post(query::series))
@@ -327,6 +329,8 @@ mod tests {
             (Method::GET, "/metrics", Access::Read),
             (Method::HEAD, "/metrics", Access::Read),
             (Method::GET, "/api/v1/status", Access::Read),
+            (Method::GET, "/api/v1/processes/top", Access::Read),
+            (Method::POST, "/api/v1/processes/top", Access::Write),
             (Method::GET, "/no/such/page", Access::Read),
             // the console's files hold no data: the page must load to ask for the token
             (Method::GET, "/", Access::Open),

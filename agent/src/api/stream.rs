@@ -21,6 +21,8 @@
 //! - Streams end when the server stops, so they never hold the shutdown.
 //! - Alerts: at most [`MAX_ALERTS`] instances (firing first, then by severity and age)
 //!   beside their total.
+//! - Top processes: the two lists of the processes collector's last run, at most
+//!   `collect.processes.top` (100) each; they change once per run of that collector.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -37,6 +39,7 @@ use tokio::time::Instant;
 
 use super::{ApiError, exposition};
 use crate::clock::wall_millis;
+use crate::collect::processes::TopView;
 use crate::live::MAX_STREAMS;
 use crate::rules::engine::ActiveAlert;
 use crate::rules::model::{Severity, Threshold};
@@ -124,7 +127,7 @@ fn finite(v: f64) -> Option<f64> {
 
 /// The parts beside the series, each compared with what the stream sent last; `None`: keep
 /// what was sent (delivery restarting during a reload).
-fn parts(state: &State) -> [(&'static str, Option<Value>); 4] {
+fn parts(state: &State) -> [(&'static str, Option<Value>); 5] {
     let collectors: BTreeMap<String, Value> = state
         .status()
         .into_iter()
@@ -158,7 +161,23 @@ fn parts(state: &State) -> [(&'static str, Option<Value>); 4] {
         ("alerts", Some(alerts)),
         ("score", Some(json!(state.score()))),
         ("collectors", Some(json!(collectors))),
+        ("processes", Some(processes(state))),
     ]
+}
+
+/// The top processes of the processes collector's last run, both lists (it changes once
+/// per run at most); `null` while they are off or before the first run.
+fn processes(state: &State) -> Value {
+    match state.processes().view() {
+        TopView::Lists(lists, top) => json!({
+            "at": lists.at,
+            "interval_seconds": lists.interval_seconds,
+            "top": top,
+            "by_cpu": lists.by_cpu,
+            "by_memory": lists.by_memory,
+        }),
+        TopView::Off(_) | TopView::Waiting => Value::Null,
+    }
 }
 
 /// The active alerts (firing first, critical first, oldest first; at most [`MAX_ALERTS`])
@@ -305,6 +324,7 @@ pub(crate) async fn stream(AxumState(state): AxumState<Arc<State>>) -> Response 
 mod tests {
     use super::*;
     use crate::catalogue::LOAD1;
+    use crate::collect::processes::{TopLists, TopProcess};
     use crate::rules::engine::Engine;
     use crate::sample::Sample;
     use crate::store::fs_usage;
@@ -358,6 +378,8 @@ mod tests {
         assert_eq!(doc["score"], Value::Null);
         // Delivery is not running: the agent part waits for it.
         assert!(doc.get("agent").is_none(), "{doc}");
+        // No processes collector has run: no top lists.
+        assert_eq!(doc["processes"], Value::Null);
 
         // Nothing new: no event.
         assert!(event(&state, &mut client).is_none());
@@ -375,7 +397,7 @@ mod tests {
         assert_eq!(series.len(), 2, "{doc}");
         assert_eq!(series["lookout_load1"], json!([0.5, 2_000]));
         assert_eq!(doc["gone"], json!([DATA]));
-        for unchanged in ["alerts", "collectors", "score"] {
+        for unchanged in ["alerts", "collectors", "score", "processes"] {
             assert!(
                 doc.get(unchanged).is_none(),
                 "{unchanged} sent again: {doc}"
@@ -388,6 +410,29 @@ mod tests {
         assert_eq!(doc["collectors"]["load"]["error"], "boom");
         assert!(doc["series"].as_object().expect("series").is_empty());
         assert!(doc.get("gone").is_none());
+
+        // The top lists of a run are sent once, when they change.
+        state
+            .processes()
+            .configure(true, 2, std::time::Duration::from_secs(10));
+        state.processes().publish(TopLists {
+            at: 1_800_000_000,
+            interval_seconds: 10.0,
+            by_cpu: Vec::new(),
+            by_memory: vec![TopProcess {
+                pid: 7,
+                name: "api".into(),
+                user: "app".into(),
+                cmdline: "uvicorn app:main".into(),
+                cpu_ratio: None,
+                rss_bytes: 1 << 20,
+            }],
+        });
+        let (_, doc) = event(&state, &mut client).expect("an update");
+        assert_eq!(doc["processes"]["top"], 2);
+        assert_eq!(doc["processes"]["by_memory"][0]["name"], "api");
+        assert_eq!(doc["processes"]["by_cpu"], json!([]));
+        assert!(event(&state, &mut client).is_none(), "sent once");
     }
 
     #[tokio::test]

@@ -24,6 +24,7 @@ pub mod memory;
 pub mod network;
 pub mod probe;
 pub mod process;
+pub mod processes;
 pub mod procfs;
 pub mod redis;
 pub mod scheduler;
@@ -232,6 +233,8 @@ pub struct Context {
     pub statfs: Arc<dyn filesystem::StatFs>,
     /// Request timings pushed to the API, exported by the ingest collector.
     pub ingest: Arc<ingest::Ingest>,
+    /// The top processes, kept by the processes collector for the API.
+    pub processes: Arc<processes::Top>,
     /// Monotonic time of the build (the start of rate windows).
     pub now: Instant,
 }
@@ -255,6 +258,7 @@ impl Context {
             rootfs,
             statfs: Arc::new(filesystem::SystemStatFs),
             ingest: Arc::new(ingest::Ingest::new(&ingest::IngestSection::builtin(), now)),
+            processes: Arc::new(processes::Top::new()),
             now,
         }
     }
@@ -379,6 +383,8 @@ registry! {
     tcp: tcp::TcpSection,
     /// `collect.cgroups`: CPU, memory, OOM kills and tasks of systemd services and containers.
     cgroups: cgroups::CgroupsSection,
+    /// `collect.processes`: named process groups and the top processes.
+    processes: processes::ProcessesSection,
     /// `collect.redis`: Redis/Valkey servers (none by default).
     redis: Targets<redis::RedisTarget>,
     /// `collect.http_probes`: HTTP(S) endpoints probed (none by default).

@@ -1,9 +1,10 @@
 //! Property tests of the collectors' parsers of `/proc` files, cgroup files and Redis `INFO`:
-//! random bytes and the captured fixtures (`tests/fixtures/proc`, `tests/fixtures/cgroup`,
-//! `tests/fixtures/redis`) mutated line by line and field by field. Collectors that read
-//! files run twice on a scratch proc root (the second run takes the rate and ratio paths): no
-//! panic, every value they report is a finite number, and a refusal is a parse error naming
-//! the file's full path (the cgroup collector never refuses a file: it leaves its value out).
+//! random bytes and the captured fixtures (`tests/fixtures/proc`,
+//! `tests/fixtures/proc-processes`, `tests/fixtures/cgroup`, `tests/fixtures/redis`) mutated
+//! line by line and field by field. Collectors that read files run twice on a scratch proc
+//! root (the second run takes the rate and ratio paths): no panic, every value they report
+//! is a finite number, and a refusal is a parse error naming the file's full path (the
+//! cgroup collector never refuses a file: it leaves its value out).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -21,11 +22,14 @@ use super::load::LoadCollector;
 use super::memory::MemoryCollector;
 use super::network::NetworkCollector;
 use super::process::ProcessCollector;
+use super::processes::parse as processes;
+use super::processes::{ProcessesCollector, ProcessesSection, Top};
 use super::procfs::{ScratchProc, test_schedule, whole_names};
 use super::redis::parse_info;
 use super::system::SystemCollector;
 use super::tcp::{TcpCounts, count_sockets, parse_diag_dump};
 use super::{CollectError, Collector, ProcFs};
+use crate::config::Section;
 use crate::props::{self, timed};
 
 fn fixture_dir() -> PathBuf {
@@ -377,6 +381,134 @@ proptest! {
                 "does not name the field: {}",
                 message
             );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The processes collector
+
+/// The captured `rel` of every process under `tests/fixtures/proc-processes` that has it
+/// (`stat`, `status`, `limits`, `cmdline`), or the host-wide file `rel` there.
+fn captured_processes(rel: &str) -> Vec<Vec<u8>> {
+    let root = fixture_dir().join("proc-processes");
+    let mut found: Vec<Vec<u8>> = ["1", "2", "26065", "26067", "26109"]
+        .iter()
+        .filter_map(|pid| std::fs::read(root.join(pid).join(rel)).ok())
+        .collect();
+    found.extend(std::fs::read(root.join(rel)));
+    assert!(!found.is_empty(), "no fixture for {rel}");
+    found
+}
+
+/// Mutated captures of a processes fixture `rel`, or random bytes.
+fn processes_content(rel: &'static str) -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        4 => (prop::sample::select(captured_processes(rel)), edits()).prop_map(|(d, e)| apply(&d, &e)),
+        1 => prop::collection::vec(any::<u8>(), 0..400),
+        1 => prop::collection::vec(token(), 0..40).prop_map(|t| t.join(&b' ')),
+    ]
+}
+
+proptest! {
+    #![proptest_config(props::config(128))]
+
+    #[test]
+    fn processes_parsers_read_any_content(
+        stat in processes_content("stat"),
+        status in processes_content("status"),
+        limits in processes_content("limits"),
+        cmdline in processes_content("cmdline"),
+        name in "[a-z() -]{0,20}",
+    ) {
+        if let Ok(fields) = timed("parse_stat", || processes::parse_stat(&stat))? {
+            prop_assert!(fields.comm.len() <= stat.len());
+            let comm = fields.comm.to_vec();
+            timed("exe_matches", || processes::exe_matches(name.as_bytes(), &comm, &cmdline, Some(&stat)))?;
+        } else if let Err(message) = processes::parse_stat(&stat) {
+            prop_assert!(!message.trim().is_empty());
+        }
+        if let Err(message) = timed("parse_status_euid", || processes::parse_status_euid(&status))? {
+            prop_assert!(!message.trim().is_empty());
+        }
+        if let Err(message) = timed("parse_limits_nofile", || processes::parse_limits_nofile(&limits))? {
+            prop_assert!(!message.trim().is_empty());
+        }
+        let mut joined = String::new();
+        timed("join_cmdline", || processes::join_cmdline(&cmdline, &mut joined))?;
+        prop_assert!(!joined.contains('\0'));
+        let shown = processes::shown_cmdline(&joined);
+        prop_assert!(shown.chars().count() <= processes::SHOWN_CMDLINE_CHARS + 1);
+        prop_assert!(!shown.chars().any(char::is_control), "{:?}", shown);
+        prop_assert!(!processes::shown_comm(&stat).chars().any(char::is_control));
+        for host in [&stat, &status] {
+            if let Err(message) = timed("parse_host_stat", || processes::parse_host_stat(host))? {
+                prop_assert!(!message.trim().is_empty());
+            }
+            if let Err(message) = timed("parse_uptime_ticks", || processes::parse_uptime_ticks(host, 100))? {
+                prop_assert!(!message.trim().is_empty());
+            }
+            let _ = processes::parse_pidfile(host);
+            let _ = processes::passwd_uid(host, &name);
+            let _ = processes::passwd_name(host, 0);
+        }
+    }
+
+    #[test]
+    fn the_processes_collector_skips_odd_processes(
+        stat in processes_content("stat"),
+        status in processes_content("status"),
+        limits in processes_content("limits"),
+        cmdline in processes_content("cmdline"),
+    ) {
+        // Two processes: one as captured, one with the odd files. Whatever they hold, the
+        // run succeeds (a process that cannot be read is skipped) with finite values.
+        let scratch = ScratchProc::new("props-processes");
+        let root = fixture_dir().join("proc-processes");
+        for rel in ["stat", "uptime", "26067/stat", "26067/status", "26067/limits", "26067/cmdline"] {
+            scratch.write(rel, &std::fs::read(root.join(rel)).unwrap());
+        }
+        for (file, data) in [("stat", &stat), ("status", &status), ("limits", &limits), ("cmdline", &cmdline)] {
+            scratch.write(&format!("4242/{file}"), data);
+        }
+        let config = crate::config::check_section::<ProcessesSection>(
+            "top: 5\ngroups:\n  - {name: a, match: {cmdline: worker, user: '0'}, max_memory: 1MiB}\n  - {name: b, match: {exe: lookout-long-sleeper-name}}\n",
+            "collect.processes",
+        )
+        .unwrap();
+        let top = std::sync::Arc::new(Top::new());
+        top.configure(true, 5, config.schedule.interval);
+        let mut collector = ProcessesCollector::new(scratch.proc(), scratch.proc().root().to_path_buf(), &config, top);
+        let start = Instant::now();
+        for run in 0..2 {
+            let samples = timed("processes collect", || collector.collect(start + Duration::from_secs(run)))?;
+            prop_assert!(samples.is_ok(), "{:?}", samples.err());
+            for s in samples.unwrap_or_default() {
+                prop_assert!(s.value.is_finite(), "{} = {}", s.metric.name, s.value);
+            }
+        }
+    }
+
+    #[test]
+    fn the_processes_collector_names_an_odd_host_file(
+        which in prop::sample::select(vec!["stat", "uptime"]),
+        data in prop_oneof![processes_content("stat"), processes_content("uptime")],
+    ) {
+        let scratch = ScratchProc::new("props-processes-host");
+        let root = fixture_dir().join("proc-processes");
+        for rel in ["stat", "uptime", "26067/stat"] {
+            scratch.write(rel, &std::fs::read(root.join(rel)).unwrap());
+        }
+        scratch.write(which, &data);
+        let config = ProcessesSection::builtin();
+        let mut collector = ProcessesCollector::new(scratch.proc(), scratch.proc().root().to_path_buf(), &config, std::sync::Arc::new(Top::new()));
+        match timed("processes collect", || collector.collect(Instant::now()))? {
+            Ok(samples) => prop_assert!(samples.iter().all(|s| s.value.is_finite())),
+            Err(CollectError::Parse { path, message }) => {
+                prop_assert_eq!(&path, &scratch.proc().path(which).display().to_string());
+                prop_assert!(!message.trim().is_empty());
+            }
+            Err(other) => prop_assert!(false, "not a parse error: {other}"),
         }
     }
 }

@@ -148,7 +148,7 @@ pub fn compile_whole_name(pattern: &str) -> Result<Regex, String> {
 }
 
 /// The one-line reason of a regex error (its `Display` is a multi-line snippet).
-fn regex_reason(error: &regex::Error) -> String {
+pub fn regex_reason(error: &regex::Error) -> String {
     match error {
         regex::Error::CompiledTooBig(limit) => format!("compiled pattern exceeds {limit} bytes"),
         other => {

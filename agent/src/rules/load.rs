@@ -35,6 +35,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("probe.yaml", include_str!("../../../rules/probe.yaml")),
     ("api.yaml", include_str!("../../../rules/api.yaml")),
     ("cgroups.yaml", include_str!("../../../rules/cgroups.yaml")),
+    (
+        "processes.yaml",
+        include_str!("../../../rules/processes.yaml"),
+    ),
 ];
 
 /// Prefix of the built-in files' names in problems and in the API.

@@ -78,10 +78,18 @@ impl Config {
     /// built-in, did not parse (a problem says so).
     pub fn check(raw: &RawConfig, c: &mut Checker<'_>) -> Option<Config> {
         let agent = section::<AgentSection>(raw.agent.as_ref(), "agent", c);
-        let collect = match &raw.collect {
+        let mut collect = match &raw.collect {
             Some(collect) => CollectConfig::check(collect, c),
             None => CollectConfig::check(&RawCollect::default(), c),
         };
+        // User names of process groups are looked up under the configured root.
+        crate::collect::processes::resolve_users(
+            &mut collect.processes,
+            raw.collect.as_ref().and_then(|r| r.processes.as_ref()),
+            "collect.processes",
+            &agent.rootfs,
+            c,
+        );
         let rules = section::<RulesSection>(raw.rules.as_ref(), "rules", c);
         let scalability = section::<ScalabilitySection>(raw.scalability.as_ref(), "scalability", c);
         let notify = section::<NotifySection>(raw.notify.as_ref(), "notify", c);

@@ -746,6 +746,14 @@ fn default_yaml_is_builtin_and_complete() {
             && cgroups.exclude.is_some()
             && cgroups.max_cgroups.is_some()
     );
+    let processes = collect.processes.expect("collect.processes");
+    assert!(
+        processes.enabled.is_some()
+            && processes.interval.is_some()
+            && processes.timeout.is_some()
+            && processes.groups.is_some()
+            && processes.top.is_some()
+    );
     let rules = raw.rules.expect("rules");
     assert!(
         rules.files.is_some() && rules.evaluation_interval.is_some() && rules.stale_after.is_some()
