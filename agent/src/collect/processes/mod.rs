@@ -35,9 +35,6 @@ impl Kind for ProcessesSection {
                 context.processes.clone(),
             )))]
         } else {
-            // What a collector a reload stopped left behind (its open `stat` files
-            // included) has no one to continue it.
-            drop(context.processes.take_carry());
             Vec::new()
         }
     }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::collect::Kind;
 use crate::collect::procfs::ScratchProc;
 use crate::collect::{CollectError, Collector, ProcFs, Sample};
 use crate::config::check_section;
@@ -389,22 +388,4 @@ fn real_processes_leave_and_come_back() {
         value(&s, "lookout_process_group_cpu_usage_ratio", "s").is_some(),
         "a ratio at once: the previous run is known"
     );
-}
-
-#[test]
-fn a_reload_that_turns_the_collector_off_closes_what_it_kept() {
-    let marker = format!("600.{}2", std::process::id());
-    let _sleepers = Sleepers::start(&marker, 1);
-    let context = crate::collect::Context::new(Path::new("/proc"), "/".into());
-    let on = config("groups:\n  - {name: s, match: {exe: sleep}}\n");
-    let mut jobs = ProcessesSection::build(&on, &context);
-    let mut collector = jobs.pop().and_then(|j| j.blocking()).unwrap();
-    collector.collect(Instant::now()).unwrap();
-    drop(collector);
-    // The next build takes what the stopped collector left...
-    let off = config("enabled: false\n");
-    assert!(ProcessesSection::build(&off, &context).is_empty());
-    // ...and, being off, keeps nothing of it.
-    assert!(context.processes.take_carry().is_none());
-    assert_eq!(context.processes.view(), TopView::Off(top::OFF_COLLECTOR));
 }
