@@ -3,10 +3,8 @@
 //! Cost is what matters here: a host runs thousands of processes and the pass repeats on
 //! every interval. So:
 //! - the root is listed with `getdents` into a buffer kept between runs, and each
-//!   `<pid>/stat` is read into another (no path is allocated, nothing is parsed but the
-//!   fields used). The `stat` files stay open from run to run, as many as the open files
-//!   limit leaves room for ([`kept_stat_budget`]): reading an open one again is one
-//!   `pread`, where opening it walks the path and closing it is one more system call;
+//!   `<pid>/stat` is read with one `openat` + `read` into another (no path is allocated,
+//!   nothing is parsed but the fields used);
 //! - the command line (and, for a program name of 15 bytes or more, the executable link)
 //!   is read only when a group needs it, once per process: which groups a process's name
 //!   and command line match is remembered per pid with its start time and command name
@@ -168,26 +166,6 @@ fn read_at(dir: &OwnedFd, path: &str, buf: &mut Vec<u8>, limit: usize) -> Result
     }
     buf.truncate(limit);
     Ok(())
-}
-
-/// Most `stat` files kept open between runs. Each holds a page of kernel memory (the
-/// buffer the kernel reads it into is kept with the open file): 16 MiB at most.
-const MAX_KEPT_STAT_FILES: u64 = 4096;
-/// Open files left to everything else when deciding how many `stat` files to keep open:
-/// the HTTP server's 2048 connections and its reserve of 512 for the rest of the agent,
-/// twice over for the reserve.
-const OTHER_OPEN_FILES: u64 = 2048 + 2 * 512;
-
-/// How many `stat` files the collector may keep open between runs under the process's
-/// open files limit now: what is left above [`OTHER_OPEN_FILES`], at most
-/// [`MAX_KEPT_STAT_FILES`]. Reading a kept file again costs about half of opening, reading
-/// and closing it (no path walk, no close): measured 13 against 23 ms for 2,000 processes.
-fn kept_stat_budget() -> usize {
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
-    let budget = limit.map_or(MAX_KEPT_STAT_FILES, |n| {
-        n.saturating_sub(OTHER_OPEN_FILES).min(MAX_KEPT_STAT_FILES)
-    });
-    usize::try_from(budget).unwrap_or(0)
 }
 
 /// `statfs`'s type of a proc filesystem.
@@ -381,41 +359,9 @@ impl ProcessesCollector {
         Some(bits)
     }
 
-    /// Reads the `stat` of `pid` into `self.buffers.file`: again through the descriptor
-    /// kept open since a previous run when there is one, else by opening it (and keeping
-    /// it, while fewer than `kept_budget` are). False when it cannot be read.
-    fn read_stat(&mut self, dir: &OwnedFd, pid: u32, kept_budget: usize) -> bool {
-        let buf = &mut self.buffers.file;
-        if let Some(fd) = self.tracker.stat_fds.get(&pid) {
-            buf.clear();
-            match rustix::io::pread(fd, rustix::buffer::spare_capacity(buf), 0) {
-                Ok(_) => return true,
-                // The process it was opened for is gone; the pid may be another's now.
-                Err(_) => {
-                    self.tracker.stat_fds.remove(&pid);
-                }
-            }
-        }
-        let path = pid_path(&mut self.buffers.path, pid, "stat");
-        let Ok(fd) = openat(dir, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else {
-            return false;
-        };
-        buf.clear();
-        if rustix::io::read(&fd, rustix::buffer::spare_capacity(buf)).is_err() {
-            return false;
-        }
-        if self.tracker.stat_fds.len() < kept_budget {
-            self.tracker.stat_fds.insert(pid, fd);
-        }
-        true
-    }
-
-    /// Lists the proc root and reads every process's `stat` into `self.procs`; `procfs`:
-    /// the root is a proc filesystem (elsewhere, fixtures, a file kept open would not see
-    /// the file replaced, so none is kept).
-    fn scan(&mut self, dir: &OwnedFd, procfs: bool, run: &Run) -> Result<(), CollectError> {
+    /// Lists the proc root and reads every process's `stat` into `self.procs`.
+    fn scan(&mut self, dir: &OwnedFd, run: &Run) -> Result<(), CollectError> {
         self.procs.clear();
-        let kept_budget = if procfs { kept_stat_budget() } else { 0 };
         let generation = self.tracker.generation;
         let mut listing = std::mem::take(&mut self.buffers.dir);
         listing.clear();
@@ -437,7 +383,8 @@ impl ProcessesCollector {
                 let Some(pid) = pid_of(entry.file_name().to_bytes()) else {
                     continue;
                 };
-                if !self.read_stat(dir, pid, kept_budget) {
+                let path = pid_path(&mut self.buffers.path, pid, "stat");
+                if read_at(dir, path, &mut self.buffers.file, STAT_LIMIT).is_err() {
                     // Gone, or (another user's, hidepid) not ours to read.
                     continue;
                 }
@@ -502,12 +449,6 @@ impl ProcessesCollector {
             }),
             None => Ok(()),
         }
-    }
-
-    /// The pids whose `stat` file is kept open.
-    #[cfg(test)]
-    pub(crate) fn kept_stat_files(&self) -> Vec<u32> {
-        self.tracker.stat_fds.keys().copied().collect()
     }
 
     /// The effective uid of `self.procs[index]`, read once per run.
@@ -740,7 +681,7 @@ impl Collector for ProcessesCollector {
                 .and_then(|file| read_pidfile(&self.rootfs, file));
         }
         self.tracker.generation = self.tracker.generation.wrapping_add(1);
-        self.scan(&dir, procfs, &run)?;
+        self.scan(&dir, &run)?;
 
         let mut samples = Vec::with_capacity(self.groups.len() * 11);
         for g in 0..self.groups.len() {
@@ -763,10 +704,6 @@ impl Collector for ProcessesCollector {
         }
         let generation = self.tracker.generation;
         self.tracker.seen.retain(|_, s| s.generation == generation);
-        let seen = &self.tracker.seen;
-        self.tracker
-            .stat_fds
-            .retain(|pid, _| seen.contains_key(pid));
         self.tracker.previous = Some((now, uptime_ticks));
         Ok(samples)
     }

@@ -83,8 +83,6 @@ pub struct Tracker {
     pub generation: u32,
     /// Each group's state, by name.
     pub groups: HashMap<String, GroupState>,
-    /// The `stat` files kept open, by pid (for the processes the last run saw).
-    pub stat_fds: HashMap<u32, rustix::fd::OwnedFd>,
 }
 
 impl Tracker {
