@@ -225,6 +225,65 @@ pub struct Stack {
     /// The port of the Redis the agent watches.
     pub redis_port: u16,
     _redis: Peer,
+    /// The cgroups the agent runs in (removed after the agent stopped: fields drop in order).
+    _cgroup: StackCgroup,
+}
+
+/// A memory cgroup with a limit and a cpuacct cgroup under this host's cgroup v1
+/// hierarchies, named `lookout-test-stack-<pid>-<n>`, that the stack's agent is moved into so
+/// that the cgroup panels have a service to show (the agent includes `lookout-test-stack-*`).
+/// Needs root, like the cgroup tests. Removed on drop, once the agent has gone.
+struct StackCgroup {
+    dirs: Vec<PathBuf>,
+}
+
+const STACK_CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+impl StackCgroup {
+    fn create() -> (StackCgroup, String) {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "lookout-test-stack-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut dirs = Vec::new();
+        for hierarchy in ["memory", "cpuacct"] {
+            let dir = Path::new(STACK_CGROUP_ROOT).join(hierarchy).join(&name);
+            std::fs::create_dir(&dir).unwrap_or_else(|e| {
+                panic!(
+                    "cannot create the cgroup {} for the dashboard stack ({e}): the tests run as \
+                     root on a host with the cgroup v1 memory and cpuacct hierarchies",
+                    dir.display()
+                )
+            });
+            dirs.push(dir);
+        }
+        std::fs::write(dirs[0].join("memory.limit_in_bytes"), "1073741824")
+            .expect("set the stack cgroup's memory limit");
+        (StackCgroup { dirs }, name)
+    }
+
+    fn enter(&self, pid: u32) {
+        for dir in &self.dirs {
+            std::fs::write(dir.join("cgroup.procs"), pid.to_string())
+                .unwrap_or_else(|e| panic!("move the agent into {}: {e}", dir.display()));
+        }
+    }
+}
+
+impl Drop for StackCgroup {
+    fn drop(&mut self) {
+        for dir in &self.dirs {
+            // The agent has been killed by now; its exit may take a moment to empty the cgroup.
+            for _ in 0..50 {
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
 }
 
 impl Stack {
@@ -238,7 +297,9 @@ impl Stack {
         let redis = redis_server(redis_port, &["--maxmemory", "64mb"]);
         redis_commands(redis_port, "SET dash:hit v\r\nRPUSH jobs a b c\r\n").expect("seed redis");
 
-        let agent = start_agent(redis_port, extra);
+        let (cgroup, cgroup_name) = StackCgroup::create();
+        let agent = start_agent(redis_port, &cgroup_name, extra);
+        cgroup.enter(agent.child.id());
         let traffic = Traffic::start(redis_port, agent.addr);
         let prometheus = Prometheus::start(&prometheus_bin, agent.addr);
 
@@ -261,6 +322,7 @@ impl Stack {
             agent,
             redis_port,
             _redis: redis,
+            _cgroup: cgroup,
         }
     }
 }
@@ -268,8 +330,9 @@ impl Stack {
 /// The agent: every collector at 1 s, the default rules plus one that always fires (so the
 /// alert panels have an alert), notifications to the log receiver (so delivery results
 /// exist), a probe of its own /healthz, the Redis port watched by the TCP collector (the
-/// agent's own connection is established there), and itself as a process group.
-fn start_agent(redis_port: u16, extra: &str) -> Agent {
+/// agent's own connection is established there), itself as a process group, and the cgroup
+/// it runs in.
+fn start_agent(redis_port: u16, cgroup: &str, extra: &str) -> Agent {
     let dir = TempDir::new("dashboards-agent");
     let port = free_port();
     let rules_file = dir.path().join("always-firing.yaml");
@@ -294,6 +357,7 @@ fn start_agent(redis_port: u16, extra: &str) -> Agent {
          \x20 processes:\n\
          \x20   interval: 1s\n\
          \x20   groups: [{{name: agent, match: {{exe: lookout}}, max_memory: 256MiB}}]\n\
+         \x20 cgroups: {{interval: 1s, include: ['{cgroup}']}}\n\
          rules:\n\
          \x20 evaluation_interval: 1s\n\
          \x20 files: ['{default_rules}', '{rules_file}']\n\
