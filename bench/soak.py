@@ -306,6 +306,10 @@ notify:
     check = subprocess.run([args.lookout, "check", "-c", config], capture_output=True, text=True)
     if check.returncode != 0:
         print(check.stdout + check.stderr, file=sys.stderr)
+        # The peers started above would outlive the soak otherwise.
+        redis.stop()
+        receiver.stop()
+        live.shutdown()
         return 2
     agent_log = open(os.path.join(work, "agent.log"), "w")
     agent = subprocess.Popen([args.lookout, "run", "-c", config], stdout=agent_log,
