@@ -344,7 +344,7 @@ const MALLOC_SETTINGS: &[(&str, &str)] = &[
 /// again with [`MALLOC_SETTINGS`] unless the environment sets each of them already (one set
 /// by the user is left as given). If that fails, the agent runs on with glibc's defaults,
 /// and says so.
-fn cap_malloc_arenas() {
+fn apply_malloc_settings() {
     use std::os::unix::process::CommandExt;
     let missing: Vec<_> = MALLOC_SETTINGS
         .iter()
@@ -364,7 +364,7 @@ fn cap_malloc_arenas() {
 }
 
 fn run(path: Option<PathBuf>) -> ExitCode {
-    cap_malloc_arenas();
+    apply_malloc_settings();
     let (config, rules) = match config_or_exit(path.clone(), 2) {
         Ok(c) => c,
         Err(code) => return code,

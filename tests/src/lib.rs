@@ -668,6 +668,34 @@ pub fn poll_until(
     }
 }
 
+/// Online CPUs, counted from `/proc/stat` by the test (not by the agent).
+pub fn online_cpus() -> f64 {
+    std::fs::read_to_string("/proc/stat")
+        .expect("/proc/stat")
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("cpu")
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count() as f64
+}
+
+/// CPU seconds (user + system) of process `pid` so far, read by the test from
+/// `/proc/<pid>/stat`.
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("comm")
+        .1
+        .split_whitespace()
+        .collect();
+    // after the comm: state is field 3, utime 14 and stime 15 (1-based over the line), in
+    // clock ticks of USER_HZ, 100 on Linux
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

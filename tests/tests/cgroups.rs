@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use lookout_tests::{Agent, MetricSample, find, value};
+use lookout_tests::{Agent, MetricSample, find, online_cpus, process_cpu_seconds, value};
 
 static SERIAL_CPU: Mutex<()> = Mutex::new(());
 
@@ -223,33 +223,6 @@ impl Drop for TestCgroup {
 /// The value of `metric` for cgroup `name`.
 fn of(m: &[MetricSample], metric: &str, name: &str) -> Option<f64> {
     value(m, metric, &[("cgroup", name)])
-}
-
-/// Online CPUs, counted from `/proc/stat` here (not by the agent).
-fn online_cpus() -> f64 {
-    std::fs::read_to_string("/proc/stat")
-        .expect("/proc/stat")
-        .lines()
-        .filter(|l| {
-            l.strip_prefix("cpu")
-                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
-        })
-        .count() as f64
-}
-
-/// CPU seconds (user + system) of process `pid` so far, from `/proc/<pid>/stat`.
-fn process_cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .expect("comm")
-        .1
-        .split_whitespace()
-        .collect();
-    // after the comm: state is field 3, utime 14 and stime 15 (1-based over the line), in
-    // clock ticks of USER_HZ, 100 on Linux
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
 }
 
 const MIB: f64 = 1024.0 * 1024.0;

@@ -6,7 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lookout_tests::{Agent, MetricSample, Peer, TempDir, require, value};
+use lookout_tests::{
+    Agent, MetricSample, Peer, TempDir, online_cpus, process_cpu_seconds, require, value,
+};
 
 /// Starts `python3 -c code marker` and waits for the line it prints when ready.
 fn python(code: &str, marker: &str) -> Peer {
@@ -42,21 +44,6 @@ fn group_value(m: &[MetricSample], name: &str, group: &str) -> Option<f64> {
 }
 
 /// CPU ticks (user + system) of `pid`, read from /proc independently of the agent.
-fn cpu_seconds_of(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let fields: Vec<&str> = stat.rsplit_once(") ").expect("comm").1.split(' ').collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
-
-fn cpus() -> f64 {
-    std::fs::read_to_string("/proc/stat")
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
-        .count() as f64
-}
-
 const RULES: &str = "groups:\n  - name: processes\n    interval: 1s\n    rules:\n      - alert: ProcessGroupDown\n        expr: lookout_process_group_up\n        critical: \"< 1\"\n        for: 2s\n";
 
 #[test]
@@ -100,7 +87,7 @@ fn memory_cpu_a_rule_on_a_killed_process_and_its_restart() {
         )
         .unwrap(),
         Instant::now(),
-        cpu_seconds_of(pid),
+        process_cpu_seconds(pid),
     );
     let mut ratios = Vec::new();
     while at0.elapsed() < Duration::from_secs(5) {
@@ -118,19 +105,25 @@ fn memory_cpu_a_rule_on_a_killed_process_and_its_restart() {
             "busy",
         )
         .unwrap(),
-        cpu_seconds_of(pid),
+        process_cpu_seconds(pid),
     );
     let elapsed = at0.elapsed().as_secs_f64();
-    let own_share = (own1 - own0) / elapsed / cpus();
+    let own_share = (own1 - own0) / elapsed / online_cpus();
     let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
     println!(
         "busy loop: agent ratio {mean:.3} (runs {ratios:?}), measured share {own_share:.3}, one core {:.3}; counter +{:.2} s, process +{:.2} s",
-        1.0 / cpus(),
+        1.0 / online_cpus(),
         cpu1 - cpu0,
         own1 - own0
     );
-    assert!(mean <= 1.0 / cpus() * 1.1, "{mean}: more than one core");
-    assert!(mean >= 0.25 / cpus(), "{mean}: far less than one core");
+    assert!(
+        mean <= 1.0 / online_cpus() * 1.1,
+        "{mean}: more than one core"
+    );
+    assert!(
+        mean >= 0.25 / online_cpus(),
+        "{mean}: far less than one core"
+    );
     assert!(
         (mean - own_share).abs() <= 0.1,
         "agent {mean}, measured {own_share}"
