@@ -170,6 +170,24 @@ catalogue! {
     REDIS_EVICTED_KEYS_TOTAL = "lookout_redis_evicted_keys_total", Counter, ["target", "role"], "Keys evicted because of maxmemory.";
     REDIS_COMMANDS_PROCESSED_TOTAL = "lookout_redis_commands_processed_total", Counter, ["target", "role"], "Commands processed by the server.";
     REDIS_QUEUE_LENGTH = "lookout_redis_queue_length", Gauge, ["target", "role", "queue"], "LLEN of a configured list.";
+    // PostgreSQL.
+    POSTGRES_UP = "lookout_postgres_up", Gauge, ["target"], "1 if the last PostgreSQL check succeeded, else 0.";
+    POSTGRES_PING_SECONDS = "lookout_postgres_ping_seconds", Gauge, ["target"], "Round trip of the last SELECT 1.";
+    POSTGRES_CONNECTIONS = "lookout_postgres_connections", Gauge, ["target", "state"], "Client connections by state (pg_stat_activity), the agent's own included.";
+    POSTGRES_MAX_CONNECTIONS = "lookout_postgres_max_connections", Gauge, ["target"], "The server's max_connections.";
+    POSTGRES_CONNECTIONS_USAGE_RATIO = "lookout_postgres_connections_usage_ratio", Gauge, ["target"], "Client connections / max_connections.";
+    POSTGRES_CACHE_HIT_RATIO = "lookout_postgres_cache_hit_ratio", Gauge, ["target"], "Blocks found in shared buffers / blocks needed, over the last interval from counter deltas; absent below min_blocks or across a stats reset.";
+    POSTGRES_TRANSACTIONS_TOTAL = "lookout_postgres_transactions_total", Counter, ["target", "result"], "Transactions committed or rolled back, all databases (pg_stat_database).";
+    POSTGRES_DEADLOCKS_TOTAL = "lookout_postgres_deadlocks_total", Counter, ["target"], "Deadlocks detected, all databases (pg_stat_database).";
+    POSTGRES_SLOW_QUERIES = "lookout_postgres_slow_queries", Gauge, ["target"], "Queries active for longer than the target's slow_query.";
+    POSTGRES_LONGEST_QUERY_SECONDS = "lookout_postgres_longest_query_seconds", Gauge, ["target"], "How long the longest active query has run (0 when none).";
+    POSTGRES_QUERY_AVG_SECONDS = "lookout_postgres_query_avg_seconds", Gauge, ["target"], "Average execution time of the statements run over the last interval (pg_stat_statements, the agent's own left out); absent without the extension or when idle.";
+    POSTGRES_STATEMENTS_AVAILABLE = "lookout_postgres_statements_available", Gauge, ["target"], "1 when pg_stat_statements can be read in the target's database, else 0 (and no average query time).";
+    POSTGRES_DATABASE_SIZE_BYTES = "lookout_postgres_database_size_bytes", Gauge, ["target", "database"], "Size on disk of each database that accepts connections (templates left out).";
+    POSTGRES_REPLICATION_LAG_SECONDS = "lookout_postgres_replication_lag_seconds", Gauge, ["target"], "How far a replica's replay is behind its primary (0 when caught up); absent on a primary.";
+    // The cache-versus-database race.
+    RACE_DURATION_SECONDS = "lookout_race_duration_seconds", Gauge, ["race", "source"], "How long the race's lookup took on each side (redis, postgres) in the last run.";
+    RACE_SPEEDUP_RATIO = "lookout_race_speedup_ratio", Gauge, ["race"], "The PostgreSQL lookup's time / the Redis lookup's: how many times faster the cache answered.";
     // API latency: probes.
     PROBE_SUCCESS = "lookout_probe_success", Gauge, ["probe"], "1 if the last probe round succeeded, else 0.";
     PROBE_DURATION_SECONDS = "lookout_probe_duration_seconds", Gauge, ["probe"], "Duration of the last probe attempt.";
