@@ -22,12 +22,19 @@ peers=(
   "prlimit util-linux"
   "chromium chromium"
   "chromedriver chromium-driver"
+  "psql postgresql-client"
+  "prometheus-postgres-exporter prometheus-postgres-exporter"
 )
 missing=()
 for entry in "${peers[@]}"; do
   read -r program package <<<"$entry"
   command -v "$program" >/dev/null 2>&1 || missing+=("$package")
 done
+# The PostgreSQL server's programs are not on PATH: Debian puts them under
+# /usr/lib/postgresql/N/bin (the tests take the newest). The package also creates the
+# `postgres` user the tests run the server as when they run as root.
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=("postgresql")
+id postgres >/dev/null 2>&1 || missing+=("postgresql")
 # The SMTP test peer is a Python module: Debian's python3 must import it (another python3
 # first on PATH, such as pyenv's, does not see Debian's packages; the tests use /usr/bin/python3).
 /usr/bin/python3 -c "import aiosmtpd" >/dev/null 2>&1 || missing+=("python3-aiosmtpd")

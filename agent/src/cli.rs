@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::agent;
 use crate::clock::wall_millis;
-use crate::collect::{self, Job};
+use crate::collect::{self, CollectError, Job};
 use crate::config::units::parse_duration;
 use crate::rules::engine::{ActiveAlert, Engine};
 use crate::rules::model::Rule;
@@ -403,22 +403,18 @@ fn snapshot(path: Option<PathBuf>, json: bool, window: Duration) -> ExitCode {
         Err(e) => return fatal(&format!("cannot start the runtime: {e}")),
     };
     // One pass over every collector; network ones under their own timeout.
-    let mut pass = |now: Instant| -> Vec<(String, Result<Vec<crate::collect::Sample>, String>)> {
-        let mut out: Vec<_> = collectors
-            .iter_mut()
-            .map(|c| {
-                (
-                    c.name().to_string(),
-                    c.collect(now).map_err(|e| e.to_string()),
-                )
-            })
-            .collect();
-        for c in &mut network {
-            let result = rt.block_on(collect::scheduler::collect_async(c.as_mut(), now));
-            out.push((c.name().to_string(), result));
-        }
-        out
-    };
+    let mut pass =
+        |now: Instant| -> Vec<(String, Result<Vec<crate::collect::Sample>, CollectError>)> {
+            let mut out: Vec<_> = collectors
+                .iter_mut()
+                .map(|c| (c.name().to_string(), c.collect(now)))
+                .collect();
+            for c in &mut network {
+                let result = rt.block_on(collect::scheduler::collect_async(c.as_mut(), now));
+                out.push((c.name().to_string(), result));
+            }
+            out
+        };
     // The first pass primes counters; its errors show again in the second pass.
     let _ = pass(Instant::now());
     std::thread::sleep(window);
@@ -427,7 +423,12 @@ fn snapshot(path: Option<PathBuf>, json: bool, window: Duration) -> ExitCode {
     for (name, result) in pass(Instant::now()) {
         match result {
             Ok(samples) => store.apply(&name, samples, wall_millis()),
-            Err(e) => errors.push((name, e)),
+            // The target's `up 0` is data the rules judge; why it is down is shown too.
+            Err(CollectError::Target { samples, message }) => {
+                store.apply(&name, samples, wall_millis());
+                errors.push((name, message));
+            }
+            Err(e) => errors.push((name, e.to_string())),
         }
     }
     let (alerts, score) = evaluate_once(&config, rules, &mut store);

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 pub mod browser;
 pub mod grafana;
+pub mod postgres;
 pub mod stack;
 
 /// Path of the `lookout` binary under test.

@@ -19,9 +19,11 @@ pub mod filesystem;
 pub mod histogram;
 pub mod host;
 pub mod ingest;
+pub mod links;
 pub mod load;
 pub mod memory;
 pub mod network;
+pub mod postgres;
 pub mod probe;
 pub mod process;
 pub mod processes;
@@ -68,6 +70,16 @@ pub enum CollectError {
     /// Anything else, with context.
     #[error("{0}")]
     Other(String),
+    /// The collector ran, but the server it watches failed (cannot connect, refused the
+    /// login, did not answer): `samples` say so (its `up` 0) and are stored as a
+    /// successful run's; `message` shows as the run status's `target_error`.
+    #[error("{message}")]
+    Target {
+        /// What the run still reports: the target's `up 0`, what else it could read.
+        samples: Vec<Sample>,
+        /// Why the target failed, with no secret in it.
+        message: String,
+    },
 }
 
 /// A source of samples, polled on a fixed interval.
@@ -156,11 +168,22 @@ pub fn check_schedule(
     interval: Option<&Text>,
     timeout: Option<&Text>,
 ) -> Schedule {
+    check_schedule_from(c, section, interval, timeout, DEFAULT_INTERVAL)
+}
+
+/// [`check_schedule`] for a section whose interval defaults to `default_interval`.
+pub fn check_schedule_from(
+    c: &mut Checker<'_>,
+    section: &str,
+    interval: Option<&Text>,
+    timeout: Option<&Text>,
+    default_interval: Duration,
+) -> Schedule {
     let interval_path = format!("{section}.interval");
     let timeout_path = format!("{section}.timeout");
     // `None` when the given interval is invalid: nothing to compare the timeout with.
     let checked_interval = match interval {
-        None => Some(DEFAULT_INTERVAL),
+        None => Some(default_interval),
         Some(text) => match parse_duration(&text.value) {
             Ok(d) if d < MIN_INTERVAL || d > MAX_INTERVAL => {
                 c.report(
@@ -182,7 +205,7 @@ pub fn check_schedule(
             }
         },
     };
-    let interval_value = checked_interval.unwrap_or(DEFAULT_INTERVAL);
+    let interval_value = checked_interval.unwrap_or(default_interval);
     let timeout_value = match timeout {
         None => DEFAULT_TIMEOUT.min(interval_value),
         Some(text) => match parse_duration(&text.value) {
@@ -235,6 +258,9 @@ pub struct Context {
     pub ingest: Arc<ingest::Ingest>,
     /// The top processes, kept by the processes collector for the API.
     pub processes: Arc<processes::Top>,
+    /// The one connection to each Redis and PostgreSQL target, shared by its collector and
+    /// the races.
+    pub links: Arc<links::Links>,
     /// Monotonic time of the build (the start of rate windows).
     pub now: Instant,
 }
@@ -259,6 +285,7 @@ impl Context {
             statfs: Arc::new(filesystem::SystemStatFs),
             ingest: Arc::new(ingest::Ingest::new(&ingest::IngestSection::builtin(), now)),
             processes: Arc::new(processes::Top::new()),
+            links: Arc::new(links::Links::default()),
             now,
         }
     }
@@ -300,8 +327,9 @@ pub trait Target: Clone + std::fmt::Debug + Sized + 'static {
         item: &Spanned<Self::Raw>,
         name: Option<String>,
     ) -> Option<Self>;
-    /// The collector that watches this target.
-    fn collector(&self) -> Job;
+    /// The collector that watches this target; its connection, if it keeps one, comes
+    /// from `context.links` so that the races share it.
+    fn collector(&self, context: &Context) -> Job;
 }
 
 /// The section of a list of [`Target`]s: names unique, one collector per entry.
@@ -319,8 +347,8 @@ impl<T: Target> Section for Targets<T> {
 }
 
 impl<T: Target> Kind for Targets<T> {
-    fn build(targets: &Vec<T>, _: &Context) -> Vec<Job> {
-        targets.iter().map(T::collector).collect()
+    fn build(targets: &Vec<T>, context: &Context) -> Vec<Job> {
+        targets.iter().map(|t| t.collector(context)).collect()
     }
 }
 
@@ -387,6 +415,8 @@ registry! {
     processes: processes::ProcessesSection,
     /// `collect.redis`: Redis/Valkey servers (none by default).
     redis: Targets<redis::RedisTarget>,
+    /// `collect.postgres`: PostgreSQL servers (none by default).
+    postgres: Targets<postgres::PostgresTarget>,
     /// `collect.http_probes`: HTTP(S) endpoints probed (none by default).
     http_probes: Targets<probe::ProbeTarget>,
     /// `collect.ingest`: request timings pushed to `POST /api/v1/observations`.

@@ -442,7 +442,7 @@ impl Target for ProbeTarget {
         }
     }
 
-    fn collector(&self) -> Job {
+    fn collector(&self, _: &super::Context) -> Job {
         Job::Async(Box::new(ProbeCollector::new(self.clone())))
     }
 }

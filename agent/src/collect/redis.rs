@@ -176,53 +176,44 @@ pub fn hit_ratio(
     Some(hits as f64 / lookups as f64)
 }
 
-/// Watches one Redis/Valkey target.
-pub struct RedisCollector {
+/// The one connection to a Redis target, shared by its collector and the races that use it
+/// ([`super::links::Links`]). The manager is created on first use, not at start-up, so a
+/// Redis that is down when the agent starts is no start-up error; it reconnects by itself.
+pub struct RedisLink {
     target: RedisTarget,
-    name: String,
-    manager: Option<ConnectionManager>,
-    /// The last successful reading, for the hit ratio; cleared by a failed run.
-    previous: Option<Info>,
-    /// The last role seen, for the `up 0` sample of a failed run.
-    role: String,
+    manager: std::sync::Mutex<Option<ConnectionManager>>,
 }
 
-impl std::fmt::Debug for RedisCollector {
+impl std::fmt::Debug for RedisLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisCollector")
+        f.debug_struct("RedisLink")
             .field("target", &self.target)
-            .field("connected", &self.manager.is_some())
-            .field("role", &self.role)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
-impl RedisCollector {
-    /// A collector for `target`; nothing connects before the first run.
+impl RedisLink {
+    /// A link to `target`; nothing connects before the first command.
     pub fn new(target: RedisTarget) -> Self {
-        RedisCollector {
-            name: format!("redis:{}", target.name),
+        RedisLink {
             target,
-            manager: None,
-            previous: None,
-            role: ROLE_UNKNOWN.to_string(),
+            manager: std::sync::Mutex::new(None),
         }
     }
 
-    fn labels(&self, role: &str) -> [(&'static str, String); 2] {
-        [
-            ("target", self.target.name.clone()),
-            ("role", role.to_string()),
-        ]
+    /// The target this link connects to.
+    pub fn target(&self) -> &RedisTarget {
+        &self.target
     }
 
-    fn sample(&self, metric: &'static Metric, role: &str, value: f64) -> Sample {
-        Sample::with_labels(metric, self.labels(role), value)
-    }
-
-    /// The connection manager, created on first use.
-    fn manager(&mut self) -> Result<ConnectionManager, String> {
-        if let Some(manager) = &self.manager {
+    /// The connection manager, created on first use. Every command through it is still
+    /// bounded by the caller ([`bounded`]).
+    pub fn manager(&self) -> Result<ConnectionManager, String> {
+        let mut slot = self
+            .manager
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(manager) = slot.as_ref() {
             return Ok(manager.clone());
         }
         let mut info = self
@@ -246,13 +237,58 @@ impl RedisCollector {
             .set_response_timeout(Some(timeout));
         let manager =
             ConnectionManager::new_lazy_with_config(client, config).map_err(|e| e.to_string())?;
-        self.manager = Some(manager.clone());
+        *slot = Some(manager.clone());
         Ok(manager)
+    }
+}
+
+/// Watches one Redis/Valkey target.
+pub struct RedisCollector {
+    target: RedisTarget,
+    name: String,
+    link: std::sync::Arc<RedisLink>,
+    /// The last successful reading, for the hit ratio; cleared by a failed run.
+    previous: Option<Info>,
+    /// The last role seen, for the `up 0` sample of a failed run.
+    role: String,
+}
+
+impl std::fmt::Debug for RedisCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCollector")
+            .field("target", &self.target)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+impl RedisCollector {
+    /// A collector for the target of `link`; nothing connects before the first run.
+    pub fn new(link: std::sync::Arc<RedisLink>) -> Self {
+        let target = link.target().clone();
+        RedisCollector {
+            name: format!("redis:{}", target.name),
+            target,
+            link,
+            previous: None,
+            role: ROLE_UNKNOWN.to_string(),
+        }
+    }
+
+    fn labels(&self, role: &str) -> [(&'static str, String); 2] {
+        [
+            ("target", self.target.name.clone()),
+            ("role", role.to_string()),
+        ]
+    }
+
+    fn sample(&self, metric: &'static Metric, role: &str, value: f64) -> Sample {
+        Sample::with_labels(metric, self.labels(role), value)
     }
 
     /// One check; `Err` describes why it failed.
     async fn check(&mut self) -> Result<Vec<Sample>, String> {
-        let mut conn = self.manager()?;
+        let mut conn = self.link.manager()?;
         let timeout = self.target.schedule.timeout;
         let started = Instant::now();
         let pong: String =
@@ -329,7 +365,7 @@ impl RedisCollector {
 }
 
 /// Runs one command under `timeout`, naming the command in the error.
-async fn bounded<T>(
+pub async fn bounded<T>(
     timeout: Duration,
     what: &str,
     command: impl std::future::Future<Output = redis::RedisResult<T>>,
@@ -366,7 +402,14 @@ impl AsyncCollector for RedisCollector {
                     );
                     self.previous = None;
                     let role = self.role.clone();
-                    Ok(vec![self.sample(&REDIS_UP, &role, 0.0)])
+                    Err(CollectError::Target {
+                        samples: vec![self.sample(&REDIS_UP, &role, 0.0)],
+                        message: format!(
+                            "{}: {}",
+                            self.target.redacted_url(),
+                            redact_urls_in(&why)
+                        ),
+                    })
                 }
             }
         })
@@ -534,8 +577,8 @@ impl Target for RedisTarget {
         }
     }
 
-    fn collector(&self) -> Job {
-        Job::Async(Box::new(RedisCollector::new(self.clone())))
+    fn collector(&self, context: &super::Context) -> Job {
+        Job::Async(Box::new(RedisCollector::new(context.links.redis(self))))
     }
 }
 
@@ -700,6 +743,10 @@ mod tests {
         }
     }
 
+    fn collector(target: RedisTarget) -> RedisCollector {
+        RedisCollector::new(std::sync::Arc::new(RedisLink::new(target)))
+    }
+
     fn target(url: &str) -> RedisTarget {
         RedisTarget {
             name: "cache".into(),
@@ -727,7 +774,7 @@ mod tests {
         );
         let mut t = target("redis://u:topsecret@127.0.0.1:1");
         t.password = Some(crate::config::secret::Secret::new("filesecret"));
-        let debug = format!("{:?}", RedisCollector::new(t));
+        let debug = format!("{:?}", collector(t));
         assert!(
             !debug.contains("topsecret") && !debug.contains("filesecret"),
             "{debug}"
@@ -742,10 +789,14 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let mut c = RedisCollector::new(target(&format!("redis://127.0.0.1:{port}")));
+        let mut c = collector(target(&format!("redis://127.0.0.1:{port}")));
         assert_eq!(c.name(), "redis:cache");
         for _ in 0..2 {
-            let samples = c.collect(Instant::now()).await.unwrap();
+            let Err(CollectError::Target { samples, message }) = c.collect(Instant::now()).await
+            else {
+                panic!("an unreachable server is a target failure");
+            };
+            assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
             assert_eq!(samples.len(), 1);
             assert_eq!(samples[0].metric.name, "lookout_redis_up");
             assert_eq!(samples[0].value, 0.0);

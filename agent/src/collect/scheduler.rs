@@ -50,6 +50,10 @@ pub struct RunStatus {
     pub last_run_ms: Millis,
     /// Why the last run failed.
     pub last_error: Option<String>,
+    /// Why the target the collector watches (a Redis or PostgreSQL server) did not answer
+    /// on the last run. The run itself succeeded: it reported the target down (its `up` 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_error: Option<String>,
 }
 
 type RunResult = (
@@ -69,6 +73,28 @@ fn spawn_run(mut collector: Box<dyn Collector>) -> JoinHandle<RunResult> {
 
 /// Records a run's outcome in the store and the status map.
 fn record(sink: &dyn Sink, name: &str, result: Result<Vec<Sample>, String>, took: Duration) {
+    record_outcome(sink, name, result.map(|s| (s, None)), took);
+}
+
+/// The outcome of a run as [`record`] takes it, from a collector's result: a
+/// [`CollectError::Target`] is a successful run whose target failed.
+fn outcome(
+    result: Result<Vec<Sample>, CollectError>,
+) -> Result<(Vec<Sample>, Option<String>), String> {
+    match result {
+        Ok(samples) => Ok((samples, None)),
+        Err(CollectError::Target { samples, message }) => Ok((samples, Some(message))),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Records a run's samples, with why its target failed if it did.
+fn record_outcome(
+    sink: &dyn Sink,
+    name: &str,
+    result: Result<(Vec<Sample>, Option<String>), String>,
+    took: Duration,
+) {
     // The store runs on the agent's timeline (what the rules measure windows on); the run
     // status shows the wall-clock time.
     let at = now_millis();
@@ -85,17 +111,17 @@ fn record(sink: &dyn Sink, name: &str, result: Result<Vec<Sample>, String>, took
             took.as_secs_f64(),
         ),
     ];
-    let error = {
+    let (error, mut target_error) = {
         let mut store = sink.store_mut();
         store.apply(&meta_owner(name), meta, at);
         match result {
-            Ok(samples) => {
+            Ok((samples, target_error)) => {
                 store.apply(name, samples, at);
-                None
+                (None, target_error)
             }
             Err(e) => {
                 store.mark_absent(name, at);
-                Some(e)
+                (Some(e), None)
             }
         }
     };
@@ -109,6 +135,7 @@ fn record(sink: &dyn Sink, name: &str, result: Result<Vec<Sample>, String>, took
         s.last_duration_seconds = took.as_secs_f64();
         s.last_run_ms = wall_millis();
         s.last_error = error.take();
+        s.target_error = target_error.take();
     });
 }
 
@@ -132,11 +159,11 @@ pub(crate) async fn next_tick(ticker: &mut Interval, shutdown: &mut watch::Recei
 pub async fn collect_async(
     collector: &mut dyn AsyncCollector,
     now: Instant,
-) -> Result<Vec<Sample>, String> {
+) -> Result<Vec<Sample>, CollectError> {
     let timeout = collector.schedule().timeout;
     match tokio::time::timeout(timeout, collector.collect(now)).await {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("timed out after {timeout:?}")),
+        Ok(result) => result,
+        Err(_) => Err(CollectError::Other(format!("timed out after {timeout:?}"))),
     }
 }
 
@@ -153,7 +180,7 @@ pub async fn run_async_collector<S: Sink>(
     while next_tick(&mut ticker, &mut shutdown).await {
         let started = Instant::now();
         let result = collect_async(collector.as_mut(), started).await;
-        record(state.as_ref(), &name, result, started.elapsed());
+        record_outcome(state.as_ref(), &name, outcome(result), started.elapsed());
     }
 }
 
@@ -179,12 +206,7 @@ pub async fn run_collector<S: Sink>(
         match tokio::time::timeout(timeout, &mut handle).await {
             Ok(Ok((c, result, took))) => {
                 idle = Some(c);
-                record(
-                    state.as_ref(),
-                    &name,
-                    result.map_err(|e| e.to_string()),
-                    took,
-                );
+                record_outcome(state.as_ref(), &name, outcome(result), took);
             }
             Ok(Err(join_error)) => {
                 // A collector panicked: it is gone, so this task ends; the others carry on.
