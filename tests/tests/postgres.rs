@@ -477,3 +477,68 @@ fn the_figures_agree_with_prometheus_postgres_exporter() {
     );
     drop(sessions);
 }
+
+#[test]
+fn the_race_times_both_lookups_on_the_targets_own_connections() {
+    let pg = server();
+    pg.psql(
+        "app",
+        "CREATE TABLE reports (id int PRIMARY KEY, body text); \
+         INSERT INTO reports SELECT g, repeat('r', 500) FROM generate_series(1, 5000) g; \
+         CREATE VIEW report_totals AS SELECT count(*) AS n, sum(length(body)) AS size FROM reports",
+    );
+    pg.psql("app", "GRANT SELECT ON reports, report_totals TO lookout");
+    let redis_port = free_port();
+    let _redis = lookout_tests::redis_server(redis_port, &[]);
+    lookout_tests::redis_commands(redis_port, "SET report:1 cached\n").expect("SET");
+    let agent = Agent::start_in(
+        TempDir::new("pg-agent"),
+        &[("pgpass", PASSWORD)],
+        &format!(
+            "{QUIET}  redis:\n    - {{name: cache, url: \"redis://127.0.0.1:{redis_port}\", interval: 1s}}\n\
+             \x20 postgres:\n    - {{name: main, url: \"postgres://lookout@127.0.0.1:{}/app\", password_file: pgpass, interval: 1s}}\n\
+             \x20 races:\n    - {{name: report, interval: 1s, redis: {{target: cache, command: \"GET report:1\"}}, \
+             postgres: {{target: main, query: \"SELECT n, size FROM report_totals\"}}}}\n",
+            pg.port
+        ),
+    );
+    let race = |source: &'static str| {
+        move |m: &[lookout_tests::MetricSample]| {
+            value(
+                m,
+                "lookout_race_duration_seconds",
+                &[("race", "report"), ("source", source)],
+            )
+        }
+    };
+    let redis_seconds = agent.wait_for(Duration::from_secs(15), race("redis"));
+    let postgres_seconds = agent.wait_for(Duration::from_secs(15), race("postgres"));
+    assert!(
+        redis_seconds > 0.0 && redis_seconds < 0.5,
+        "{redis_seconds}"
+    );
+    assert!(
+        postgres_seconds > 0.0 && postgres_seconds < 1.0,
+        "{postgres_seconds}"
+    );
+    let speedup = agent.wait_for(Duration::from_secs(15), |m| {
+        value(m, "lookout_race_speedup_ratio", &[("race", "report")])
+    });
+    assert!(
+        speedup > 1.0,
+        "the cache answers faster than a scan of 5,000 rows: {speedup}"
+    );
+    // One connection to each server, the collector's and the race's together.
+    agent.wait_for_runs_from_now("race:report");
+    let own = pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'lookout'",
+    );
+    assert_eq!(own, "1");
+    let clients = lookout_tests::redis_commands(redis_port, "CLIENT LIST\n").expect("CLIENT LIST");
+    assert_eq!(
+        clients.lines().filter(|l| l.contains("addr=")).count(),
+        2,
+        "the agent's one connection and this CLIENT LIST: {clients}"
+    );
+}

@@ -28,6 +28,7 @@ pub mod probe;
 pub mod process;
 pub mod processes;
 pub mod procfs;
+pub mod races;
 pub mod redis;
 pub mod scheduler;
 pub mod system;
@@ -417,6 +418,8 @@ registry! {
     redis: Targets<redis::RedisTarget>,
     /// `collect.postgres`: PostgreSQL servers (none by default).
     postgres: Targets<postgres::PostgresTarget>,
+    /// `collect.races`: the same lookup timed against Redis and PostgreSQL (none by default).
+    races: races::RacesSection,
     /// `collect.http_probes`: HTTP(S) endpoints probed (none by default).
     http_probes: Targets<probe::ProbeTarget>,
     /// `collect.ingest`: request timings pushed to `POST /api/v1/observations`.

@@ -90,6 +90,8 @@ impl Config {
             &agent.rootfs,
             c,
         );
+        // Races name Redis and PostgreSQL targets: found once both lists are checked.
+        crate::collect::races::resolve(&mut collect.races, &collect.redis, &collect.postgres, c);
         let rules = section::<RulesSection>(raw.rules.as_ref(), "rules", c);
         let scalability = section::<ScalabilitySection>(raw.scalability.as_ref(), "scalability", c);
         let notify = section::<NotifySection>(raw.notify.as_ref(), "notify", c);
