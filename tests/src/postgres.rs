@@ -118,6 +118,51 @@ impl PgServer {
         server
     }
 
+    /// A streaming replica of this server (`pg_basebackup -R`), started on its own port.
+    pub fn replica(&self) -> PgServer {
+        let dir = TempDir::new("postgres-replica");
+        if is_root() {
+            let out = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .output()
+                .expect("chown");
+            assert!(out.status.success(), "chown: {out:?}");
+        }
+        let out = server_command(&bin_dir().join("pg_basebackup"))
+            .arg("-D")
+            .arg(dir.path().join("data"))
+            .args([
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
+            .args(["-p", &self.port.to_string()])
+            .env("PGPASSWORD", SUPERUSER_PASSWORD)
+            .output()
+            .expect("run pg_basebackup");
+        assert!(
+            out.status.success(),
+            "pg_basebackup failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut replica = PgServer {
+            port: free_port(),
+            dir,
+            settings: self.settings.clone(),
+            child: None,
+        };
+        replica.resume();
+        replica
+    }
+
     /// Starts the server again (after [`PgServer::stop`]) on the same port and data.
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "the server is running");

@@ -542,3 +542,25 @@ fn the_race_times_both_lookups_on_the_targets_own_connections() {
         "the agent's one connection and this CLIENT LIST: {clients}"
     );
 }
+
+#[test]
+fn a_replica_reports_its_replication_lag() {
+    let primary = server();
+    primary.psql("app", "CREATE TABLE t AS SELECT 1 AS x");
+    let replica = primary.replica();
+    assert_eq!(replica.psql("postgres", "SELECT pg_is_in_recovery()"), "t");
+    let agent = agent(&replica, "", "");
+    let lag = agent.wait_for(Duration::from_secs(15), |m| {
+        value(m, "lookout_postgres_replication_lag_seconds", MAIN)
+    });
+    // Caught up with what it received: 0, however long ago the last write was.
+    assert!((0.0..5.0).contains(&lag), "{lag}");
+    primary.psql("app", "INSERT INTO t VALUES (2)");
+    agent.wait_for_runs_from_now(COLLECTOR);
+    let m = agent.metrics();
+    assert!(
+        value(&m, "lookout_postgres_replication_lag_seconds", MAIN).is_some_and(|l| l < 5.0),
+        "{m:?}"
+    );
+    assert_eq!(value(&m, "lookout_postgres_up", MAIN), Some(1.0));
+}
