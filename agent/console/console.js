@@ -6,7 +6,8 @@
   // ---------------------------------------------------------------------------------------
   // Panels: the one list. A collector's panel is one entry here, keyed by its metric family:
   // the metrics its sections name decide when it shows (any of them present) and what each
-  // figure is. Section kinds: 'tiles' (one figure each, optional bar and sub-figures),
+  // figure is. Section kinds: 'tiles' (one figure each, optional bar and sub-figures; `where`
+  // picks one series by its labels, fn 'sum' adds up every series that matches),
   // 'table' (a row per label set, sortable columns), 'pairs' (a metric by one label),
   // 'cards' (a card per label value, each with tiles and an optional table). Charts are
   // PromQL over the history (/api/v1/query_range), for the range the header selects.
@@ -90,6 +91,44 @@
         { title: 'Hit ratio', unit: 'percent', max: 1, q: [['lookout_redis_hit_ratio', '{target}']] },
         { title: 'Memory', unit: 'bytes', q: [['lookout_redis_memory_used_bytes', '{target}']] },
         { title: 'Commands', unit: 'perSecond', q: [['rate(lookout_redis_commands_processed_total[1m])', '{target}']] },
+      ],
+    },
+    {
+      id: 'postgres', title: 'PostgreSQL', hint: 'PostgreSQL (collect.postgres)',
+      sections: [
+        { kind: 'cards', by: 'target', tiles: [
+          { metric: 'lookout_postgres_up', label: 'State', unit: 'updown' },
+          { metric: 'lookout_postgres_connections', fn: 'sum', label: 'Connections', unit: 'count',
+            sub: [{ metric: 'lookout_postgres_max_connections', unit: 'count', before: 'of ', after: ' max' }] },
+          { metric: 'lookout_postgres_connections_usage_ratio', label: 'In use', unit: 'percent', bar: true },
+          { metric: 'lookout_postgres_cache_hit_ratio', label: 'Cache hit ratio', unit: 'percent', bar: true },
+          { metric: 'lookout_postgres_transactions_total', where: { result: 'commit' }, fn: 'rate', label: 'Commits', unit: 'perSecond' },
+          { metric: 'lookout_postgres_slow_queries', label: 'Slow queries', unit: 'count' },
+          { metric: 'lookout_postgres_longest_query_seconds', label: 'Longest query', unit: 'seconds' },
+          { metric: 'lookout_postgres_query_avg_seconds', label: 'Avg query', unit: 'seconds' },
+          { metric: 'lookout_postgres_replication_lag_seconds', label: 'Replication lag', unit: 'seconds' },
+        ], table: { title: 'Databases', rows: ['database'], sort: 'database', columns: [
+          { metric: 'lookout_postgres_database_size_bytes', label: 'Size', unit: 'bytes' },
+        ] } },
+      ],
+      charts: [
+        { title: 'Connections', unit: 'count', q: [['sum by (target) (lookout_postgres_connections)', '{target}']] },
+        { title: 'Commits', unit: 'perSecond',
+          q: [['rate(lookout_postgres_transactions_total{result="commit"}[1m])', '{target}']] },
+      ],
+    },
+    {
+      id: 'race', title: 'Cache versus database', hint: 'Cache-versus-database races',
+      sections: [
+        { kind: 'cards', by: 'race', tiles: [
+          { metric: 'lookout_race_duration_seconds', where: { source: 'redis' }, label: 'Redis', unit: 'seconds' },
+          { metric: 'lookout_race_duration_seconds', where: { source: 'postgres' }, label: 'PostgreSQL', unit: 'seconds' },
+          { metric: 'lookout_race_speedup_ratio', label: 'Speedup', unit: 'times' },
+        ] },
+      ],
+      charts: [
+        { title: 'Lookup durations', unit: 'seconds', q: [['lookout_race_duration_seconds', '{race} {source}']] },
+        { title: 'Speedup', unit: 'times', q: [['lookout_race_speedup_ratio', '{race}']] },
       ],
     },
     {
@@ -183,6 +222,7 @@
     number,
     load: (v) => v.toFixed(2),
     perSecond: (v) => `${number(v)}/s`,
+    times: (v) => `${Math.abs(v) >= 10 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1)}x`,
     updown: (v) => (v >= 1 ? 'up' : 'down'),
     okfail: (v) => (v >= 1 ? 'ok' : 'failing'),
     status: (v) => (v > 0 ? String(Math.round(v)) : 'no answer'),
@@ -274,6 +314,21 @@
     return (entry.v - entry.pv) / ((entry.t - entry.pt) / 1000);
   }
   const matches = (entry, labels) => Object.entries(labels).every(([k, v]) => entry.labels[k] === v);
+  // A series' key as the stream writes it: name{label="value",...}.
+  const keyOf = (name, labels) => {
+    const ls = Object.entries(labels).map(([k, v]) => `${k}="${String(v).replace(/[\\"]/g, '\\$&').replace(/\n/g, '\\n')}"`);
+    return ls.length ? `${name}{${ls.join(',')}}` : name;
+  };
+  // The series of a tile or sub-figure within `labels`: the one its `where` picks, or with
+  // fn 'sum' the total of every series that matches (keyed by the labels they share).
+  function pick(t, labels) {
+    const want = { ...(labels || {}), ...(t.where || {}) };
+    const list = named(t.metric).filter((e) => matches(e, want));
+    if (t.fn !== 'sum') return list[0];
+    if (list.length === 0) return undefined;
+    return { key: keyOf(t.metric, want), name: t.metric, labels: want,
+      v: list.reduce((a, e) => a + (e.v ?? 0), 0), t: Math.max(...list.map((e) => e.t)) };
+  }
 
   // Severity of a value: the thresholds of the rule whose expression is this bare metric.
   function sevOf(metric, unit, v) {
@@ -327,7 +382,7 @@
       class: `fig${sev ? ` sev-${sev}` : ''}${cls ? ` ${cls}` : ''}`,
       'data-series': entry ? entry.key : metric,
       'data-fn': fn || null,
-      title: fn === 'rate' ? `rate of ${entry ? entry.key : metric}` : null,
+      title: fn ? `${fn} of ${entry ? entry.key : metric}` : null,
     }, format(unit, v));
   }
   function bar(v, sev) {
@@ -341,7 +396,7 @@
   // ---------------------------------------------------------------------------------------
   function tiles(list, labels) {
     return h('div', { class: 'tiles' }, list.map((t) => {
-      const entry = named(t.metric).find((e) => matches(e, labels || {}));
+      const entry = pick(t, labels);
       if (!entry && labels) return null;
       const v = valueOf(entry, t.fn);
       return h('div', { class: 'tile' },
@@ -349,7 +404,7 @@
         figure(entry, t.metric, t.unit, t.fn, 'big'),
         t.bar ? bar(v, worse(sevOf(t.metric, t.unit, v), alertSev(t.metric, entry))) : null,
         t.sub ? h('div', { class: 'sub' }, t.sub.map((s) => {
-          const e = named(s.metric).find((x) => matches(x, labels || {}));
+          const e = pick(s, labels);
           if (!e) return null;
           return [h('span', { class: 'pair' }, s.before || '', figure(e, s.metric, s.unit, s.fn), s.after || ''), ' '];
         })) : null);
@@ -945,7 +1000,7 @@
       if (top < 1) return splits.map((v) => `${fixed(v, 0.001)} ms`);
       return splits.map((v) => `${fixed(v, 1)} s`);
     }
-    const suffix = unit === 'perSecond' ? '/s' : '';
+    const suffix = { perSecond: '/s', times: 'x' }[unit] || '';
     if (top >= 1e6) return splits.map((v) => `${fixed(v, 1e6)}M${suffix}`);
     if (top >= 1e4) return splits.map((v) => `${fixed(v, 1e3)}k${suffix}`);
     return splits.map((v) => `${fixed(v, 1)}${suffix}`);

@@ -39,6 +39,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "processes.yaml",
         include_str!("../../../rules/processes.yaml"),
     ),
+    (
+        "postgres.yaml",
+        include_str!("../../../rules/postgres.yaml"),
+    ),
 ];
 
 /// Prefix of the built-in files' names in problems and in the API.
