@@ -1,7 +1,9 @@
-//! The real stack the dashboard tests run against: a real `redis-server` with traffic, a
-//! real agent watching it (every collector at 1 s, probing its own `/healthz`, receiving
-//! pushed request timings, firing a rule delivered to the log receiver, watching itself as
-//! a process group) and a real Prometheus scraping the agent every second.
+//! The real stack the dashboard tests run against: a real `redis-server` and a real
+//! PostgreSQL (a primary with pg_stat_statements, and a streaming replica) with traffic, a
+//! real agent watching them (every collector at 1 s, racing a lookup against both, probing
+//! its own `/healthz`, receiving pushed request timings, firing a rule delivered to the log
+//! receiver, watching itself as a process group) and a real Prometheus scraping the agent
+//! every second.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,25 +14,31 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use crate::postgres::PgServer;
 use crate::{Agent, Peer, TempDir, free_port, http, redis_commands, redis_server, require};
 
 /// The `host` label of the stack's agent.
 pub const HOST: &str = "test-host";
 
 /// Background traffic while the test runs: cache lookups (30 hits, 10 misses per 200 ms,
-/// so the hit ratio is defined every interval) and a batch of request timings every second
-/// (a 5xx among them, so the error figures exist). Stops on drop.
+/// so the hit ratio is defined every interval), a scan of the `reports` table per 200 ms on
+/// one held PostgreSQL session (a few hundred blocks: the buffer cache hit ratio and the
+/// average query time are defined every interval) and a batch of request timings every
+/// second (a 5xx among them, so the error figures exist). Stops on drop.
 pub struct Traffic {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Traffic {
-    /// Starts the traffic against Redis on `redis_port` and the agent at `agent`.
-    pub fn start(redis_port: u16, agent: SocketAddr) -> Traffic {
+    /// Starts the traffic against Redis on `redis_port`, PostgreSQL through `psql` (a
+    /// session reading SQL from its standard input) and the agent at `agent`.
+    pub fn start(redis_port: u16, mut psql: std::process::Child, agent: SocketAddr) -> Traffic {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut sql = psql.stdin.take();
             let lookups = "GET dash:hit\r\n".repeat(30) + &"GET dash:miss\r\n".repeat(10);
             let batch = serde_json::json!([
                 {"route": "/users/{id}", "method": "GET", "status": 200, "duration_seconds": 0.05},
@@ -44,6 +52,14 @@ impl Traffic {
             while !flag.load(Ordering::Relaxed) {
                 // Errors only leave panels empty, which the tests then report.
                 let _ = redis_commands(redis_port, &lookups);
+                if let Some(stdin) = sql.as_mut()
+                    && stdin
+                        .write_all(b"SELECT count(*), max(length(body)) FROM reports;\n")
+                        .and_then(|()| stdin.flush())
+                        .is_err()
+                {
+                    sql = None;
+                }
                 if n.is_multiple_of(5) {
                     let _ = http(
                         agent,
@@ -56,6 +72,9 @@ impl Traffic {
                 n += 1;
                 std::thread::sleep(Duration::from_millis(200));
             }
+            drop(sql);
+            let _ = psql.kill();
+            let _ = psql.wait();
         });
         Traffic {
             stop,
@@ -225,6 +244,8 @@ pub struct Stack {
     /// The port of the Redis the agent watches.
     pub redis_port: u16,
     _redis: Peer,
+    /// The PostgreSQL primary (target `main`) and its replica (target `replica`).
+    _postgres: (PgServer, PgServer),
     /// The cgroups the agent runs in (removed after the agent stopped: fields drop in order).
     _cgroup: StackCgroup,
 }
@@ -297,10 +318,23 @@ impl Stack {
         let redis = redis_server(redis_port, &["--maxmemory", "64mb"]);
         redis_commands(redis_port, "SET dash:hit v\r\nRPUSH jobs a b c\r\n").expect("seed redis");
 
+        let (primary, replica) = postgres();
+
         let (cgroup, cgroup_name) = StackCgroup::create();
-        let agent = start_agent(redis_port, &cgroup_name, extra);
+        let agent = start_agent(
+            redis_port,
+            (primary.port, replica.port),
+            &cgroup_name,
+            extra,
+        );
         cgroup.enter(agent.child.id());
-        let traffic = Traffic::start(redis_port, agent.addr);
+        let psql = primary
+            .psql_command("app")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start psql");
+        let traffic = Traffic::start(redis_port, psql, agent.addr);
         let prometheus = Prometheus::start(&prometheus_bin, agent.addr);
 
         // A few scrapes, so that rate() over 15 s has points to work with.
@@ -322,17 +356,38 @@ impl Stack {
             agent,
             redis_port,
             _redis: redis,
+            _postgres: (primary, replica),
             _cgroup: cgroup,
         }
     }
 }
 
+/// A PostgreSQL primary with pg_stat_statements (installed in `app`, holding `reports`,
+/// readable by the agent's role) and a streaming replica of it.
+fn postgres() -> (PgServer, PgServer) {
+    let primary = PgServer::start(&["shared_preload_libraries=pg_stat_statements"]);
+    primary.create_monitor_role(POSTGRES_PASSWORD);
+    primary.psql("postgres", "CREATE DATABASE app");
+    primary.psql(
+        "app",
+        "CREATE EXTENSION pg_stat_statements; \
+         CREATE TABLE reports (id int PRIMARY KEY, body text); \
+         INSERT INTO reports SELECT g, repeat('r', 500) FROM generate_series(1, 2000) g; \
+         GRANT SELECT ON reports TO lookout",
+    );
+    let replica = primary.replica();
+    (primary, replica)
+}
+
+/// The password of the agent's PostgreSQL role.
+const POSTGRES_PASSWORD: &str = "stack-pg";
+
 /// The agent: every collector at 1 s, the default rules plus one that always fires (so the
 /// alert panels have an alert), notifications to the log receiver (so delivery results
 /// exist), a probe of its own /healthz, the Redis port watched by the TCP collector (the
-/// agent's own connection is established there), itself as a process group, and the cgroup
-/// it runs in.
-fn start_agent(redis_port: u16, cgroup: &str, extra: &str) -> Agent {
+/// agent's own connection is established there), the PostgreSQL primary and replica, a race
+/// between Redis and the primary, itself as a process group, and the cgroup it runs in.
+fn start_agent(redis_port: u16, pg_ports: (u16, u16), cgroup: &str, extra: &str) -> Agent {
     let dir = TempDir::new("dashboards-agent");
     let port = free_port();
     let rules_file = dir.path().join("always-firing.yaml");
@@ -344,6 +399,8 @@ fn start_agent(redis_port: u16, cgroup: &str, extra: &str) -> Agent {
     )
     .expect("write rules");
     let default_rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rules/*.yaml");
+    let pgpass = dir.path().join("pgpass");
+    std::fs::write(&pgpass, POSTGRES_PASSWORD).expect("write pgpass");
     let config = format!(
         "agent:\n  hostname: {HOST}\n  listen: 127.0.0.1:{port}\n  data_dir: {data}\n\
          collect:\n\
@@ -351,6 +408,11 @@ fn start_agent(redis_port: u16, cgroup: &str, extra: &str) -> Agent {
          \x20 tcp: {{interval: 1s, ports: [{redis_port}]}}\n\
          \x20 redis:\n\
          \x20   - {{name: cache, url: \"redis://127.0.0.1:{redis_port}\", interval: 1s, timeout: 1s, queues: [jobs]}}\n\
+         \x20 postgres:\n\
+         \x20   - {{name: main, url: \"postgres://lookout@127.0.0.1:{primary}/app\", password_file: {pgpass}, interval: 1s, timeout: 1s}}\n\
+         \x20   - {{name: replica, url: \"postgres://lookout@127.0.0.1:{replica}/app\", password_file: {pgpass}, interval: 1s, timeout: 1s}}\n\
+         \x20 races:\n\
+         \x20   - {{name: report, interval: 1s, redis: {{target: cache, command: \"GET dash:hit\"}}, postgres: {{target: main, query: \"SELECT body FROM reports WHERE id = 7\"}}}}\n\
          \x20 http_probes:\n\
          \x20   - {{name: self, url: \"http://127.0.0.1:{port}/healthz\", interval: 1s, timeout: 500ms}}\n\
          \x20 ingest: {{interval: 1s, min_requests: 1}}\n\
@@ -366,6 +428,9 @@ fn start_agent(redis_port: u16, cgroup: &str, extra: &str) -> Agent {
          \x20 receivers: [{{name: log, log: {{}}}}]\n\
          {extra}",
         data = dir.path().join("data").display(),
+        primary = pg_ports.0,
+        replica = pg_ports.1,
+        pgpass = pgpass.display(),
         default_rules = default_rules.display(),
         rules_file = rules_file.display(),
     );
