@@ -684,7 +684,8 @@
               h('th', { scope: 'row', class: 'lbl' }, name),
               h('td', {}, st.up == null ? h('span', { class: 'muted' }, 'starting')
                 : up ? figure(up, 'lookout_collector_up', 'okfail') : (st.up ? 'ok' : 'failing'),
-              st.error ? h('div', { class: 'error' }, st.error) : null),
+              st.error ? h('div', { class: 'error' }, st.error) : null,
+              st.target_error ? h('div', { class: 'error' }, 'target down: ', st.target_error) : null),
               h('td', { class: 'num' }, took ? figure(took, 'lookout_collector_duration_seconds', 'seconds') : '—'));
           })))),
     ];

@@ -137,7 +137,11 @@ fn parts(state: &State) -> [(&'static str, Option<Value>); 5] {
             } else {
                 json!(run.up)
             };
-            (name, json!({ "up": up, "error": run.last_error }))
+            let target_error = run.target_error;
+            (
+                name,
+                json!({ "up": up, "error": run.last_error, "target_error": target_error }),
+            )
         })
         .collect();
     let (alerts, thresholds) = alerts_and_thresholds(state);
@@ -373,7 +377,7 @@ mod tests {
         assert_eq!(doc["alerts"]["total"], 0);
         assert_eq!(
             doc["collectors"]["load"],
-            json!({ "up": false, "error": null })
+            json!({ "up": false, "error": null, "target_error": null })
         );
         assert_eq!(doc["score"], Value::Null);
         // Delivery is not running: the agent part waits for it.
@@ -410,6 +414,10 @@ mod tests {
         assert_eq!(doc["collectors"]["load"]["error"], "boom");
         assert!(doc["series"].as_object().expect("series").is_empty());
         assert!(doc.get("gone").is_none());
+        // So does a watched server going down while its collector runs fine.
+        state.update_status("load", |s| s.target_error = Some("refused".into()));
+        let (_, doc) = event(&state, &mut client).expect("an update");
+        assert_eq!(doc["collectors"]["load"]["target_error"], "refused");
 
         // The top lists of a run are sent once, when they change.
         state
