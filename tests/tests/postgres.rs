@@ -564,3 +564,139 @@ fn a_replica_reports_its_replication_lag() {
     );
     assert_eq!(value(&m, "lookout_postgres_up", MAIN), Some(1.0));
 }
+
+/// Runs `openssl` with `args`; fails the test unless it succeeded.
+fn openssl(args: &[&str]) {
+    let out = Command::new(require("openssl", "openssl"))
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+/// A CA (`<name>-ca.crt`) and, when `server`, a certificate for 127.0.0.1 signed by it with
+/// its key (`server.crt`, `server.key`, readable by the server's user only), made in `dir`.
+fn certificates(dir: &std::path::Path, name: &str, server: bool) {
+    let path = |file: &str| dir.join(file).display().to_string();
+    let (ca_key, ca_crt) = (
+        path(&format!("{name}-ca.key")),
+        path(&format!("{name}-ca.crt")),
+    );
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={name} test CA"),
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca_crt,
+    ]);
+    if !server {
+        return;
+    }
+    let ext = path("san.ext");
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").expect("write san.ext");
+    let (key, csr, crt) = (path("server.key"), path("server.csr"), path("server.crt"));
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca_crt,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+        "-out",
+        &crt,
+    ]);
+    for file in [&key, &crt] {
+        let _ = Command::new("chown").arg("postgres").arg(file).status();
+        let _ = Command::new("chmod").arg("600").arg(file).status();
+    }
+}
+
+#[test]
+fn tls_prefer_encrypts_and_a_ca_file_checks_the_server() {
+    let certs = TempDir::new("pg-certs");
+    let _ = Command::new("chmod").arg("755").arg(certs.path()).status();
+    certificates(certs.path(), "good", true);
+    certificates(certs.path(), "other", false);
+    let (key, cert) = (
+        certs.path().join("server.key"),
+        certs.path().join("server.crt"),
+    );
+    let (ca, other_ca) = (
+        certs.path().join("good-ca.crt"),
+        certs.path().join("other-ca.crt"),
+    );
+    let pg = PgServer::start(&[
+        "ssl=on",
+        &format!("ssl_cert_file={}", cert.display()),
+        &format!("ssl_key_file={}", key.display()),
+    ]);
+    pg.create_monitor_role(PASSWORD);
+    pg.psql("postgres", "CREATE DATABASE app");
+    let url = format!("postgres://lookout@127.0.0.1:{}/app", pg.port);
+    let agent = Agent::start_in(
+        TempDir::new("pg-agent"),
+        &[("pgpass", PASSWORD)],
+        &format!(
+            "{QUIET}  postgres:\n\
+             \x20   - {{name: prefer, url: \"{url}\", password_file: pgpass, interval: 1s}}\n\
+             \x20   - {{name: checked, url: \"{url}\", password_file: pgpass, interval: 1s, tls: require, ca_file: {}}}\n\
+             \x20   - {{name: wrongca, url: \"{url}\", password_file: pgpass, interval: 1s, tls: require, ca_file: {}}}\n",
+            ca.display(),
+            other_ca.display()
+        ),
+    );
+    for target in ["prefer", "checked"] {
+        agent.wait_for(Duration::from_secs(15), |m| {
+            value(m, "lookout_postgres_up", &[("target", target)]).filter(|v| *v == 1.0)
+        });
+    }
+    // Both sessions are encrypted.
+    let encrypted = pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE application_name = 'lookout' AND ssl",
+    );
+    assert_eq!(encrypted, "2");
+    // A server whose certificate does not lead to the CA given is refused.
+    agent.wait_until("the wrong CA refused", Duration::from_secs(15), || {
+        let status = agent.json("/api/v1/status");
+        status["collectors"]["postgres:wrongca"]["target_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("TLS") || e.contains("certificate"))
+    });
+    assert_eq!(
+        value(
+            &agent.metrics(),
+            "lookout_postgres_up",
+            &[("target", "wrongca")]
+        ),
+        Some(0.0)
+    );
+}
