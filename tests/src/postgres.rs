@@ -58,6 +58,36 @@ fn server_command(program: &Path) -> Command {
     }
 }
 
+/// A scratch directory the server's user owns.
+fn server_dir(tag: &str) -> TempDir {
+    let dir = TempDir::new(tag);
+    if is_root() {
+        let out = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .output()
+            .expect("chown");
+        assert!(
+            out.status.success(),
+            "chown: {out:?} (is the `postgres` user there? `apt-get install -y postgresql` creates it)"
+        );
+    }
+    dir
+}
+
+/// Runs a server tool to its end; fails the test, with what it printed, unless it succeeded.
+fn run_tool(command: &mut Command, what: &str) {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A running server, stopped (fast shutdown) and removed on drop.
 #[derive(Debug)]
 pub struct PgServer {
@@ -73,40 +103,26 @@ impl PgServer {
     /// (`name=value`, e.g. `shared_preload_libraries=pg_stat_statements`).
     pub fn start(settings: &[&str]) -> PgServer {
         let bin = bin_dir();
-        let dir = TempDir::new("postgres");
-        let data = dir.path().join("data");
+        let dir = server_dir("postgres");
         let pwfile = dir.path().join("pw");
         std::fs::write(&pwfile, SUPERUSER_PASSWORD).expect("write pwfile");
         if is_root() {
-            let out = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .output()
-                .expect("chown");
-            assert!(
-                out.status.success(),
-                "chown: {out:?} (is the `postgres` user there? `apt-get install -y postgresql` creates it)"
-            );
+            let _ = Command::new("chown").arg("postgres").arg(&pwfile).status();
         }
-        let out = server_command(&bin.join("initdb"))
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "--auth=scram-sha-256",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ])
-            .arg(format!("--pwfile={}", pwfile.display()))
-            .output()
-            .expect("run initdb");
-        assert!(
-            out.status.success(),
-            "initdb failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        run_tool(
+            server_command(&bin.join("initdb"))
+                .arg("-D")
+                .arg(dir.path().join("data"))
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ])
+                .arg(format!("--pwfile={}", pwfile.display())),
+            "initdb",
         );
         let mut server = PgServer {
             port: free_port(),
@@ -120,38 +136,25 @@ impl PgServer {
 
     /// A streaming replica of this server (`pg_basebackup -R`), started on its own port.
     pub fn replica(&self) -> PgServer {
-        let dir = TempDir::new("postgres-replica");
-        if is_root() {
-            let out = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .output()
-                .expect("chown");
-            assert!(out.status.success(), "chown: {out:?}");
-        }
-        let out = server_command(&bin_dir().join("pg_basebackup"))
-            .arg("-D")
-            .arg(dir.path().join("data"))
-            .args([
-                "-R",
-                "-X",
-                "stream",
-                "-c",
-                "fast",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-            ])
-            .args(["-p", &self.port.to_string()])
-            .env("PGPASSWORD", SUPERUSER_PASSWORD)
-            .output()
-            .expect("run pg_basebackup");
-        assert!(
-            out.status.success(),
-            "pg_basebackup failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        let dir = server_dir("postgres-replica");
+        run_tool(
+            server_command(&bin_dir().join("pg_basebackup"))
+                .arg("-D")
+                .arg(dir.path().join("data"))
+                .args([
+                    "-R",
+                    "-X",
+                    "stream",
+                    "-c",
+                    "fast",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                ])
+                .args(["-p", &self.port.to_string()])
+                .env("PGPASSWORD", SUPERUSER_PASSWORD),
+            "pg_basebackup",
         );
         let mut replica = PgServer {
             port: free_port(),

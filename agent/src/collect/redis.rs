@@ -57,7 +57,7 @@ use serde_saphyr::Spanned;
 
 use super::{Job, Schedule, Target, check_schedule};
 use crate::config::check::SecretOutcome;
-use crate::config::secret::{redact_url, redact_urls_in, url_has_password};
+use crate::config::secret::{redact_url, redact_urls_in};
 use crate::config::units::check_label_value;
 use crate::config::{Checker, Text};
 
@@ -509,28 +509,13 @@ impl Target for RedisTarget {
             "redis://host:port",
             check_redis_url,
         );
-        let password = match &raw.password_file {
-            None => None,
-            Some(text) => {
-                let path = format!("{base}.password_file");
-                if url.as_deref().is_some_and(url_has_password) {
-                    c.report(
-                        &path,
-                        Some(&text.referenced),
-                        "the URL already carries a password: set it in one place only",
-                    );
-                    valid = false;
-                    None
-                } else {
-                    match c.secret(base, ("password", None), ("password_file", Some(text))) {
-                        SecretOutcome::Given(secret, _) => Some(secret),
-                        SecretOutcome::Absent => None,
-                        SecretOutcome::Invalid => {
-                            valid = false;
-                            None
-                        }
-                    }
-                }
+        let password = match c.url_password(base, url.as_deref(), None, raw.password_file.as_ref())
+        {
+            SecretOutcome::Given(secret, _) => Some(secret),
+            SecretOutcome::Absent => None,
+            SecretOutcome::Invalid => {
+                valid = false;
+                None
             }
         };
         let schedule = check_schedule(c, base, raw.interval.as_ref(), raw.timeout.as_ref());

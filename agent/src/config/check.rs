@@ -493,6 +493,29 @@ impl<'a> Checker<'a> {
         names.push(valid.clone().unwrap_or_default());
         valid
     }
+    /// The password of entry `base` given beside its `url`: `password: ${ENV}` (when the
+    /// entry has that key: `inline`) or `password_file`, and not as well as a password in
+    /// the URL (then [`SecretOutcome::Invalid`], reported).
+    pub fn url_password<'t>(
+        &mut self,
+        base: &str,
+        url: Option<&str>,
+        inline: Option<&'t Text>,
+        file: Option<&'t Text>,
+    ) -> SecretOutcome<'t> {
+        let outcome = self.secret(base, ("password", inline), ("password_file", file));
+        if let SecretOutcome::Given(_, (path, at)) = &outcome
+            && url.is_some_and(crate::config::secret::url_has_password)
+        {
+            self.report(
+                path,
+                Some(at),
+                "the URL already carries a password: set it in one place only",
+            );
+            return SecretOutcome::Invalid;
+        }
+        outcome
+    }
     /// The required `url` of list entry `base`, checked by `check`; `hint` shows its form.
     pub fn required_url<T>(
         &mut self,

@@ -11,7 +11,7 @@ use serde_saphyr::Spanned;
 use super::super::{Context, Job, Schedule, Target, check_schedule_from};
 use super::{PostgresCollector, tls::MakeRustls};
 use crate::config::check::SecretOutcome;
-use crate::config::secret::{Secret, redact_url, url_has_password};
+use crate::config::secret::{Secret, redact_url};
 use crate::config::{Checker, Text};
 
 /// Default `interval` of a PostgreSQL target.
@@ -127,22 +127,13 @@ impl Target for PostgresTarget {
             "postgres://user@host:port/database",
             check_postgres_url,
         );
-        let password = match c.secret(
+        let password = match c.url_password(
             base,
-            ("password", raw.password.as_ref()),
-            ("password_file", raw.password_file.as_ref()),
+            url.as_deref(),
+            raw.password.as_ref(),
+            raw.password_file.as_ref(),
         ) {
-            SecretOutcome::Given(secret, (path, at)) => {
-                if url.as_deref().is_some_and(url_has_password) {
-                    c.report(
-                        &path,
-                        Some(at),
-                        "the URL already carries a password: set it in one place only",
-                    );
-                    valid = false;
-                }
-                Some(secret)
-            }
+            SecretOutcome::Given(secret, _) => Some(secret),
             SecretOutcome::Absent => None,
             SecretOutcome::Invalid => {
                 valid = false;
