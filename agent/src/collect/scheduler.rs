@@ -560,4 +560,66 @@ mod tests {
         stop.send(true).unwrap();
         task.await.unwrap();
     }
+
+    /// A network collector whose server is down on every run.
+    struct Down;
+
+    impl AsyncCollector for Down {
+        fn name(&self) -> &str {
+            NAME
+        }
+
+        fn schedule(&self) -> Schedule {
+            EVERY_10S
+        }
+
+        fn collect<'a>(
+            &'a mut self,
+            _now: Instant,
+        ) -> super::super::BoxFuture<'a, Result<Vec<Sample>, CollectError>> {
+            Box::pin(async {
+                Err(CollectError::Target {
+                    samples: vec![Sample::with_labels(
+                        &crate::catalogue::REDIS_UP,
+                        [
+                            ("target", "cache".to_string()),
+                            ("role", "unknown".to_string()),
+                        ],
+                        0.0,
+                    )],
+                    message: "connection refused".into(),
+                })
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_target_down_is_stored_as_data_and_its_reason_kept() {
+        let state = state();
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run_async_collector(Box::new(Down), state.clone(), stopped));
+        within_a_minute(async {
+            loop {
+                if state.status().get(NAME).is_some_and(|s| s.runs > 0) {
+                    return Some(());
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        let status = state.status()[NAME].clone();
+        assert!(status.up, "the run succeeded: {status:?}");
+        assert_eq!(status.last_error, None);
+        assert_eq!(status.target_error.as_deref(), Some("connection refused"));
+        let store = state.store.read().unwrap();
+        let up: Vec<f64> = store
+            .present()
+            .filter(|(k, _)| k.name == "lookout_redis_up" || k.name == "lookout_collector_up")
+            .map(|(_, s)| s.latest.1)
+            .collect();
+        assert_eq!(up, vec![1.0, 0.0], "collector up, target down");
+        drop(store);
+        stop.send(true).unwrap();
+        task.await.unwrap();
+    }
 }
