@@ -611,14 +611,15 @@ mod tests {
         assert!(status.up, "the run succeeded: {status:?}");
         assert_eq!(status.last_error, None);
         assert_eq!(status.target_error.as_deref(), Some("connection refused"));
-        let store = state.store.read().unwrap();
-        let up: Vec<f64> = store
+        let up: Vec<f64> = state
+            .store
+            .read()
+            .unwrap()
             .present()
             .filter(|(k, _)| k.name == "lookout_redis_up" || k.name == "lookout_collector_up")
             .map(|(_, s)| s.latest.1)
             .collect();
         assert_eq!(up, vec![1.0, 0.0], "collector up, target down");
-        drop(store);
         stop.send(true).unwrap();
         task.await.unwrap();
     }
