@@ -37,7 +37,7 @@ pub enum Status {
 }
 
 /// One notification decided by an evaluation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     /// Alert name.
     pub alert: String,

@@ -20,6 +20,7 @@ pub mod expr;
 pub mod load;
 pub mod metrics;
 pub mod model;
+pub mod mute;
 pub mod persist;
 pub mod score;
 pub mod state;

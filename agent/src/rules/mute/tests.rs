@@ -1,0 +1,219 @@
+//! What muting sends, holds and releases, on a clock the tests move.
+
+use std::collections::BTreeMap;
+
+use super::inhibit::InhibitRule;
+use super::silence::Silence;
+use super::*;
+
+fn labels(target: &str) -> LabelSet {
+    BTreeMap::from([
+        ("host".to_string(), "h".to_string()),
+        ("target".to_string(), target.to_string()),
+    ])
+}
+
+fn note(alert: &str, target: &str, status: Status, kind: Kind, at: Millis) -> Notification {
+    Notification {
+        alert: alert.into(),
+        labels: labels(target),
+        status,
+        kind,
+        severity: Severity::Warning,
+        previous: None,
+        value: Some(1.0),
+        threshold: Some(0.5),
+        summary: String::new(),
+        description: String::new(),
+        starts_at: at,
+        at,
+    }
+}
+
+fn firing(alert: &str, target: &str, at: Millis) -> Notification {
+    note(alert, target, Status::Firing, Kind::Firing, at)
+}
+
+fn resolved(alert: &str, target: &str, at: Millis) -> Notification {
+    note(alert, target, Status::Resolved, Kind::Resolved, at)
+}
+
+fn silence(alert: &str, starts: Millis, ends: Millis) -> Silence {
+    Silence::new(
+        "s1".into(),
+        BTreeMap::from([("alert".to_string(), alert.to_string())]),
+        starts,
+        ends,
+        String::new(),
+        String::new(),
+        0,
+    )
+    .unwrap()
+}
+
+/// The alert names and statuses of what is sent.
+fn sent(out: &[Notification]) -> Vec<(String, Status, Kind)> {
+    out.iter()
+        .map(|n| (n.alert.clone(), n.status, n.kind))
+        .collect()
+}
+
+#[test]
+fn a_silenced_alert_is_held_and_notified_when_the_silence_ends_while_it_fires() {
+    let mut m = Muter {
+        created: vec![silence("A", 0, 10_000)],
+        ..Muter::default()
+    };
+    let l = labels("x");
+    let on = [("A", &l, Severity::Warning)];
+    assert!(
+        m.filter(vec![firing("A", "x", 1000)], &on, 1000, 1000)
+            .is_empty()
+    );
+    assert_eq!(
+        m.reasons("A", &l, Severity::Warning, &on, 1000),
+        vec![Reason::Silence { id: "s1".into() }]
+    );
+    // Still silenced: nothing, however often it is evaluated.
+    assert!(m.filter(vec![], &on, 9_999, 9_999).is_empty());
+    // The silence ends: the held notification goes out, once, as a firing one.
+    let out = m.filter(vec![], &on, 10_000, 10_000);
+    assert_eq!(sent(&out), vec![("A".into(), Status::Firing, Kind::Firing)]);
+    assert_eq!(out[0].at, 10_000);
+    assert!(m.filter(vec![], &on, 11_000, 11_000).is_empty());
+    // Its resolve goes out too: it was delivered.
+    let out = m.filter(vec![resolved("A", "x", 12_000)], &[], 12_000, 12_000);
+    assert_eq!(
+        sent(&out),
+        vec![("A".into(), Status::Resolved, Kind::Resolved)]
+    );
+}
+
+#[test]
+fn an_alert_that_fires_and_resolves_while_silenced_sends_nothing() {
+    let mut m = Muter {
+        created: vec![silence("A", 0, 10_000)],
+        ..Muter::default()
+    };
+    let l = labels("x");
+    let on = [("A", &l, Severity::Warning)];
+    assert!(
+        m.filter(vec![firing("A", "x", 1000)], &on, 1000, 1000)
+            .is_empty()
+    );
+    assert!(
+        m.filter(vec![resolved("A", "x", 2000)], &[], 2000, 2000)
+            .is_empty()
+    );
+    assert!(m.filter(vec![], &[], 20_000, 20_000).is_empty());
+    assert!(m.state.held.is_empty() && m.state.delivered.is_empty());
+}
+
+#[test]
+fn a_delivered_alert_silenced_later_sends_its_resolve_but_no_reminder() {
+    let mut m = Muter::default();
+    let l = labels("x");
+    let on = [("A", &l, Severity::Warning)];
+    assert_eq!(m.filter(vec![firing("A", "x", 0)], &on, 0, 0).len(), 1);
+    m.created.push(silence("A", 1000, 10_000));
+    let reminder = note("A", "x", Status::Firing, Kind::Repeat, 2000);
+    assert!(m.filter(vec![reminder], &on, 2000, 2000).is_empty());
+    // The silence ends: the receiver already knows; the held reminder is not sent.
+    assert!(m.filter(vec![], &on, 10_000, 10_000).is_empty());
+    // Resolved during another silence: still sent, the receiver must not keep it open.
+    m.created.push(silence("A", 11_000, 20_000));
+    let out = m.filter(vec![resolved("A", "x", 12_000)], &[], 12_000, 12_000);
+    assert_eq!(
+        sent(&out),
+        vec![("A".into(), Status::Resolved, Kind::Resolved)]
+    );
+}
+
+#[test]
+fn an_inhibited_alert_waits_for_its_source_to_resolve() {
+    let mut m = Muter {
+        inhibit: vec![
+            InhibitRule::new(
+                &BTreeMap::from([("alert".to_string(), "RedisDown".to_string())]),
+                &BTreeMap::from([("alert".to_string(), "Redis.+".to_string())]),
+                vec!["target".into()],
+            )
+            .unwrap(),
+        ],
+        ..Muter::default()
+    };
+    let cache = labels("cache");
+    let other = labels("other");
+    let both = [
+        ("RedisDown", &cache, Severity::Critical),
+        ("RedisHitRatioLow", &cache, Severity::Warning),
+        ("RedisHitRatioLow", &other, Severity::Warning),
+    ];
+    let mut down = firing("RedisDown", "cache", 0);
+    down.severity = Severity::Critical;
+    let out = m.filter(
+        vec![
+            down,
+            firing("RedisHitRatioLow", "cache", 0),
+            firing("RedisHitRatioLow", "other", 0),
+        ],
+        &both,
+        0,
+        0,
+    );
+    // The source and the other target's alert go; the explained one waits.
+    assert_eq!(
+        sent(&out),
+        vec![
+            ("RedisDown".into(), Status::Firing, Kind::Firing),
+            ("RedisHitRatioLow".into(), Status::Firing, Kind::Firing)
+        ]
+    );
+    assert_eq!(out[1].labels, other);
+    assert_eq!(
+        m.reasons("RedisHitRatioLow", &cache, Severity::Warning, &both, 0),
+        vec![Reason::Inhibition {
+            source: "RedisDown".into()
+        }]
+    );
+    // The source resolves while the explained alert still fires: it is delivered now.
+    let still = [
+        ("RedisHitRatioLow", &cache, Severity::Warning),
+        ("RedisHitRatioLow", &other, Severity::Warning),
+    ];
+    let out = m.filter(
+        vec![resolved("RedisDown", "cache", 5000)],
+        &still,
+        5000,
+        5000,
+    );
+    assert_eq!(
+        sent(&out),
+        vec![
+            ("RedisDown".into(), Status::Resolved, Kind::Resolved),
+            ("RedisHitRatioLow".into(), Status::Firing, Kind::Firing)
+        ]
+    );
+    assert_eq!(out[1].labels, cache);
+}
+
+#[test]
+fn held_notifications_of_alerts_that_no_longer_fire_are_dropped() {
+    let mut m = Muter {
+        created: vec![silence("A", 0, 1000)],
+        ..Muter::default()
+    };
+    let l = labels("x");
+    assert!(
+        m.filter(
+            vec![firing("A", "x", 0)],
+            &[("A", &l, Severity::Warning)],
+            0,
+            0
+        )
+        .is_empty()
+    );
+    // The rule went away on a reload: no resolve came, and nothing fires.
+    assert!(m.filter(vec![], &[], 2000, 2000).is_empty());
+    assert!(m.state.held.is_empty());
+}
