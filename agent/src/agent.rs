@@ -27,8 +27,9 @@ use crate::collect::{self, Job};
 use crate::config::Problems;
 use crate::notify::dispatch;
 use crate::notify::outbox::{self, Outbox};
+use crate::rules::LabelSet;
 use crate::rules::engine::Engine;
-use crate::rules::model::Rule;
+use crate::rules::model::{Rule, Severity};
 use crate::rules::persist::{StateFile, StoredInstance};
 use crate::settings::{self, Config};
 use crate::state::{ReloadRequest, State};
@@ -221,7 +222,7 @@ async fn run_rules(
         let started = Instant::now();
         let now = clock.now();
         let host = state.hostname();
-        let (notifications, samples, snapshot) = {
+        let (notifications, mut samples, snapshot, firing) = {
             let store = state.store();
             let mut engine = state.engine();
             let notifications = engine.evaluate(&store, &host, now);
@@ -231,8 +232,33 @@ async fn run_rules(
                 crate::rules::metrics::samples(&engine, &score, started.elapsed().as_secs_f64());
             state.set_score(score);
             let snapshot = engine.take_dirty().then(|| engine.snapshot());
-            (notifications, samples, snapshot)
+            let firing: Vec<(String, LabelSet, Severity)> = engine
+                .firing()
+                .map(|(alert, labels, severity)| (alert.into_owned(), labels.clone(), severity))
+                .collect();
+            (notifications, samples, snapshot, firing)
         };
+        // Silences, maintenance windows and inhibition hold back what they mute.
+        let wall = now.saturating_add(clock.wall_offset());
+        let (notifications, mute_save) = {
+            let firing: Vec<_> = firing.iter().map(|(a, l, s)| (a.as_str(), l, *s)).collect();
+            let mut muter = state.muter();
+            let before = muter.state.clone();
+            let pruned = crate::rules::mute::silence::prune(&mut muter.created, wall);
+            let sent = muter.filter(notifications, &firing, wall, now);
+            samples.extend(crate::rules::metrics::silences(&muter, wall));
+            let changed = pruned || muter.state != before;
+            (sent, changed.then(|| muter.snapshot()))
+        };
+        if let Some((Some(dir), created, mute_state)) = mute_save {
+            let saved = tokio::task::spawn_blocking(move || {
+                crate::rules::mute::silence::save(&dir, &created, &mute_state)
+            })
+            .await;
+            if let Ok(Err(e)) = saved {
+                tracing::error!(error = %e, "silences and held notifications not saved to data_dir");
+            }
+        }
         state
             .store_mut()
             .apply(crate::rules::metrics::OWNER, samples, now);
@@ -249,6 +275,15 @@ async fn run_rules(
                     if last_refresh.is_none_or(|t| now.saturating_sub(t) >= every) {
                         last_refresh = Some(now);
                         let firing = dispatch::refresh_payloads(&state.engine().active());
+                        // Held back by a silence, a window or an inhibition: not re-sent
+                        // either (an alert delivered before it was muted still is).
+                        let firing = {
+                            let muter = state.muter();
+                            firing
+                                .into_iter()
+                                .filter(|a| !muter.state.held.contains_key(&a.fingerprint))
+                                .collect()
+                        };
                         dispatcher.refresh(firing).await;
                     }
                 }
@@ -411,6 +446,24 @@ pub async fn run(
     let engine = Engine::new(rules, restored);
     let state = Arc::new(State::new(config.agent.hostname.clone(), reload_tx, engine));
     state.set_outbox(outbox.clone());
+    let mute_file = {
+        let dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || crate::rules::mute::silence::load(&dir))
+            .await
+            .unwrap_or_default()
+    };
+    {
+        let mut muter = state.muter();
+        muter.created = mute_file.silences;
+        muter.state = mute_file.state;
+        muter.data_dir = Some(data_dir.clone());
+        let engine = state.engine();
+        muter.configure(
+            &config.notify.silences,
+            &config.notify.inhibit,
+            engine.rules(),
+        );
+    }
     let history_path = archive::path(&data_dir);
     bound_store(&state, &config, windows, || {
         config
@@ -472,6 +525,9 @@ pub async fn run(
                     }
                 }
                 let windows = crate::rules::windows(&rules, &new.scalability);
+                state
+                    .muter()
+                    .configure(&new.notify.silences, &new.notify.inhibit, &rules);
                 state.engine().replace_rules(rules);
                 bound_store(&state, &new, windows, || None);
                 let old = collectors.stop().await;

@@ -208,6 +208,7 @@ catalogue! {
     // Alerts and score.
     ALERT_FIRING = "lookout_alert_firing", Gauge, ["alert", "severity"], "1 while the alert instance is firing.";
     ALERTS = "lookout_alerts", Gauge, ["severity"], "Number of firing alert instances by severity.";
+    SILENCES = "lookout_silences", Gauge, ["state"], "Silences by state: pending (not started), active, expired (kept for a day).";
     HEALTH_STATUS = "lookout_health_status", Gauge, [], "Worst firing severity: 0 ok, 1 warning, 2 critical.";
     SCALABILITY_SCORE = "lookout_scalability_score", Gauge, [], "Scalability score, 0..100.";
     SCALABILITY_PENALTY = "lookout_scalability_penalty", Gauge, ["component"], "Points each score component takes off.";

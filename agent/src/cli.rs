@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod silence;
+pub use self::silence::{SilenceCommand, Target};
+
 use crate::agent;
 use crate::clock::wall_millis;
 use crate::collect::{self, CollectError, Job};
@@ -72,6 +75,15 @@ pub enum Command {
         /// Which helper.
         #[command(subcommand)]
         command: NotifyCommand,
+    },
+    /// Silences of a running agent: add, list, expire (through its API).
+    Silence {
+        /// Which action.
+        #[command(subcommand)]
+        command: SilenceCommand,
+        /// The agent.
+        #[command(flatten)]
+        target: Target,
     },
     /// Rule helpers.
     Rules {
@@ -167,6 +179,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Config {
             command: ConfigCommand::Default,
         } => print_stdout(&settings::default_yaml()),
+        Command::Silence { command, target } => silence::execute(command, &target),
         Command::Snapshot {
             config,
             json,

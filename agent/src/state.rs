@@ -20,6 +20,7 @@ use crate::notify::config::NotifyConfig;
 use crate::notify::dispatch::{DRILL_WINDOW, Dispatcher, DrillGate};
 use crate::notify::outbox::Outbox;
 use crate::rules::engine::Engine;
+use crate::rules::mute::Muter;
 use crate::rules::score::Score;
 use crate::store::{Retention, Store};
 
@@ -49,6 +50,8 @@ pub struct State {
     history_persist: std::sync::atomic::AtomicBool,
     /// Tells the live streams that the store changed; bounds them.
     live: Live,
+    /// Silences, maintenance windows, inhibition, and what they hold back.
+    muter: Mutex<Muter>,
 }
 
 /// A reload asked for over HTTP, answered with the outcome.
@@ -77,7 +80,13 @@ impl State {
             state_save_error: Mutex::new(None),
             history_persist: std::sync::atomic::AtomicBool::new(false),
             live: Live::default(),
+            muter: Mutex::new(Muter::default()),
         }
+    }
+
+    /// Silences, maintenance windows, inhibition rules and what they hold back.
+    pub fn muter(&self) -> MutexGuard<'_, Muter> {
+        self.muter.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sets whether the history is saved to `data_dir` (`history.persist`).

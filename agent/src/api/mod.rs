@@ -20,6 +20,7 @@ pub mod processes;
 pub mod query;
 pub mod rules;
 pub mod server;
+pub mod silences;
 pub mod status;
 pub mod stream;
 
@@ -30,7 +31,7 @@ use axum::extract::{Request, State as AxumState};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -95,6 +96,11 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/api/v1/status/buildinfo", get(query::buildinfo))
         .route("/api/v1/observations", post(ingest::observations))
         .route("/api/v1/test-alert", post(notify::test_alert))
+        .route(
+            "/api/v1/silences",
+            get(silences::list).post(silences::create),
+        )
+        .route("/api/v1/silences/{id}", delete(silences::expire))
         .route("/-/reload", post(reload))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -13,6 +13,7 @@ use super::{ApiError, page};
 use crate::rules::LabelSet;
 use crate::rules::engine::HISTORY_LIMIT;
 use crate::rules::model::{Conditions, Threshold};
+use crate::rules::mute::Reason;
 use crate::rules::state::Phase;
 use crate::state::State;
 
@@ -78,6 +79,32 @@ fn alerts_page(state: &State, q: &AlertsQuery) -> Result<serde_json::Value, ApiE
     });
     let (alerts, more) = page::take(past_cursor, limit);
     let next = page::next(&alerts, more, "alerts", |a| alert_key(&a.alert, &a.labels));
+    // Why each is not notified now, if it is not: silences, maintenance, inhibition.
+    let firing: Vec<_> = engine.firing().collect();
+    let firing: Vec<_> = firing
+        .iter()
+        .map(|(a, l, s)| (a.as_ref(), *l, *s))
+        .collect();
+    let muter = state.muter();
+    let now = crate::clock::wall_millis();
+    let alerts: Vec<serde_json::Value> = alerts
+        .iter()
+        .map(|a| {
+            let mut item = json!(a);
+            let muted = a.severity.map_or_else(Vec::new, |severity| {
+                muter.reasons(&a.alert, &a.labels, severity, &firing, now)
+            });
+            item["silenced"] = json!(
+                muted
+                    .iter()
+                    .any(|r| !matches!(r, Reason::Inhibition { .. }))
+            );
+            item["inhibited"] = json!(muted.iter().any(|r| matches!(r, Reason::Inhibition { .. })));
+            item["muted_by"] = json!(muted);
+            item
+        })
+        .collect();
+    drop(muter);
     let mut doc = json!({ "alerts": alerts, "next": next });
     if with_history {
         let older = engine

@@ -135,6 +135,10 @@ pub struct RawNotify {
     /// Routes, first match wins; absent: one route to every receiver. A list given must
     /// not be empty.
     pub route: Option<Spanned<Vec<Spanned<RawRoute>>>>,
+    /// Fixed silences; absent: none (more come and go through the API).
+    pub silences: Option<Vec<Spanned<crate::rules::mute::config::RawSilence>>>,
+    /// Inhibition rules; absent: none (besides the rules' own `inhibits`).
+    pub inhibit: Option<Vec<Spanned<crate::rules::mute::config::RawInhibit>>>,
 }
 
 /// `notify:` section.
@@ -157,6 +161,10 @@ pub struct NotifyConfig {
     pub circuit_breaker: BreakerConfig,
     /// Per-receiver rate limit; overflow is folded into one digest, never dropped.
     pub rate_limit: RateLimitConfig,
+    /// Fixed silences.
+    pub silences: Vec<crate::rules::mute::silence::Silence>,
+    /// Inhibition rules of the configuration.
+    pub inhibit: Vec<crate::rules::mute::inhibit::InhibitRule>,
 }
 
 /// One receiver: a name and where it delivers.
@@ -203,6 +211,8 @@ impl NotifyConfig {
                 max: 30,
                 per: Duration::from_secs(3600),
             },
+            silences: Vec::new(),
+            inhibit: Vec::new(),
         }
     }
 }
@@ -303,6 +313,16 @@ fn check_notify(c: &mut Checker<'_>, path: &str, raw: &RawNotify) -> NotifyConfi
         retry,
         circuit_breaker,
         rate_limit,
+        silences: crate::rules::mute::config::check_silences(
+            c,
+            &format!("{path}.silences"),
+            raw.silences.as_deref().unwrap_or_default(),
+        ),
+        inhibit: crate::rules::mute::config::check_inhibit(
+            c,
+            &format!("{path}.inhibit"),
+            raw.inhibit.as_deref().unwrap_or_default(),
+        ),
     }
 }
 
@@ -415,4 +435,14 @@ const DEFAULTS_TAIL: &str = r#"  receivers:
   #   - {match_re: {alertname: "Host.*"}, receivers: [chat]}
   route:
     - receivers: [log]
+  # Fixed silences: matching alerts are evaluated and shown but not notified between
+  # starts and ends (RFC 3339). Matchers are label: regex (whole value); `alert` is the
+  # alert's name. More come and go with `lookout silence` / the API. Example:
+  #   - {matchers: {alert: HostCpuHigh, host: web-1}, starts: 2026-12-24T00:00:00Z,
+  #      ends: 2026-12-26T00:00:00Z, comment: holidays}
+  silences: []
+  # Inhibition (Alertmanager's shape): while a source alert fires, target alerts with the
+  # same `equal` labels are not notified. The built-in rules carry their own. Example:
+  #   - {source: {alert: RedisDown}, target: {alert: "Redis.+"}, equal: [target]}
+  inhibit: []
 "#;

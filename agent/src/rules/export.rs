@@ -780,6 +780,7 @@ mod tests {
                 .collect(),
             summary: Some("{{ value | seconds }} on {{ host }} {{ value | nope }}".to_string()),
             description: None,
+            inhibits: Vec::new(),
             file: "/etc/lookout/rules/custom.yaml".to_string(),
             line: 3,
         }

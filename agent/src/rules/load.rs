@@ -97,6 +97,8 @@ struct RawRule {
     summary: Option<Text>,
     /// Description template. Absent: none.
     description: Option<Text>,
+    /// Alerts this one explains while it fires (not notified meanwhile). Absent: none.
+    inhibits: Option<Vec<Spanned<crate::rules::mute::config::RawInhibits>>>,
 }
 
 /// Values rules inherit from the configuration.
@@ -498,6 +500,18 @@ impl Validator<'_> {
                 self.at(t, &format!("{path}.{field}"), format!("template: {e}"));
             }
         }
+        let mut inhibits = Vec::new();
+        for (i, item) in r.inhibits.iter().flatten().enumerate() {
+            match crate::rules::mute::config::rule_inhibit(&alert, &item.value) {
+                Ok(rule) => inhibits.push(rule),
+                Err(e) => self.problems.push(problem(
+                    self.file,
+                    Some(position(&item.referenced)),
+                    &format!("{path}.inhibits[{i}]"),
+                    e,
+                )),
+            }
+        }
         if self.problems.len() > before {
             return None;
         }
@@ -522,6 +536,7 @@ impl Validator<'_> {
             labels,
             summary: r.summary.as_ref().map(|t| t.value.clone()),
             description: r.description.as_ref().map(|t| t.value.clone()),
+            inhibits,
             file: self.file.to_string(),
             line,
         })

@@ -75,3 +75,18 @@ pub fn score(
         health,
     )
 }
+
+/// `lookout_silences{state}` at wall-clock `now`.
+pub fn silences(muter: &crate::rules::mute::Muter, now: crate::store::Millis) -> Vec<Sample> {
+    muter
+        .counts(now)
+        .iter()
+        .map(|(state, n)| {
+            Sample::with_labels(
+                &crate::catalogue::SILENCES,
+                [("state", state.as_str().to_string())],
+                *n as f64,
+            )
+        })
+        .collect()
+}

@@ -167,6 +167,8 @@ pub struct Rule {
     pub summary: Option<String>,
     /// Description template.
     pub description: Option<String>,
+    /// What this rule's alert explains while it fires: alerts not notified meanwhile.
+    pub inhibits: Vec<crate::rules::mute::inhibit::InhibitRule>,
     /// File the rule came from (`<built-in>/host.yaml` for embedded rules).
     pub file: String,
     /// Line of the rule in that file.

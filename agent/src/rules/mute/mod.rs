@@ -22,6 +22,7 @@
 //! Everything here is a pure function of the notifications, the firing alerts and the
 //! wall-clock time it is given, so the agent and `lookout test rules` run the same code.
 
+pub mod config;
 pub mod inhibit;
 pub mod matchers;
 pub mod silence;
@@ -113,6 +114,8 @@ pub struct Muter {
     pub inhibit: Vec<InhibitRule>,
     /// What is held and what was delivered.
     pub state: MuteState,
+    /// Where [`silence::MuteFile`] is kept; `None`: nowhere (tests).
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// A firing alert as inhibition sees it: name, labels, severity.
@@ -247,6 +250,52 @@ impl Muter {
             released.push(n);
         }
         released
+    }
+
+    /// Takes the configuration's silences and inhibition rules, and the rules' own
+    /// `inhibits` (at start and on every reload; created silences and what is held stay).
+    pub fn configure(
+        &mut self,
+        silences: &[Silence],
+        inhibit: &[InhibitRule],
+        rules: &[crate::rules::model::Rule],
+    ) {
+        self.configured = silences.to_vec();
+        self.inhibit = inhibit
+            .iter()
+            .chain(rules.iter().flat_map(|r| &r.inhibits))
+            .cloned()
+            .collect();
+    }
+
+    /// Writes the created silences and the muting state to `data_dir` (a blocking write).
+    pub fn save(&self) -> std::io::Result<()> {
+        match &self.data_dir {
+            Some(dir) => silence::save(dir, &self.created, &self.state),
+            None => Ok(()),
+        }
+    }
+
+    /// A copy of what [`Muter::save`] writes, to write it off the lock.
+    pub fn snapshot(&self) -> (Option<std::path::PathBuf>, Vec<Silence>, MuteState) {
+        (
+            self.data_dir.clone(),
+            self.created.clone(),
+            self.state.clone(),
+        )
+    }
+
+    /// How many silences are pending, active and expired at `now`.
+    pub fn counts(&self, now: Millis) -> [(silence::SilenceState, usize); 3] {
+        use silence::SilenceState::{Active, Expired, Pending};
+        let mut counts = [(Pending, 0), (Active, 0), (Expired, 0)];
+        for s in self.silences() {
+            let state = s.state(now);
+            if let Some(c) = counts.iter_mut().find(|(st, _)| *st == state) {
+                c.1 += 1;
+            }
+        }
+        counts
     }
 
     /// Every silence, configured ones first.

@@ -1,0 +1,158 @@
+//! `notify.silences` and `notify.inhibit`: fixed silences and inhibition rules in the
+//! configuration file, and the `inhibits:` of a rule.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::inhibit::InhibitRule;
+use super::silence::Silence;
+use crate::config::{Checker, Text};
+
+/// One `notify.silences` entry as serde reads it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSilence {
+    /// `label: pattern`; required.
+    pub matchers: Option<BTreeMap<String, String>>,
+    /// RFC 3339 start; required.
+    pub starts: Option<Text>,
+    /// RFC 3339 end; required.
+    pub ends: Option<Text>,
+    /// Why.
+    pub comment: Option<Text>,
+    /// Who.
+    pub created_by: Option<Text>,
+}
+
+/// One `notify.inhibit` entry as serde reads it (Alertmanager's `inhibit_rules` shape).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInhibit {
+    /// Matchers of the alerts that inhibit; required.
+    pub source: Option<BTreeMap<String, String>>,
+    /// Matchers of the alerts inhibited; required.
+    pub target: Option<BTreeMap<String, String>>,
+    /// Labels that must be equal on both; absent: none.
+    pub equal: Option<Vec<String>>,
+}
+
+/// One entry of a rule's `inhibits:`: what this rule's alert explains while it fires.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInhibits {
+    /// Matchers of the alerts inhibited; required.
+    pub target: Option<BTreeMap<String, String>>,
+    /// Labels that must be equal on both; absent: none.
+    pub equal: Option<Vec<String>>,
+}
+
+/// Checks `notify.silences` (ids `cfg-0`, `cfg-1`, ... in order).
+pub fn check_silences(
+    c: &mut Checker<'_>,
+    path: &str,
+    list: &[Spanned<RawSilence>],
+) -> Vec<Silence> {
+    let mut out = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let base = format!("{path}[{i}]");
+        let raw = &item.value;
+        let matchers = c.required(
+            &base,
+            &item.referenced,
+            "matchers",
+            raw.matchers.as_ref(),
+            "{alert: NAME}",
+        );
+        let time = |key: &str, text: Option<&Text>, c: &mut Checker<'_>| {
+            let text = c.required(&base, &item.referenced, key, text, "an RFC 3339 time")?;
+            let parsed = crate::clock::parse_rfc3339(&text.value);
+            if parsed.is_none() {
+                c.report(
+                    &format!("{base}.{key}"),
+                    Some(&text.referenced),
+                    format!(
+                        "{:?} is not an RFC 3339 time (2026-12-24T00:00:00Z)",
+                        text.value
+                    ),
+                );
+            }
+            parsed
+        };
+        let starts = time("starts", raw.starts.as_ref(), c);
+        let ends = time("ends", raw.ends.as_ref(), c);
+        let (Some(matchers), Some(starts), Some(ends)) = (matchers, starts, ends) else {
+            continue;
+        };
+        let text = |t: &Option<Text>| t.as_ref().map(|t| t.value.clone()).unwrap_or_default();
+        match Silence::new(
+            format!("cfg-{i}"),
+            matchers.clone(),
+            starts,
+            ends,
+            text(&raw.comment),
+            text(&raw.created_by),
+            starts,
+        ) {
+            Ok(silence) => out.push(silence),
+            Err(why) => c.report(&base, Some(&item.referenced), why),
+        }
+    }
+    out
+}
+
+/// Checks `notify.inhibit`.
+pub fn check_inhibit(
+    c: &mut Checker<'_>,
+    path: &str,
+    list: &[Spanned<RawInhibit>],
+) -> Vec<InhibitRule> {
+    let mut out = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let base = format!("{path}[{i}]");
+        let raw = &item.value;
+        let source = c.required(
+            &base,
+            &item.referenced,
+            "source",
+            raw.source.as_ref(),
+            "{alert: NAME}",
+        );
+        let target = c.required(
+            &base,
+            &item.referenced,
+            "target",
+            raw.target.as_ref(),
+            "{alert: NAME}",
+        );
+        let (Some(source), Some(target)) = (source, target) else {
+            continue;
+        };
+        match check_equal(raw.equal.as_deref())
+            .and_then(|equal| InhibitRule::new(source, target, equal))
+        {
+            Ok(rule) => out.push(rule),
+            Err(why) => c.report(&base, Some(&item.referenced), why),
+        }
+    }
+    out
+}
+
+/// The inhibition rule of one entry of a rule's `inhibits:`, the rule's own alert its source.
+pub fn rule_inhibit(alert: &str, raw: &RawInhibits) -> Result<InhibitRule, String> {
+    let source = BTreeMap::from([("alert".to_string(), regex::escape(alert))]);
+    let target = raw
+        .target
+        .as_ref()
+        .ok_or("`target` is required ({alert: NAME})")?;
+    InhibitRule::new(&source, target, check_equal(raw.equal.as_deref())?)
+}
+
+fn check_equal(equal: Option<&[String]>) -> Result<Vec<String>, String> {
+    let equal = equal.unwrap_or_default();
+    if equal.iter().any(|l| l.trim().is_empty()) {
+        return Err("equal: a label name must not be empty".into());
+    }
+    Ok(equal.to_vec())
+}
