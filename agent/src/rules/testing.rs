@@ -24,7 +24,14 @@
 //!     expect_notifications:           # optional: the exact ordered list over the whole test
 //!       - {alert: HostCpuHigh, status: firing, severity: warning}
 //!       - {alert: HostCpuHigh, status: resolved}
+//!     silences:                       # optional: held as the agent holds them; offsets
+//!       - {matchers: {alert: HostCpuHigh}, starts: 0s, ends: 3m}
+//!     inhibit:                        # optional, besides the rules' own `inhibits`
+//!       - {source: {alert: A}, target: {alert: B}, equal: [host]}
 //! ```
+//!
+//! `expect_notifications` lists what is *sent*: silences, inhibitions (the test's and the
+//! rules' own) hold notifications back and release them exactly as the agent does.
 //!
 //! Unknown keys are errors.
 //!
@@ -133,6 +140,32 @@ struct RawTest {
     #[serde(default)]
     expect: Vec<RawExpect>,
     expect_notifications: Option<Vec<ExpectedNotification>>,
+    /// Silences during the test: matchers and offsets from its start.
+    #[serde(default)]
+    silences: Vec<RawTestSilence>,
+    /// Inhibition rules besides the rules' own `inhibits`.
+    #[serde(default)]
+    inhibit: Vec<RawTestInhibit>,
+}
+
+/// A silence of a test: `{matchers: {alert: A}, starts: 1m, ends: 5m}` (offsets).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTestSilence {
+    matchers: BTreeMap<String, String>,
+    #[serde(default)]
+    starts: Option<String>,
+    ends: String,
+}
+
+/// An inhibition rule of a test, as in `notify.inhibit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTestInhibit {
+    source: BTreeMap<String, String>,
+    target: BTreeMap<String, String>,
+    #[serde(default)]
+    equal: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -228,6 +261,10 @@ struct Test {
     series: Vec<Series>,
     expect: Vec<Expect>,
     notifications: Option<Vec<ExpectedNotification>>,
+    /// The test's silences, on the simulated clock.
+    silences: Vec<super::mute::silence::Silence>,
+    /// The test's own inhibition rules.
+    inhibit: Vec<super::mute::inhibit::InhibitRule>,
 }
 
 /// Runs every test of the file at `path`. `Err` is a file-level problem (unreadable file,
@@ -392,6 +429,38 @@ fn check_test(raw: RawTest, eval_ms: Millis) -> Result<Test, String> {
             score: e.score,
         });
     }
+    let mut silences = Vec::new();
+    for (i, raw_silence) in raw.silences.into_iter().enumerate() {
+        let offset = |what: &str, text: &str| {
+            parse_duration(text)
+                .map(|d| EPOCH_MS.saturating_add(millis(d)))
+                .map_err(|e| at_test(format!("silences[{i}].{what}: {e}")))
+        };
+        let starts = match &raw_silence.starts {
+            Some(t) => offset("starts", t)?,
+            None => EPOCH_MS,
+        };
+        let ends = offset("ends", &raw_silence.ends)?;
+        silences.push(
+            super::mute::silence::Silence::new(
+                format!("test-{i}"),
+                raw_silence.matchers,
+                starts,
+                ends,
+                String::new(),
+                String::new(),
+                EPOCH_MS,
+            )
+            .map_err(|e| at_test(format!("silences[{i}]: {e}")))?,
+        );
+    }
+    let mut inhibit = Vec::new();
+    for (i, r) in raw.inhibit.into_iter().enumerate() {
+        inhibit.push(
+            super::mute::inhibit::InhibitRule::new(&r.source, &r.target, r.equal)
+                .map_err(|e| at_test(format!("inhibit[{i}]: {e}")))?,
+        );
+    }
     let test = Test {
         name,
         interval,
@@ -399,6 +468,8 @@ fn check_test(raw: RawTest, eval_ms: Millis) -> Result<Test, String> {
         series,
         expect,
         notifications: raw.expect_notifications,
+        silences,
+        inhibit,
     };
     let show = |ms: Millis| format_duration(Duration::from_millis(ms.unsigned_abs()));
     let end = test.end();
@@ -620,6 +691,9 @@ fn run_test(
     scalability: &ScalabilityConfig,
 ) -> String {
     let mut engine = Engine::new(rules.to_vec(), vec![]);
+    // Silences and inhibition, as the agent applies them between the engine and delivery.
+    let mut muter = super::mute::Muter::default();
+    muter.configure(&test.silences, &test.inhibit, rules);
     let mut store = Store::new(Retention {
         keep_ms: 3_600_000,
         max_points: 10_000,
@@ -660,9 +734,15 @@ fn run_test(
         }
         if rel % eval_ms == 0 {
             let host = test.host.as_str();
+            let decided = engine.evaluate(&store, host, now);
+            let firing: Vec<_> = engine.firing().collect();
+            let firing: Vec<_> = firing
+                .iter()
+                .map(|(a, l, s)| (a.as_ref(), *l, *s))
+                .collect();
             notes.extend(
-                engine
-                    .evaluate(&store, host, now)
+                muter
+                    .filter(decided, &firing, now, now)
                     .into_iter()
                     .map(|n| (rel, n)),
             );
