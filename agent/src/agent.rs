@@ -460,6 +460,7 @@ pub async fn run(
         let engine = state.engine();
         muter.configure(
             &config.notify.silences,
+            &config.notify.maintenance,
             &config.notify.inhibit,
             engine.rules(),
         );
@@ -525,9 +526,12 @@ pub async fn run(
                     }
                 }
                 let windows = crate::rules::windows(&rules, &new.scalability);
-                state
-                    .muter()
-                    .configure(&new.notify.silences, &new.notify.inhibit, &rules);
+                state.muter().configure(
+                    &new.notify.silences,
+                    &new.notify.maintenance,
+                    &new.notify.inhibit,
+                    &rules,
+                );
                 state.engine().replace_rules(rules);
                 bound_store(&state, &new, windows, || None);
                 let old = collectors.stop().await;

@@ -139,6 +139,8 @@ pub struct RawNotify {
     pub silences: Option<Vec<Spanned<crate::rules::mute::config::RawSilence>>>,
     /// Inhibition rules; absent: none (besides the rules' own `inhibits`).
     pub inhibit: Option<Vec<Spanned<crate::rules::mute::config::RawInhibit>>>,
+    /// Recurring maintenance windows; absent: none.
+    pub maintenance: Option<Vec<Spanned<crate::rules::mute::config::RawMaintenance>>>,
 }
 
 /// `notify:` section.
@@ -165,6 +167,8 @@ pub struct NotifyConfig {
     pub silences: Vec<crate::rules::mute::silence::Silence>,
     /// Inhibition rules of the configuration.
     pub inhibit: Vec<crate::rules::mute::inhibit::InhibitRule>,
+    /// Maintenance windows.
+    pub maintenance: Vec<crate::rules::mute::MaintenanceWindow>,
 }
 
 /// One receiver: a name and where it delivers.
@@ -213,6 +217,7 @@ impl NotifyConfig {
             },
             silences: Vec::new(),
             inhibit: Vec::new(),
+            maintenance: Vec::new(),
         }
     }
 }
@@ -322,6 +327,11 @@ fn check_notify(c: &mut Checker<'_>, path: &str, raw: &RawNotify) -> NotifyConfi
             c,
             &format!("{path}.inhibit"),
             raw.inhibit.as_deref().unwrap_or_default(),
+        ),
+        maintenance: crate::rules::mute::config::check_maintenance(
+            c,
+            &format!("{path}.maintenance"),
+            raw.maintenance.as_deref().unwrap_or_default(),
         ),
     }
 }
@@ -445,4 +455,9 @@ const DEFAULTS_TAIL: &str = r#"  receivers:
   # same `equal` labels are not notified. The built-in rules carry their own. Example:
   #   - {source: {alert: RedisDown}, target: {alert: "Redis.+"}, equal: [target]}
   inhibit: []
+  # Recurring maintenance windows: from each time the cron schedule is due (in the time
+  # zone, daylight saving handled), for duration, matching alerts wait. Example:
+  #   - {name: nightly-backup, matchers: {alert: "HostDisk.*"}, schedule: "0 2 * * *",
+  #      duration: 1h, timezone: Europe/Berlin}
+  maintenance: []
 "#;

@@ -693,7 +693,7 @@ fn run_test(
     let mut engine = Engine::new(rules.to_vec(), vec![]);
     // Silences and inhibition, as the agent applies them between the engine and delivery.
     let mut muter = super::mute::Muter::default();
-    muter.configure(&test.silences, &test.inhibit, rules);
+    muter.configure(&test.silences, &[], &test.inhibit, rules);
     let mut store = Store::new(Retention {
         keep_ms: 3_600_000,
         max_points: 10_000,

@@ -26,6 +26,114 @@ pub struct RawSilence {
     pub created_by: Option<Text>,
 }
 
+/// One `notify.maintenance` entry as serde reads it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMaintenance {
+    /// Unique name; required.
+    pub name: Option<Text>,
+    /// `label: pattern`; required.
+    pub matchers: Option<BTreeMap<String, String>>,
+    /// Cron expression of when the window opens; required.
+    pub schedule: Option<Text>,
+    /// How long it stays open; required.
+    pub duration: Option<Text>,
+    /// Time zone of the schedule (`Europe/Berlin`); absent: UTC.
+    pub timezone: Option<Text>,
+}
+
+/// Longest maintenance window (a week).
+pub const MAX_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Checks `notify.maintenance`.
+pub fn check_maintenance(
+    c: &mut Checker<'_>,
+    path: &str,
+    list: &[Spanned<RawMaintenance>],
+) -> Vec<super::MaintenanceWindow> {
+    let mut names: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let base = format!("{path}[{i}]");
+        let raw = &item.value;
+        let name = c.entry_name(
+            &base,
+            item,
+            raw.name.as_ref(),
+            &mut names,
+            "maintenance window",
+        );
+        let matchers = c
+            .required(
+                &base,
+                &item.referenced,
+                "matchers",
+                raw.matchers.as_ref(),
+                "{alert: NAME}",
+            )
+            .and_then(|m| match super::matchers::Matchers::parse(m, false) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    c.report(&format!("{base}.matchers"), Some(&item.referenced), e);
+                    None
+                }
+            });
+        let tz = raw
+            .timezone
+            .as_ref()
+            .map(|t| t.value.as_str())
+            .unwrap_or("");
+        let schedule = c
+            .required(
+                &base,
+                &item.referenced,
+                "schedule",
+                raw.schedule.as_ref(),
+                "a cron expression such as \"0 2 * * *\"",
+            )
+            .and_then(|text| match crate::schedule::Cron::parse(&text.value, tz) {
+                Ok(cron) => Some(cron),
+                Err(e) => {
+                    let (key, at) = match (&raw.timezone, e.contains("time zone")) {
+                        (Some(t), true) => ("timezone", &t.referenced),
+                        _ => ("schedule", &text.referenced),
+                    };
+                    c.report(&format!("{base}.{key}"), Some(at), e);
+                    None
+                }
+            });
+        let duration = c
+            .required(
+                &base,
+                &item.referenced,
+                "duration",
+                raw.duration.as_ref(),
+                "such as 1h",
+            )
+            .and_then(|d| {
+                c.duration(
+                    &format!("{base}.duration"),
+                    Some(d),
+                    MAX_WINDOW,
+                    std::time::Duration::from_secs(1),
+                    Some(MAX_WINDOW),
+                )
+            });
+        if let (Some(name), Some(matchers), Some(schedule), Some(duration)) =
+            (name, matchers, schedule, duration)
+        {
+            out.push(super::MaintenanceWindow {
+                name,
+                matchers,
+                schedule,
+                duration_ms: crate::store::Millis::try_from(duration.as_millis())
+                    .unwrap_or(crate::store::Millis::MAX),
+            });
+        }
+    }
+    out
+}
+
 /// One `notify.inhibit` entry as serde reads it (Alertmanager's `inhibit_rules` shape).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -62,24 +62,37 @@ pub enum Reason {
     },
 }
 
-/// A recurring window during which matching alerts are not notified. Whether it covers a
-/// moment is decided by `covers` (built from a cron schedule, a duration and a timezone).
-#[derive(Clone)]
+/// A recurring window during which matching alerts are not notified: from each time its
+/// cron schedule is due (in its time zone), for `duration_ms`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct MaintenanceWindow {
     /// Its name.
     pub name: String,
     /// The alerts it mutes.
     pub matchers: Matchers,
-    /// Whether the window covers a wall-clock instant (ms since the epoch).
-    pub covers: std::sync::Arc<dyn Fn(Millis) -> bool + Send + Sync>,
+    /// When it opens.
+    pub schedule: crate::schedule::Cron,
+    /// How long it stays open (ms).
+    pub duration_ms: Millis,
 }
 
-impl std::fmt::Debug for MaintenanceWindow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MaintenanceWindow")
-            .field("name", &self.name)
-            .field("matchers", &self.matchers)
-            .finish_non_exhaustive()
+impl MaintenanceWindow {
+    /// Whether the window is open at wall-clock `now` (ms): the last opening at or
+    /// before `now` was less than `duration_ms` ago.
+    pub fn covers(&self, now: Millis) -> bool {
+        self.schedule
+            .previous(now)
+            .is_some_and(|opened| now < opened.saturating_add(self.duration_ms))
+    }
+
+    /// When the window closes if open at `now`, else when it next opens (ms).
+    pub fn next_change(&self, now: Millis) -> Option<Millis> {
+        match self.schedule.previous(now) {
+            Some(opened) if now < opened.saturating_add(self.duration_ms) => {
+                Some(opened.saturating_add(self.duration_ms))
+            }
+            _ => self.schedule.next(now),
+        }
     }
 }
 
@@ -143,7 +156,7 @@ impl Muter {
         out.extend(
             self.windows
                 .iter()
-                .filter(|w| w.matchers.matches(alert, labels, sev) && (w.covers)(now))
+                .filter(|w| w.matchers.matches(alert, labels, sev) && w.covers(now))
                 .map(|w| Reason::Maintenance {
                     name: w.name.clone(),
                 }),
@@ -257,10 +270,12 @@ impl Muter {
     pub fn configure(
         &mut self,
         silences: &[Silence],
+        windows: &[MaintenanceWindow],
         inhibit: &[InhibitRule],
         rules: &[crate::rules::model::Rule],
     ) {
         self.configured = silences.to_vec();
+        self.windows = windows.to_vec();
         self.inhibit = inhibit
             .iter()
             .chain(rules.iter().flat_map(|r| &r.inhibits))

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::inhibit::InhibitRule;
+use super::matchers::Matchers;
 use super::silence::Silence;
 use super::*;
 
@@ -216,4 +217,81 @@ fn held_notifications_of_alerts_that_no_longer_fire_are_dropped() {
     // The rule went away on a reload: no resolve came, and nothing fires.
     assert!(m.filter(vec![], &[], 2000, 2000).is_empty());
     assert!(m.state.held.is_empty());
+}
+
+fn window(schedule: &str, tz: &str, hours: i64) -> MaintenanceWindow {
+    MaintenanceWindow {
+        name: "backup".into(),
+        matchers: Matchers::parse(
+            &BTreeMap::from([("alert".to_string(), "HostDisk.*".to_string())]),
+            false,
+        )
+        .unwrap(),
+        schedule: crate::schedule::Cron::parse(schedule, tz).unwrap(),
+        duration_ms: hours * 3_600_000,
+    }
+}
+
+fn t(text: &str) -> Millis {
+    crate::clock::parse_rfc3339(text).unwrap()
+}
+
+#[test]
+fn a_window_covers_its_hours_in_its_time_zone_across_daylight_saving() {
+    let utc = window("0 2 * * *", "UTC", 1);
+    assert!(!utc.covers(t("2026-06-01T01:59:59Z")));
+    assert!(utc.covers(t("2026-06-01T02:00:00Z")));
+    assert!(utc.covers(t("2026-06-01T02:59:59Z")));
+    assert!(!utc.covers(t("2026-06-01T03:00:00Z")));
+    assert_eq!(
+        utc.next_change(t("2026-06-01T02:30:00Z")),
+        Some(t("2026-06-01T03:00:00Z"))
+    );
+    let berlin = window("0 2 * * *", "Europe/Berlin", 1);
+    // Summer: 02:00 in Berlin is 00:00Z.
+    assert!(berlin.covers(t("2026-06-01T00:30:00Z")));
+    assert!(!berlin.covers(t("2026-06-01T02:30:00Z")));
+    // Winter: 01:00Z.
+    assert!(berlin.covers(t("2026-01-15T01:30:00Z")));
+    // The night clocks skip 02:00-03:00 (29 March 2026): the window opens at 03:00
+    // local, 01:00Z, and still lasts an hour.
+    assert!(!berlin.covers(t("2026-03-29T00:30:00Z")));
+    assert!(berlin.covers(t("2026-03-29T01:30:00Z")));
+    assert!(!berlin.covers(t("2026-03-29T02:00:00Z")));
+}
+
+#[test]
+fn a_maintenance_window_holds_and_releases_when_it_closes() {
+    let mut m = Muter {
+        windows: vec![window("0 2 * * *", "UTC", 1)],
+        ..Muter::default()
+    };
+    let l = labels("x");
+    let on = [("HostDiskFull", &l, Severity::Warning)];
+    let open = t("2026-06-01T02:10:00Z");
+    assert!(
+        m.filter(vec![firing("HostDiskFull", "x", 0)], &on, open, 0)
+            .is_empty()
+    );
+    assert_eq!(
+        m.reasons("HostDiskFull", &l, Severity::Warning, &on, open),
+        vec![Reason::Maintenance {
+            name: "backup".into()
+        }]
+    );
+    // Other alerts are not in the window.
+    let both = [
+        ("HostDiskFull", &l, Severity::Warning),
+        ("HostCpuHigh", &l, Severity::Warning),
+    ];
+    assert_eq!(
+        m.filter(vec![firing("HostCpuHigh", "x", 0)], &both, open, 0)
+            .len(),
+        1
+    );
+    let out = m.filter(vec![], &on, t("2026-06-01T03:00:00Z"), 5);
+    assert_eq!(
+        sent(&out),
+        vec![("HostDiskFull".into(), Status::Firing, Kind::Firing)]
+    );
 }
