@@ -243,3 +243,61 @@ fn an_inhibited_alert_waits_while_its_source_fires_and_is_delivered_after() {
         .position(|d| *d == ("CacheSlow".to_string(), "firing".to_string()));
     assert!(resolved.is_some() && resolved < slow, "{got:?}");
 }
+
+#[test]
+fn a_maintenance_window_covering_now_holds_notifications_until_it_closes() {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let second = |t: SystemTime| t.duration_since(UNIX_EPOCH).expect("clock").as_secs() % 60;
+    // The window opens at the start of this minute; leave it at least 12 s from now.
+    if second(SystemTime::now()) > 40 {
+        std::thread::sleep(Duration::from_secs(61 - second(SystemTime::now())));
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let (minute, hour) = (now / 60 % 60, now / 3600 % 24);
+    let closes_after = now % 60 + 12;
+    let dir = TempDir::new("maintenance");
+    let out = dir.path().join("hook.jsonl");
+    let hook_port = free_port();
+    let _hook = http_receiver(hook_port, &out, "ok", None);
+    let rules = "groups:\n  - name: t\n    interval: 1s\n    rules:\n      - alert: BackupDiskBusy\n        expr: lookout_build_info\n        warning: \"> 0\"\n";
+    let agent = Agent::start_in(
+        dir,
+        &[("rules.yaml", rules)],
+        &format!(
+            "{}  maintenance:\n    - {{name: backup, matchers: {{alert: \"Backup.*\"}}, schedule: \"{minute} {hour} * * *\", duration: {closes_after}s, timezone: UTC}}\n",
+            config(hook_port)
+        ),
+    );
+    agent.wait_until(
+        "BackupDiskBusy firing, in maintenance",
+        Duration::from_secs(10),
+        || {
+            agent.json("/api/v1/alerts")["alerts"]
+                .as_array()
+                .is_some_and(|a| {
+                    a.iter().any(|a| {
+                        a["alert"] == "BackupDiskBusy" && a["muted_by"][0]["name"] == "backup"
+                    })
+                })
+        },
+    );
+    assert!(delivered(&out).is_empty(), "{:?}", delivered(&out));
+    // The window closes: delivered within a couple of evaluations.
+    agent.wait_until(
+        "BackupDiskBusy delivered after the window",
+        Duration::from_secs(25),
+        || delivered(&out).contains(&("BackupDiskBusy".into(), "firing".into())),
+    );
+    let delivered_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    assert!(
+        delivered_at >= now - now % 60 + closes_after,
+        "delivered at {delivered_at}, the window closed at {}",
+        now - now % 60 + closes_after
+    );
+}
