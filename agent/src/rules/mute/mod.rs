@@ -110,8 +110,9 @@ pub struct Held {
 pub struct MuteState {
     /// Held notifications, by alert fingerprint.
     pub held: BTreeMap<String, Held>,
-    /// Alerts whose firing notification was delivered and not yet resolved, by fingerprint.
-    pub delivered: BTreeSet<String>,
+    /// Alerts whose firing notification was delivered and not yet resolved, by
+    /// fingerprint, with the severity delivered last.
+    pub delivered: BTreeMap<String, Severity>,
 }
 
 /// Silences, maintenance windows and inhibition rules, and what they hold back.
@@ -197,10 +198,10 @@ impl Muter {
                         .is_empty()
                     {
                         self.state.held.remove(&fp);
-                        self.state.delivered.insert(fp);
+                        self.state.delivered.insert(fp, n.severity);
                         out.push(n);
                     } else {
-                        let delivered_before = self.state.delivered.contains(&fp);
+                        let delivered_before = self.state.delivered.contains_key(&fp);
                         self.state.held.insert(
                             fp,
                             Held {
@@ -212,7 +213,7 @@ impl Muter {
                 }
                 Status::Resolved => {
                     let held = self.state.held.remove(&fp);
-                    let delivered = self.state.delivered.remove(&fp);
+                    let delivered = self.state.delivered.remove(&fp).is_some();
                     // Never delivered (fired and resolved while muted): nothing to close.
                     if held.is_some_and(|h| !h.delivered_before) && !delivered {
                         continue;
@@ -251,15 +252,27 @@ impl Muter {
                 self.state.held.insert(fp, h);
                 continue;
             }
-            if h.delivered_before {
-                // The receiver knows it fires; a reminder held back is not worth a page.
-                continue;
-            }
             let mut n = h.notification;
-            n.kind = Kind::Firing;
-            n.previous = None;
+            match self.state.delivered.get(&fp).copied() {
+                // The receiver knows it fires at this severity: a reminder held back is not
+                // worth a page.
+                Some(known) if known == n.severity => continue,
+                // It knows an older severity: tell it the change.
+                Some(known) => {
+                    n.kind = if n.severity > known {
+                        Kind::Escalated
+                    } else {
+                        Kind::DeEscalated
+                    };
+                    n.previous = Some(known);
+                }
+                None => {
+                    n.kind = Kind::Firing;
+                    n.previous = None;
+                }
+            }
             n.at = at;
-            self.state.delivered.insert(fp);
+            self.state.delivered.insert(fp, n.severity);
             released.push(n);
         }
         released

@@ -295,3 +295,32 @@ fn a_maintenance_window_holds_and_releases_when_it_closes() {
         vec![("HostDiskFull".into(), Status::Firing, Kind::Firing)]
     );
 }
+
+#[test]
+fn an_escalation_held_by_a_silence_is_told_when_it_ends() {
+    let mut m = Muter::default();
+    let l = labels("x");
+    assert_eq!(
+        m.filter(
+            vec![firing("A", "x", 0)],
+            &[("A", &l, Severity::Warning)],
+            0,
+            0
+        )
+        .len(),
+        1
+    );
+    m.created.push(silence("A", 1000, 10_000));
+    let mut worse = note("A", "x", Status::Firing, Kind::Escalated, 2000);
+    worse.severity = Severity::Critical;
+    worse.previous = Some(Severity::Warning);
+    let on = [("A", &l, Severity::Critical)];
+    assert!(m.filter(vec![worse], &on, 2000, 2000).is_empty());
+    let out = m.filter(vec![], &on, 10_000, 10_000);
+    assert_eq!(
+        sent(&out),
+        vec![("A".into(), Status::Firing, Kind::Escalated)]
+    );
+    assert_eq!(out[0].severity, Severity::Critical);
+    assert_eq!(out[0].previous, Some(Severity::Warning));
+}
