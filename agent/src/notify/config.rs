@@ -102,6 +102,11 @@ kinds! {
     webhook => Webhook(super::webhook::WebhookKind),
     alertmanager => Alertmanager(super::alertmanager::AlertmanagerKind),
     log => Log(super::log::LogKind),
+    telegram => Telegram(super::telegram::TelegramKind),
+    discord => Discord(super::discord::DiscordKind),
+    ntfy => Ntfy(super::ntfy::NtfyKind),
+    pagerduty => PagerDuty(super::pagerduty::PagerDutyKind),
+    teams => Teams(super::teams::TeamsKind),
 }
 
 /// The kind keys as messages list them: `` `email`, `webhook`, ... ``.

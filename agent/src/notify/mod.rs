@@ -9,14 +9,19 @@
 
 pub mod alertmanager;
 pub mod config;
+pub mod discord;
 pub mod dispatch;
 pub mod email;
 pub mod group;
 pub mod held;
 pub mod log;
+pub mod ntfy;
 pub mod outbox;
+pub mod pagerduty;
 pub mod policy;
 pub mod route;
+pub mod teams;
+pub mod telegram;
 pub mod webhook;
 
 use std::collections::BTreeMap;

@@ -844,6 +844,49 @@ pub(crate) mod tests {
         }
     }
 
+    /// Checks one receiver kind's settings written as `yaml` (a flow mapping), in a
+    /// configuration file in `dir` (for relative `*_file` keys), with the test environment
+    /// (`HOOK_TOKEN`, `EMPTY`, ...). The problems, rendered.
+    pub(crate) fn check_kind<K: crate::notify::Integration>(
+        yaml: &str,
+        dir: &std::path::Path,
+    ) -> (Option<K::Config>, Vec<String>) {
+        let raw: Spanned<K::Raw> = serde_saphyr::from_str(yaml).unwrap();
+        let file = dir.join("t.yaml").display().to_string();
+        let mut c = Checker::new(&file, &[]).with_env(crate::config::secret::fake_env);
+        let config = K::check(&raw, &format!("r.{}", K::KEY), &mut c);
+        let problems = c
+            .into_problems()
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect();
+        (config, problems)
+    }
+
+    /// A scratch directory holding `files` (name, content), removed on drop.
+    pub(crate) struct Files(pub(crate) std::path::PathBuf);
+
+    impl Files {
+        pub(crate) fn new(files: &[(&str, &str)]) -> Files {
+            let dir = std::env::temp_dir().join(format!(
+                "lookout-kind-{}-{:016x}",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            for (name, content) in files {
+                std::fs::write(dir.join(name), content).unwrap();
+            }
+            Files(dir)
+        }
+    }
+
+    impl Drop for Files {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     pub(crate) fn message(alerts: Vec<AlertPayload>, test: bool) -> Message {
         Message {
             id: "msg-0001".into(),
