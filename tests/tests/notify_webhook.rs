@@ -134,6 +134,8 @@ fn webhook_delivery_is_v4_signed_and_idempotent() {
         secret: Some(Secret::new(SECRET)),
         headers: vec![("Authorization".into(), Secret::new("Bearer abc"))],
         timeout: Duration::from_secs(5),
+        body_template: None,
+        content_type: None,
     };
     let receiver = WebhookReceiver::new("ops-hook", &cfg).expect("receiver");
     let message = Message {

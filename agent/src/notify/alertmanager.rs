@@ -165,10 +165,18 @@ fn summarize(urls: &[reqwest::Url], failures: &[(usize, SendError)]) -> Result<(
     if all_permanent {
         Err(SendError::Permanent(text))
     } else {
-        Err(SendError::Retryable(format!(
-            "none of {} Alertmanagers accepted: {text}",
-            urls.len()
-        )))
+        // One member accepting is enough: the soonest a member said it may accept again,
+        // when every member that can recover said when.
+        let soonest = failures
+            .iter()
+            .filter(|(_, e)| e.is_retryable())
+            .map(|(_, e)| e.retry_after())
+            .collect::<Option<Vec<_>>>()
+            .and_then(|waits| waits.into_iter().min());
+        Err(SendError::retry(
+            format!("none of {} Alertmanagers accepted: {text}", urls.len()),
+            soonest,
+        ))
     }
 }
 
@@ -178,9 +186,7 @@ fn describe(urls: &[reqwest::Url], failures: &[(usize, SendError)]) -> String {
         .iter()
         .map(|(i, e)| {
             let member = urls.get(*i).map_or_else(|| "?".to_string(), origin);
-            let reason = match e {
-                SendError::Retryable(t) | SendError::Permanent(t) => t,
-            };
+            let reason = e.text();
             format!("{member}: {reason}")
         })
         .collect::<Vec<_>>()

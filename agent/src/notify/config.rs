@@ -102,6 +102,11 @@ kinds! {
     webhook => Webhook(super::webhook::WebhookKind),
     alertmanager => Alertmanager(super::alertmanager::AlertmanagerKind),
     log => Log(super::log::LogKind),
+    telegram => Telegram(super::telegram::TelegramKind),
+    discord => Discord(super::discord::DiscordKind),
+    ntfy => Ntfy(super::ntfy::NtfyKind),
+    pagerduty => PagerDuty(super::pagerduty::PagerDutyKind),
+    teams => Teams(super::teams::TeamsKind),
 }
 
 /// The kind keys as messages list them: `` `email`, `webhook`, ... ``.
@@ -242,7 +247,7 @@ impl Section for NotifySection {
             .map(|line| format!("  #   {}\n", line.strip_prefix("  ").unwrap_or(line)))
             .collect();
         format!(
-            "{DEFAULTS_HEAD}  # Where notifications can go: a list of {{name, send_resolved (optional), and exactly one\n  # of {}}}. Secrets come from *_file keys or ${{ENV_NAME}}\n  # references, never written here. Examples (docs/configuration.md has every key):\n{}{DEFAULTS_TAIL}",
+            "{DEFAULTS_HEAD}  # Where notifications can go: a list of {{name, send_resolved (optional), and exactly one\n  # of {}}}.\n  # Secrets come from *_file keys or ${{ENV_NAME}} references, never written here.\n  # Examples (docs/configuration.md has every key):\n{}{DEFAULTS_TAIL}",
             KEYS.join(", "),
             examples.concat()
         )

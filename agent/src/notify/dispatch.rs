@@ -44,7 +44,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use super::config::{NotifyConfig, ReceiverConfig, ReceiverKind};
 use super::group::Grouper;
 use super::outbox::{Hold, Outbox, Outcome};
-use super::policy::{Breaker, BreakerState, RateLimit, backoff, give_up};
+use super::policy::{Breaker, BreakerState, MAX_RETRY_AFTER, RateLimit, give_up, retry_delay};
 use super::route::{receivers_for, routing_labels};
 use super::{AlertPayload, Message, Receiver, SendError, fingerprint};
 use crate::catalogue::{
@@ -642,11 +642,12 @@ async fn worker(
         };
         let now = clock();
         let mut rate_limited = false;
-        // A retry time further ahead than the longest backoff was written before a restart,
-        // on a timeline ahead of this one (the wall clock was stepped back meanwhile): due
-        // now, rather than holding the queue for as long as the step.
-        let latest =
-            now.saturating_add(i64::try_from(config.retry.max.as_millis()).unwrap_or(i64::MAX));
+        // A retry time further ahead than the longest wait (the backoff's, or a receiver's
+        // "not before", up to MAX_RETRY_AFTER) was written before a restart, on a timeline
+        // ahead of this one (the wall clock was stepped back meanwhile): due now, rather
+        // than holding the queue for as long as the step.
+        let longest = config.retry.max.max(MAX_RETRY_AFTER);
+        let latest = now.saturating_add(i64::try_from(longest.as_millis()).unwrap_or(i64::MAX));
         let wait_until = match &next {
             None => None,
             Some(p) if p.next_attempt_ms > now && p.next_attempt_ms <= latest => {
@@ -723,18 +724,27 @@ async fn worker(
                 tracing::error!(receiver = %name, id = %message.id, error = %e, "permanent delivery failure; moved to dead letters");
                 Outcome::Dead { reason: e }
             }
-            Err(SendError::Retryable(e)) if give_up(&config.retry, pending.enqueued_ms, now) => {
+            Err(e) if give_up(&config.retry, pending.enqueued_ms, now) => {
                 count(&counters, &name, "dead");
+                let e = e.text();
                 tracing::error!(receiver = %name, id = %message.id, error = %e, "gave up after notify.retry.give_up_after; moved to dead letters");
                 Outcome::Dead {
                     reason: format!("gave up: {e}"),
                 }
             }
-            Err(SendError::Retryable(e)) => {
+            Err(e) => {
                 count(&counters, &name, "retry");
-                let delay = backoff(&config.retry, pending.attempts + 1, fastrand::f64());
-                let next = now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-                tracing::warn!(receiver = %name, id = %message.id, error = %e, retry_in = ?delay, "delivery failed; will retry");
+                // The backoff, or longer when the receiver said when to come back.
+                let delay = retry_delay(
+                    &config.retry,
+                    pending.attempts + 1,
+                    fastrand::f64(),
+                    e.retry_after(),
+                );
+                let next = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+                let asked = e.retry_after();
+                let e = e.text().to_string();
+                tracing::warn!(receiver = %name, id = %message.id, error = %e, retry_in = ?delay, asked = ?asked, "delivery failed; will retry");
                 Outcome::Retry {
                     next_attempt_ms: next,
                     error: e,
@@ -1268,6 +1278,52 @@ mod tests {
         // Delivered is done: an hour later it has not been sent again.
         r.until(3600).await;
         assert_eq!(hook.send_times().len(), 5);
+        r.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_receivers_retry_after_is_waited_for_even_beyond_the_backoff() {
+        let after = |secs: u64| {
+            Err(SendError::RetryAfter(
+                "429".into(),
+                Duration::from_secs(secs),
+            ))
+        };
+        // 5 s asked (backoff 1 s), then 30 s asked (beyond retry.max of 4 s), then 1 s asked
+        // (shorter than the backoff's 4 s by then), then a plain retryable failure.
+        let hook = Scripted::new("hook", vec![after(5), after(30), after(1), retryable()]);
+        let mut config = one_hook();
+        config.retry.initial = Duration::from_secs(1);
+        config.retry.multiplier = 2.0;
+        config.retry.max = Duration::from_secs(4);
+        let r = run(&config, &[&hook]);
+        r.d.notify(&[notification("A", Status::Firing)]).await;
+        r.until(120).await;
+        // 0 +5 (asked) = 5, +30 (asked, over max) = 35, +4 (backoff: 1 s asked is less) = 39,
+        // +4 (backoff) = 43, delivered.
+        assert_eq!(hook.send_times(), secs(&[0, 5, 35, 39, 43]));
+        assert_eq!(
+            (r.counter("hook", "retry"), r.counter("hook", "delivered")),
+            (4, 1)
+        );
+        r.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_of_a_day_is_cut_to_an_hour() {
+        let hook = Scripted::new(
+            "hook",
+            vec![Err(SendError::RetryAfter(
+                "429".into(),
+                Duration::from_secs(86_400),
+            ))],
+        );
+        let r = run(&one_hook(), &[&hook]);
+        r.d.notify(&[notification("A", Status::Firing)]).await;
+        r.until(2 * 3600).await;
+        assert_eq!(hook.send_times(), secs(&[0, 3600]));
+        // Recorded as a retry with the text of the error, not dead.
+        assert_eq!(r.counter("hook", "delivered"), 1);
         r.stop().await;
     }
 

@@ -9,14 +9,19 @@
 
 pub mod alertmanager;
 pub mod config;
+pub mod discord;
 pub mod dispatch;
 pub mod email;
 pub mod group;
 pub mod held;
 pub mod log;
+pub mod ntfy;
 pub mod outbox;
+pub mod pagerduty;
 pub mod policy;
 pub mod route;
+pub mod teams;
+pub mod telegram;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -129,9 +134,53 @@ pub enum SendError {
     /// A timeout, a refused connection, a 5xx or 429: try again later.
     #[error("{0} (will retry)")]
     Retryable(String),
+    /// Retryable, and the receiver said when: not before this long from now (a 429's
+    /// `Retry-After`, Telegram's `retry_after`). The dispatcher waits at least that long,
+    /// up to [`policy::MAX_RETRY_AFTER`].
+    #[error("{0} (will retry, not before {1:?})")]
+    RetryAfter(String, std::time::Duration),
     /// A 4xx other than 429, a rejected address, a bad configuration: retrying cannot help.
     #[error("{0} (permanent)")]
     Permanent(String),
+}
+
+impl SendError {
+    /// A retryable error, with the receiver's "not before" when it gave one.
+    pub fn retry(text: String, after: Option<std::time::Duration>) -> SendError {
+        match after {
+            Some(after) => SendError::RetryAfter(text, after),
+            None => SendError::Retryable(text),
+        }
+    }
+
+    /// What went wrong, without the retry verdict.
+    pub fn text(&self) -> &str {
+        match self {
+            SendError::Retryable(t) | SendError::RetryAfter(t, _) | SendError::Permanent(t) => t,
+        }
+    }
+
+    /// Whether trying again can help.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, SendError::Permanent(_))
+    }
+
+    /// How long the receiver asked to wait before the next attempt, if it said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            SendError::RetryAfter(_, after) => Some(*after),
+            SendError::Retryable(_) | SendError::Permanent(_) => None,
+        }
+    }
+
+    /// The same verdict with the text changed by `f` (to say where it happened).
+    pub fn map_text(self, f: impl FnOnce(String) -> String) -> SendError {
+        match self {
+            SendError::Retryable(t) => SendError::Retryable(f(t)),
+            SendError::RetryAfter(t, after) => SendError::RetryAfter(f(t), after),
+            SendError::Permanent(t) => SendError::Permanent(f(t)),
+        }
+    }
 }
 
 /// A boxed, sendable future (`async fn` in a trait is not object-safe on this toolchain).
@@ -142,7 +191,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Receiver: Send + Sync {
     /// The receiver's configured name.
     fn name(&self) -> &str;
-    /// `email`, `webhook`, `alertmanager` or `log`.
+    /// The kind's key: `email`, `webhook`, `telegram`, ... or `log`.
     fn kind(&self) -> &'static str;
     /// Delivers one message. Must be idempotent for the same `message.id` where the protocol
     /// allows (webhooks send it as `Idempotency-Key`).

@@ -54,6 +54,23 @@ pub fn backoff(cfg: &RetryConfig, attempts: u32, random: f64) -> Duration {
     Duration::try_from_secs_f64(secs).unwrap_or(cfg.max)
 }
 
+/// Longest "not before" of a receiver ([`SendError::RetryAfter`](super::SendError)) that is
+/// honoured: a receiver asking for more is tried again after this long.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Delay before the next attempt after `attempts` failed ones when the receiver may have said
+/// how long to wait (`after`): the [`backoff`], or `after` (at most [`MAX_RETRY_AFTER`]) when
+/// that is longer. A receiver's wait is never cut short by the backoff's `max`.
+pub fn retry_delay(
+    cfg: &RetryConfig,
+    attempts: u32,
+    random: f64,
+    after: Option<Duration>,
+) -> Duration {
+    let delay = backoff(cfg, attempts, random);
+    after.map_or(delay, |after| delay.max(after.min(MAX_RETRY_AFTER)))
+}
+
 /// Whether a message queued at `enqueued_ms` has waited `give_up_after` or longer at `now`,
 /// and so goes to the dead letters instead of being retried.
 pub fn give_up(cfg: &RetryConfig, enqueued_ms: Millis, now: Millis) -> bool {
@@ -463,6 +480,35 @@ mod tests {
                 "attempts {attempts}, random {random}"
             );
         }
+    }
+
+    #[test]
+    fn a_receivers_wait_lengthens_the_backoff_up_to_an_hour() {
+        let cfg = retry(false);
+        let secs = Duration::from_secs;
+        // (attempts, receiver's wait, expected delay)
+        let rows = [
+            (1, None, secs(1)),          // no wait given: the backoff
+            (1, Some(secs(5)), secs(5)), // longer than the backoff: honoured
+            (
+                1,
+                Some(Duration::from_millis(1500)),
+                Duration::from_millis(1500),
+            ), // fractions kept
+            (4, Some(secs(5)), secs(8)), // shorter than the backoff: the backoff
+            (9, Some(secs(600)), secs(600)), // beyond retry.max (60 s): still honoured
+            (1, Some(secs(86_400)), MAX_RETRY_AFTER), // a day: capped at an hour
+            (1, Some(Duration::ZERO), secs(1)), // zero: the backoff
+        ];
+        for (attempts, after, expected) in rows {
+            assert_eq!(
+                retry_delay(&cfg, attempts, 0.0, after),
+                expected,
+                "attempts {attempts}, after {after:?}"
+            );
+        }
+        // With jitter, the receiver's wait is a floor the randomness cannot go under.
+        assert_eq!(retry_delay(&retry(true), 1, 0.0, Some(secs(5))), secs(5));
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub struct WebhookReceiver {
     name: String,
     url: reqwest::Url,
     format: WebhookFormat,
+    /// `body_template`: replaces `format` when set.
+    template: Option<String>,
+    /// `Content-Type` of the body.
+    content_type: String,
     secret: Option<super::Secret>,
     /// Configured extra headers, validated once, values marked sensitive.
     headers: HeaderMap,
@@ -99,19 +103,34 @@ impl WebhookReceiver {
             signature(secret.expose().as_bytes(), b"")
                 .map_err(|e| format!("webhook `{name}`: {e}"))?;
         }
+        let content_type = cfg.content_type.clone().unwrap_or_else(|| JSON.to_string());
+        HeaderValue::from_str(&content_type)
+            .map_err(|_| format!("webhook `{name}`: invalid content_type"))?;
+        if let Some(template) = &cfg.body_template {
+            check_body_template(template, &content_type)
+                .map_err(|e| format!("webhook `{name}`: body_template: {e}"))?;
+        }
         let client = http_client(cfg.timeout).map_err(|e| format!("webhook `{name}`: {e}"))?;
         Ok(WebhookReceiver {
             name: name.to_string(),
             url,
             format: cfg.format,
+            template: cfg.body_template.clone(),
+            content_type,
             secret: cfg.secret.clone(),
             headers,
             client,
         })
     }
 
-    /// The exact body bytes sent for `message`.
+    /// The exact body bytes sent for `message`. A `body_template` that fails to render is a
+    /// permanent error (it would fail the same way on every retry).
     pub fn body(&self, message: &Message) -> Result<Vec<u8>, SendError> {
+        if let Some(template) = &self.template {
+            return render_body(template, message)
+                .map(String::into_bytes)
+                .map_err(|e| SendError::Permanent(format!("body_template: {e}")));
+        }
         let value = match self.format {
             WebhookFormat::Alertmanager => alertmanager_v4(message),
             WebhookFormat::Slack => slack(message),
@@ -134,16 +153,23 @@ impl WebhookReceiver {
             })?;
             headers.insert(HeaderName::from_static(SIGNATURE_HEADER), value);
         }
-        post(&self.client, self.url.clone(), headers, body)
-            .await
-            .map_err(|e| {
-                // Which endpoint failed, without what may be a token (path, query, userinfo).
-                let at = redact_url(self.url.as_str());
-                match e {
-                    SendError::Retryable(t) => SendError::Retryable(format!("{at}: {t}")),
-                    SendError::Permanent(t) => SendError::Permanent(format!("{at}: {t}")),
-                }
-            })
+        let answer = exchange(
+            &self.client,
+            self.url.clone(),
+            headers,
+            body,
+            &self.content_type,
+        )
+        .await
+        .and_then(|answer| match answer {
+            Answer::Accepted => Ok(()),
+            Answer::Refused(refusal) => Err(refusal.into_error()),
+        });
+        answer.map_err(|e| {
+            // Which endpoint failed, without what may be a token (path, query, userinfo).
+            let at = redact_url(self.url.as_str());
+            e.map_text(|t| format!("{at}: {t}"))
+        })
     }
 }
 
@@ -154,6 +180,8 @@ impl std::fmt::Debug for WebhookReceiver {
             .field("name", &self.name)
             .field("origin", &origin(&self.url))
             .field("format", &self.format)
+            .field("template", &self.template.is_some())
+            .field("content_type", &self.content_type)
             .field("signed", &self.secret.is_some())
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .finish()
@@ -171,7 +199,7 @@ pub fn signature(key: &[u8], body: &[u8]) -> Result<String, String> {
 }
 
 /// `firing` or `resolved`, as Alertmanager spells them.
-fn status_str(status: Status) -> &'static str {
+pub(crate) fn status_str(status: Status) -> &'static str {
     match status {
         Status::Firing => "firing",
         Status::Resolved => "resolved",
@@ -300,6 +328,17 @@ pub fn title(message: &Message) -> String {
     out
 }
 
+/// What a one-line listing says of an alert: its `summary`, else its `description`, else its
+/// value (`value 97.5`), else nothing.
+pub fn alert_detail(a: &AlertPayload) -> String {
+    a.annotations
+        .get("summary")
+        .or_else(|| a.annotations.get("description"))
+        .cloned()
+        .or_else(|| a.value.map(|v| format!("value {v}")))
+        .unwrap_or_default()
+}
+
 /// Slack incoming-webhook JSON: a coloured attachment titled like the email subject, one line
 /// per alert (`summary`, else `description`, else the value).
 pub fn slack(message: &Message) -> Value {
@@ -313,13 +352,7 @@ pub fn slack(message: &Message) -> Value {
                 .get("host")
                 .map(|h| format!(" on {h}"))
                 .unwrap_or_default();
-            let detail = a
-                .annotations
-                .get("summary")
-                .or_else(|| a.annotations.get("description"))
-                .cloned()
-                .or_else(|| a.value.map(|v| format!("value {v}")))
-                .unwrap_or_default();
+            let detail = alert_detail(a);
             let state = match a.status {
                 Status::Firing => a.severity.as_str(),
                 Status::Resolved => "resolved",
@@ -344,7 +377,161 @@ pub fn slack(message: &Message) -> Value {
 }
 
 // ---------------------------------------------------------------------------------------------
-// HTTP helpers shared with the Alertmanager receiver.
+// `body_template`: a minijinja template rendering the whole body.
+
+/// The default `Content-Type`.
+const JSON: &str = "application/json";
+
+/// What a body template sees: the message, as [`template_context`] describes it.
+fn template_environment() -> &'static minijinja::Environment<'static> {
+    static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = minijinja::Environment::new();
+        // An absent label or annotation renders empty, as in rule templates.
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        env
+    })
+}
+
+/// The variables of a body template, for `message`:
+///
+/// - `status` (`firing` when any alert fires, else `resolved`), `severity` (the worst among
+///   firing alerts, else among all), `title` (`[FIRING:2] HostCpuHigh on web-1`), `receiver`,
+///   `group_key`, `id` (the `Idempotency-Key`), `test` (a fire drill), `folded` (messages a
+///   rate-limit digest merged in), `created_at`, `common_labels`, `common_annotations`;
+/// - `alerts`, each with `name`, `status`, `severity`, `kind` (`firing`, `escalated`,
+///   `deescalated`, `repeat`, `resolved`), `labels` (with `alertname` and `severity`),
+///   `annotations`, `value` (a number or none), `fingerprint`, `starts_at` and `ends_at`
+///   (RFC 3339; `ends_at` none while firing), `summary` (the one-line detail).
+pub fn template_context(message: &Message) -> Value {
+    let alerts: Vec<Value> = message
+        .alerts
+        .iter()
+        .map(|a| {
+            json!({
+                "name": a.alert,
+                "status": status_str(a.status),
+                "severity": a.severity.as_str(),
+                "kind": a.kind,
+                "labels": wire_labels(a, message.test),
+                "annotations": a.annotations,
+                "value": a.value,
+                "fingerprint": a.fingerprint,
+                "starts_at": rfc3339(a.starts_at),
+                "ends_at": a.ends_at.map(rfc3339),
+                "summary": alert_detail(a),
+            })
+        })
+        .collect();
+    json!({
+        "status": status_str(message.status()),
+        "severity": message.severity().map(Severity::as_str),
+        "title": title(message),
+        "receiver": message.receiver,
+        "group_key": message.group_key,
+        "id": message.id,
+        "test": message.test,
+        "folded": message.folded,
+        "created_at": rfc3339(message.created_ms),
+        "common_labels": message.common_labels(),
+        "common_annotations": message.common_annotations(),
+        "alerts": alerts,
+    })
+}
+
+/// `body_template` rendered for `message`; the error says what went wrong and where.
+pub fn render_body(template: &str, message: &Message) -> Result<String, String> {
+    let ctx = minijinja::Value::from(minijinja::value::Serde(template_context(message)));
+    template_environment()
+        .render_str(template, ctx)
+        .map_err(|e| template_error(&e))
+}
+
+/// A minijinja error in one line: its kind, detail and line in the template.
+fn template_error(e: &minijinja::Error) -> String {
+    let mut text = e.kind().to_string();
+    if let Some(detail) = e.detail() {
+        text.push_str(": ");
+        text.push_str(detail);
+    }
+    if let Some(line) = e.line() {
+        text.push_str(&format!(" (line {line})"));
+    }
+    text
+}
+
+/// Whether `content_type` says JSON (`application/json`, `application/*+json`).
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == JSON || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// A message like those a template will see (a firing and a resolved alert, labels and
+/// annotations), to try a template on when the configuration is checked.
+fn sample_message() -> Message {
+    let alert = |name: &str, status: Status| {
+        let labels = LabelSet::from([
+            ("host".to_string(), "web-1".to_string()),
+            ("mountpoint".to_string(), "/data".to_string()),
+        ]);
+        AlertPayload {
+            alert: name.into(),
+            status,
+            kind: match status {
+                Status::Firing => crate::rules::state::Kind::Firing,
+                Status::Resolved => crate::rules::state::Kind::Resolved,
+            },
+            severity: Severity::Critical,
+            fingerprint: super::fingerprint(name, &labels),
+            labels,
+            annotations: BTreeMap::from([
+                ("summary".to_string(), format!("{name} on web-1")),
+                ("description".to_string(), "over the threshold".to_string()),
+            ]),
+            value: Some(0.97),
+            starts_at: 1_700_000_000_000,
+            ends_at: (status == Status::Resolved).then_some(1_700_000_600_000),
+        }
+    };
+    Message {
+        id: "sample".into(),
+        receiver: "sample".into(),
+        group_key: "{}:{}".into(),
+        created_ms: 1_700_000_600_000,
+        alerts: vec![
+            alert("HostDiskFull", Status::Firing),
+            alert("HostCpuHigh", Status::Resolved),
+        ],
+        folded: 0,
+        test: false,
+    }
+}
+
+/// Checks a body template: it parses, renders a sample message, and, for a JSON content
+/// type, renders valid JSON (strings belong in `{{ x | tojson }}`, which quotes and escapes).
+pub fn check_body_template(template: &str, content_type: &str) -> Result<(), String> {
+    template_environment()
+        .template_from_str(template)
+        .map_err(|e| template_error(&e))?;
+    let body = render_body(template, &sample_message())
+        .map_err(|e| format!("fails on a sample message: {e}"))?;
+    if is_json(content_type)
+        && let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&body)
+    {
+        return Err(format!(
+            "renders invalid JSON for a sample message ({e}); quote values with `| tojson`, or set content_type"
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP helpers shared with the other HTTP receivers.
 
 /// Parses an `http(s)://` URL.
 pub(crate) fn parse_url(url: &str) -> Result<reqwest::Url, String> {
@@ -412,38 +599,143 @@ pub(crate) enum Retry {
     No,
 }
 
-/// POSTs `body` as JSON with `headers` and classifies the outcome. Errors never contain the
-/// URL or header values.
+/// POSTs `body` as JSON with `headers` and classifies the outcome ([`Refusal::into_error`]:
+/// a retryable answer's `Retry-After` is passed on). Errors never contain the URL or header
+/// values.
 pub(crate) async fn post(
+    client: &reqwest::Client,
+    url: reqwest::Url,
+    headers: HeaderMap,
+    body: Vec<u8>,
+) -> Result<(), SendError> {
+    match exchange(client, url, headers, body, "application/json").await? {
+        Answer::Accepted => Ok(()),
+        Answer::Refused(refusal) => Err(refusal.into_error()),
+    }
+}
+
+/// What an endpoint answered to a POST that reached it.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// A 2xx.
+    Accepted,
+    /// Anything else: the receiver decides what it means (services answer in their own way).
+    Refused(Refusal),
+}
+
+/// An answer other than 2xx: its status, its `Retry-After`, and the start of its body.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    /// The status.
+    pub(crate) status: reqwest::StatusCode,
+    /// `Retry-After` (seconds or an HTTP date) as a wait from when the answer came.
+    pub(crate) retry_after: Option<Duration>,
+    /// At most [`EXCERPT_READ_BYTES`] of the body (services' error documents are shorter).
+    pub(crate) body: Vec<u8>,
+}
+
+impl Refusal {
+    /// At most [`EXCERPT_CHARS`] characters of the body, whitespace collapsed.
+    pub(crate) fn excerpt(&self) -> String {
+        collapse(&String::from_utf8_lossy(&self.body))
+    }
+
+    /// `HTTP 503 Service Unavailable: <excerpt>` (without the `:` part when the body is empty).
+    pub(crate) fn describe(&self) -> String {
+        self.describe_with(&self.excerpt())
+    }
+
+    /// `HTTP <status>: <what>`, `what` cut to [`EXCERPT_CHARS`] characters.
+    pub(crate) fn describe_with(&self, what: &str) -> String {
+        let what = collapse(what);
+        if what.is_empty() {
+            format!("HTTP {}", self.status)
+        } else {
+            format!("HTTP {}: {what}", self.status)
+        }
+    }
+
+    /// The default verdict ([`classify_status`]) with [`describe`](Self::describe)'s text;
+    /// a retryable one keeps the `Retry-After`.
+    pub(crate) fn into_error(self) -> SendError {
+        let text = self.describe();
+        self.verdict(text, None)
+    }
+
+    /// [`classify_status`]'s verdict with `text`; a retryable one waits for the longer of
+    /// the `Retry-After` header and `asked` (a wait the body gave).
+    pub(crate) fn verdict(&self, text: String, asked: Option<Duration>) -> SendError {
+        match classify_status(self.status.as_u16()) {
+            Ok(()) | Err(Retry::Yes) => SendError::retry(text, longest(self.retry_after, asked)),
+            Err(Retry::No) => SendError::Permanent(text),
+        }
+    }
+}
+
+/// The longer of two optional waits.
+pub(crate) fn longest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// POSTs `body` as `content_type` with `headers`: `Accepted` on a 2xx, else the refusal;
+/// `Err` when no answer came (timeouts and connection trouble retry, see
+/// [`transport_error`]). Errors never contain the URL or header values.
+pub(crate) async fn exchange(
     client: &reqwest::Client,
     url: reqwest::Url,
     mut headers: HeaderMap,
     body: Vec<u8>,
-) -> Result<(), SendError> {
-    headers.insert(
-        reqwest::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    content_type: &str,
+) -> Result<Answer, SendError> {
+    let content_type = HeaderValue::from_str(content_type)
+        .map_err(|_| SendError::Permanent("invalid content type".into()))?;
+    headers.insert(reqwest::header::CONTENT_TYPE, content_type);
     let response = match client.post(url).headers(headers).body(body).send().await {
         Ok(r) => r,
         Err(e) => return Err(transport_error(&e.without_url())),
     };
     let status = response.status();
-    match classify_status(status.as_u16()) {
-        Ok(()) => Ok(()),
-        Err(retry) => {
-            let excerpt = excerpt(response).await;
-            let text = if excerpt.is_empty() {
-                format!("HTTP {status}")
-            } else {
-                format!("HTTP {status}: {excerpt}")
-            };
-            Err(match retry {
-                Retry::Yes => SendError::Retryable(text),
-                Retry::No => SendError::Permanent(text),
-            })
-        }
+    if status.is_success() {
+        return Ok(Answer::Accepted);
     }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+    Ok(Answer::Refused(Refusal {
+        status,
+        retry_after,
+        body: read_start(response).await,
+    }))
+}
+
+/// A `Retry-After` value as a wait from `now`: delay-seconds (a non-negative number; a
+/// fraction is kept, as some services send one) or an HTTP date (a date already past is no
+/// wait). `None` when it is neither.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    if value.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let secs: f64 = value.parse().ok()?;
+        // Beyond any sane wait (the dispatcher caps it anyway): the longest Duration.
+        return Some(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// A wait given in a service's JSON body as seconds (`retry_after: 5` or `1.5`): `None` when
+/// absent, negative or not a number.
+pub(crate) fn seconds_value(v: &Value) -> Option<Duration> {
+    v.as_f64()
+        .filter(|s| *s >= 0.0)
+        .map(|s| Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX))
 }
 
 /// A failure before any response: timeouts and connection trouble retry, a request that
@@ -487,10 +779,10 @@ fn describe(e: &reqwest::Error) -> String {
     }
 }
 
-/// At most [`EXCERPT_CHARS`] characters of the response body, whitespace collapsed. Reads
-/// chunk by chunk, keeping at most [`EXCERPT_READ_BYTES`]; the rest of the body is never read
-/// (dropping the response closes its connection), and the client timeout bounds the wait.
-async fn excerpt(mut response: reqwest::Response) -> String {
+/// At most [`EXCERPT_READ_BYTES`] of the response body. Reads chunk by chunk; the rest of
+/// the body is never read (dropping the response closes its connection), and the client
+/// timeout bounds the wait.
+async fn read_start(mut response: reqwest::Response) -> Vec<u8> {
     let mut raw = Vec::new();
     while raw.len() < EXCERPT_READ_BYTES {
         match response.chunk().await {
@@ -501,7 +793,11 @@ async fn excerpt(mut response: reqwest::Response) -> String {
             Ok(None) | Err(_) => break,
         }
     }
-    let text = String::from_utf8_lossy(&raw);
+    raw
+}
+
+/// At most [`EXCERPT_CHARS`] characters of `text`, whitespace collapsed.
+fn collapse(text: &str) -> String {
     let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
     collapsed.chars().take(EXCERPT_CHARS).collect()
 }
@@ -548,6 +844,49 @@ pub(crate) mod tests {
         }
     }
 
+    /// Checks one receiver kind's settings written as `yaml` (a flow mapping), in a
+    /// configuration file in `dir` (for relative `*_file` keys), with the test environment
+    /// (`HOOK_TOKEN`, `EMPTY`, ...). The problems, rendered.
+    pub(crate) fn check_kind<K: crate::notify::Integration>(
+        yaml: &str,
+        dir: &std::path::Path,
+    ) -> (Option<K::Config>, Vec<String>) {
+        let raw: Spanned<K::Raw> = serde_saphyr::from_str(yaml).unwrap();
+        let file = dir.join("t.yaml").display().to_string();
+        let mut c = Checker::new(&file, &[]).with_env(crate::config::secret::fake_env);
+        let config = K::check(&raw, &format!("r.{}", K::KEY), &mut c);
+        let problems = c
+            .into_problems()
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect();
+        (config, problems)
+    }
+
+    /// A scratch directory holding `files` (name, content), removed on drop.
+    pub(crate) struct Files(pub(crate) std::path::PathBuf);
+
+    impl Files {
+        pub(crate) fn new(files: &[(&str, &str)]) -> Files {
+            let dir = std::env::temp_dir().join(format!(
+                "lookout-kind-{}-{:016x}",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            for (name, content) in files {
+                std::fs::write(dir.join(name), content).unwrap();
+            }
+            Files(dir)
+        }
+    }
+
+    impl Drop for Files {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     pub(crate) fn message(alerts: Vec<AlertPayload>, test: bool) -> Message {
         Message {
             id: "msg-0001".into(),
@@ -567,6 +906,8 @@ pub(crate) mod tests {
             secret: secret.map(Secret::new),
             headers: vec![("X-Api-Key".into(), Secret::new("key-123"))],
             timeout,
+            body_template: None,
+            content_type: None,
         }
     }
 
@@ -729,13 +1070,15 @@ pub(crate) mod tests {
 
     /// One captured request: head (request line + headers) and body.
     #[derive(Debug)]
-    struct Captured {
-        head: String,
-        body: Vec<u8>,
+    pub(crate) struct Captured {
+        pub(crate) head: String,
+        pub(crate) body: Vec<u8>,
     }
 
     /// Serves `response` to every connection on a fresh loopback port, capturing requests.
-    async fn serve(response: String) -> (String, tokio::sync::mpsc::UnboundedReceiver<Captured>) {
+    pub(crate) async fn serve(
+        response: String,
+    ) -> (String, tokio::sync::mpsc::UnboundedReceiver<Captured>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -756,7 +1099,7 @@ pub(crate) mod tests {
         (format!("http://{addr}/hook"), rx)
     }
 
-    async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Captured> {
+    pub(crate) async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Captured> {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         loop {
@@ -791,7 +1134,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn response(status: u16, extra: &str, body: &str) -> String {
+    pub(crate) fn response(status: u16, extra: &str, body: &str) -> String {
         format!(
             "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
             body.len()
@@ -865,7 +1208,7 @@ pub(crate) mod tests {
             let got = receiver(&url, None).send(&m).await;
             match (expected, &got) {
                 (None, Ok(())) => {}
-                (Some(true), Err(SendError::Retryable(text)))
+                (Some(true), Err(SendError::Retryable(text) | SendError::RetryAfter(text, _)))
                 | (Some(false), Err(SendError::Permanent(text))) => {
                     assert!(text.contains(&status.to_string()), "{status}: {text}");
                     // The endpoint, the status and the excerpt: nothing unbounded.
@@ -1023,6 +1366,202 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        // (header value, expected wait)
+        let rows: &[(&str, Option<Duration>)] = &[
+            ("120", Some(Duration::from_secs(120))),    // delay-seconds
+            (" 5 ", Some(Duration::from_secs(5))),      // surrounding space
+            ("1.5", Some(Duration::from_millis(1500))), // a fraction, as some services send
+            ("0", Some(Duration::ZERO)),                // at once
+            (
+                "Sun, 06 Nov 1994 08:50:37 GMT",
+                Some(Duration::from_secs(60)),
+            ), // IMF-fixdate, a minute on
+            (
+                "Sunday, 06-Nov-94 08:49:47 GMT",
+                Some(Duration::from_secs(10)),
+            ), // RFC 850
+            ("Sun Nov  6 08:49:57 1994", Some(Duration::from_secs(20))), // asctime
+            ("Sun, 06 Nov 1994 08:00:00 GMT", Some(Duration::ZERO)), // already past: no wait
+            ("99999999999999999999999", Some(Duration::MAX)), // absurd: the longest (capped later)
+            ("-5", None),                               // negative
+            ("soon", None),                             // neither
+            ("", None),
+            ("1.2.3", None),
+        ];
+        for (value, expected) in rows {
+            assert_eq!(parse_retry_after(value, now), *expected, "{value:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_header_is_passed_on_for_retryable_answers_only() {
+        let m = message(
+            vec![alert("X", "a", Status::Firing, Severity::Warning)],
+            false,
+        );
+        // (status, Retry-After, retryable?, expected wait)
+        let rows: &[(u16, &str, bool, Option<u64>)] = &[
+            (429, "7", true, Some(7)),   // rate limited: wait as told
+            (503, "30", true, Some(30)), // overloaded, with a hint: wait as told
+            (503, "", true, None),       // no hint: the backoff
+            (400, "7", false, None),     // permanent: a hint changes nothing
+        ];
+        for (status, after, retryable, wait) in rows {
+            let extra = if after.is_empty() {
+                String::new()
+            } else {
+                format!("Retry-After: {after}\r\n")
+            };
+            let (url, _rx) = serve(response(*status, &extra, "busy")).await;
+            let got = receiver(&url, None).send(&m).await.unwrap_err();
+            assert_eq!(got.is_retryable(), *retryable, "{status}: {got:?}");
+            assert_eq!(got.retry_after(), wait.map(Duration::from_secs), "{status}");
+            assert!(got.text().contains(&status.to_string()), "{got:?}");
+        }
+    }
+
+    /// A message with a firing and a resolved alert whose summary needs JSON escaping.
+    fn templated() -> Message {
+        let mut firing = alert("DiskFull", "db-1", Status::Firing, Severity::Critical);
+        firing
+            .annotations
+            .insert("summary".into(), "disk \"/data\" at 97%".into());
+        message(
+            vec![
+                firing,
+                alert("HostCpuHigh", "db-1", Status::Resolved, Severity::Warning),
+            ],
+            false,
+        )
+    }
+
+    #[test]
+    fn a_body_template_renders_the_message() {
+        let template = r#"{"state": {{ status | tojson }}, "n": {{ alerts | length }}, "items": [{% for a in alerts %}{"name": {{ a.name | tojson }}, "text": {{ a.annotations.summary | tojson }}, "sev": "{{ a.severity }}", "host": "{{ a.labels.host }}", "fp": "{{ a.fingerprint }}", "end": {{ a.ends_at | tojson }}, "v": {{ a.value }}}{% if not loop.last %}, {% endif %}{% endfor %}], "team": "{{ common_labels.team }}"}"#;
+        check_body_template(template, JSON).unwrap();
+        let m = templated();
+        let body = render_body(template, &m).unwrap();
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "state": "firing",
+                "n": 2,
+                "items": [
+                    {"name": "DiskFull", "text": "disk \"/data\" at 97%", "sev": "critical", "host": "db-1",
+                     "fp": m.alerts[0].fingerprint, "end": null, "v": 97.5},
+                    {"name": "HostCpuHigh", "text": "HostCpuHigh on db-1", "sev": "warning", "host": "db-1",
+                     "fp": m.alerts[1].fingerprint, "end": "2023-11-14T22:23:20.000Z", "v": 97.5},
+                ],
+                // An absent label renders empty.
+                "team": "",
+            })
+        );
+        // The other variables.
+        let all = "{{ title }}|{{ severity }}|{{ receiver }}|{{ id }}|{{ test | tojson }}|{{ folded }}|{{ created_at }}|{{ alerts[1].status }}|{{ alerts[1].kind }}|{{ alerts[0].labels.alertname }}|{{ alerts[0].starts_at }}|{{ alerts[1].summary }}";
+        assert_eq!(
+            render_body(all, &m).unwrap(),
+            "[FIRING:1] 2 alerts on db-1|critical|hooks|msg-0001|false|0|2023-11-14T22:13:20.500Z|resolved|resolved|DiskFull|2023-11-14T22:13:20.123Z|HostCpuHigh on db-1"
+        );
+    }
+
+    #[test]
+    fn body_template_problems_are_caught_at_check_time() {
+        // (template, content type, expected problem)
+        let rows = [
+            ("{{ status ", JSON, "syntax error"),            // unclosed
+            ("{% for a in alerts %}", JSON, "syntax error"), // unclosed block
+            (
+                "{{ status | nosuchfilter }}",
+                "text/plain",
+                "unknown filter",
+            ), // fails to render
+            (r#"{"text": "{{ status }}"#, JSON, "invalid JSON"), // broken JSON
+            ("{{ title }}", JSON, "invalid JSON"),           // not quoted
+            ("{{ title }}", "application/vnd.x+json", "invalid JSON"), // a +json type is JSON too
+        ];
+        for (template, content_type, expected) in rows {
+            let err = check_body_template(template, content_type).unwrap_err();
+            assert!(err.contains(expected), "{template}: {err}");
+        }
+        // Plain text need not be JSON.
+        check_body_template("{{ title }}: {{ alerts[0].summary }}", "text/plain").unwrap();
+        check_body_template(
+            r#"{"t": {{ title | tojson }}}"#,
+            "application/json; charset=utf-8",
+        )
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_templated_body_goes_out_with_its_content_type() {
+        let (url, mut rx) = serve(response(200, "", "")).await;
+        let mut cfg = config(&url, Some("k"), Duration::from_secs(5));
+        cfg.body_template = Some("{{ title }}".into());
+        cfg.content_type = Some("text/plain; charset=utf-8".into());
+        let r = WebhookReceiver::new("hooks", &cfg).unwrap();
+        r.send(&templated()).await.unwrap();
+        let c = rx.recv().await.unwrap();
+        assert_eq!(c.body, b"[FIRING:1] 2 alerts on db-1");
+        let head = c.head.to_ascii_lowercase();
+        assert!(
+            head.contains("content-type: text/plain; charset=utf-8"),
+            "{head}"
+        );
+        // Signed over the rendered bytes.
+        let sig = signature(b"k", &c.body).unwrap();
+        assert!(
+            head.contains(&format!("x-lookout-signature: sha256={sig}")),
+            "{head}"
+        );
+        // A template that only fails at send time is permanent.
+        // (The sample message of the check has two alerts; this one three.)
+        cfg.body_template = Some(
+            "{% if alerts | length > 2 %}{{ 1 // (alerts | length - 3) }}{% endif %}ok".into(),
+        );
+        let r = WebhookReceiver::new("hooks", &cfg).unwrap();
+        let mut three = templated();
+        three.alerts.push(three.alerts[0].clone());
+        let got = r.send(&three).await;
+        assert!(
+            matches!(&got, Err(SendError::Permanent(t)) if t.starts_with("body_template: ")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn media_types() {
+        for ok in [
+            "application/json",
+            "text/plain; charset=utf-8",
+            "application/vnd.api+json",
+        ] {
+            assert!(is_media_type(ok), "{ok}");
+        }
+        for bad in [
+            "json",
+            "text/",
+            "/plain",
+            "text/plain; charset",
+            "text/pla in",
+            "text/plain\n",
+        ] {
+            assert!(!is_media_type(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn truncation_counts_utf16_and_never_splits_a_character() {
+        assert_eq!(truncate_utf16("hello", 5), "hello");
+        assert_eq!(truncate_utf16("hello!", 5), "hell…");
+        // An emoji is two UTF-16 units: it does not fit in the last unit before the ellipsis.
+        assert_eq!(truncate_utf16("ab🔥cd", 4), "ab…");
+        assert_eq!(utf16_len(&truncate_utf16(&"é".repeat(300), 256)), 256);
+    }
+
+    #[test]
     fn rejects_bad_config_without_echoing_secrets() {
         provider();
         let mut cfg = config("ftp://x/", None, Duration::from_secs(1));
@@ -1074,6 +1613,10 @@ pub struct RawWebhook {
     pub headers: Option<std::collections::BTreeMap<String, Text>>,
     /// Bound on one request, from `1s` to `5m`; absent: `10s`.
     pub timeout: Option<Text>,
+    /// A minijinja template rendering the whole body (instead of `format`); absent: `format`.
+    pub body_template: Option<Text>,
+    /// `Content-Type` of a `body_template`'s body; absent: `application/json`.
+    pub content_type: Option<Text>,
 }
 
 /// Body format of a webhook.
@@ -1099,6 +1642,10 @@ pub struct WebhookConfig {
     pub headers: Vec<(String, crate::config::secret::Secret)>,
     /// Bound on one request.
     pub timeout: Duration,
+    /// A minijinja template rendering the whole body; replaces `format`.
+    pub body_template: Option<String>,
+    /// `Content-Type` of the body; `None`: `application/json`.
+    pub content_type: Option<String>,
 }
 
 impl std::fmt::Debug for WebhookConfig {
@@ -1109,6 +1656,8 @@ impl std::fmt::Debug for WebhookConfig {
             .field("secret", &self.secret)
             .field("headers", &self.headers)
             .field("timeout", &self.timeout)
+            .field("body_template", &self.body_template)
+            .field("content_type", &self.content_type)
             .finish()
     }
 }
@@ -1204,6 +1753,52 @@ impl super::Integration for WebhookKind {
             MIN_RECEIVER_TIMEOUT,
             Some(MAX_RECEIVER_TIMEOUT),
         );
+        let content_type = match &raw.content_type {
+            None => None,
+            Some(text) => {
+                let path = format!("{base}.content_type");
+                let at = Some(&text.referenced);
+                if raw.body_template.is_none() {
+                    c.report(
+                        &path,
+                        at,
+                        "only with body_template (format's bodies are JSON)",
+                    );
+                    valid = false;
+                } else if !is_media_type(&text.value) {
+                    c.report(
+                        &path,
+                        at,
+                        format!(
+                            "{:?} is not a media type (type/subtype, such as text/plain; charset=utf-8)",
+                            text.value
+                        ),
+                    );
+                    valid = false;
+                }
+                Some(text.value.clone())
+            }
+        };
+        let body_template = match &raw.body_template {
+            None => None,
+            Some(text) => {
+                let path = format!("{base}.body_template");
+                if let Some(f) = &raw.format {
+                    c.report(
+                        &format!("{base}.format"),
+                        Some(&f.referenced),
+                        "set either `format` or `body_template`, not both",
+                    );
+                    valid = false;
+                } else if let Err(why) =
+                    check_body_template(&text.value, content_type.as_deref().unwrap_or(JSON))
+                {
+                    c.report(&path, Some(&text.referenced), why);
+                    valid = false;
+                }
+                Some(text.value.clone())
+            }
+        };
         let (url, timeout) = (url?, timeout?);
         valid.then_some(WebhookConfig {
             url,
@@ -1211,10 +1806,173 @@ impl super::Integration for WebhookKind {
             secret,
             headers,
             timeout,
+            body_template,
+            content_type,
         })
     }
 
     fn build(name: &str, config: &WebhookConfig) -> Result<std::sync::Arc<dyn Receiver>, String> {
         Ok(std::sync::Arc::new(WebhookReceiver::new(name, config)?))
     }
+}
+
+/// Whether `text` is a media type a `Content-Type` can carry: `type/subtype` of token
+/// characters, then optional `; name=value` parameters, all visible ASCII.
+fn is_media_type(text: &str) -> bool {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    let mut parts = text.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    token(kind)
+        && token(subtype)
+        && HeaderValue::from_str(text).is_ok()
+        && parts.all(|p| {
+            p.split_once('=')
+                .is_some_and(|(n, v)| token(n.trim()) && !v.trim().is_empty())
+        })
+}
+
+// Configuration helpers shared by the receiver kinds of the chat and paging services.
+
+/// A required secret of the receiver entry `base` (written at `at`): `key: ${ENV_NAME}` or
+/// `key_file: path` ([`Checker::secret`]); its value is then checked by `check`, whose
+/// message must not repeat it. `None` when absent or invalid, every problem reported.
+pub(crate) fn required_secret(
+    c: &mut Checker<'_>,
+    base: &str,
+    at: &serde_saphyr::Location,
+    (key, inline): (&str, Option<&Text>),
+    file: Option<&Text>,
+    check: impl Fn(&str) -> Result<(), String>,
+) -> Option<Secret> {
+    let file_key = format!("{key}_file");
+    match c.secret(base, (key, inline), (&file_key, file)) {
+        SecretOutcome::Absent => {
+            if !c.removed(&format!("{base}.{key}")) && !c.removed(&format!("{base}.{file_key}")) {
+                c.report(
+                    base,
+                    Some(at),
+                    format!("`{file_key}` or `{key}: ${{ENV_NAME}}` is required"),
+                );
+            }
+            None
+        }
+        SecretOutcome::Invalid => None,
+        SecretOutcome::Given(secret, (path, at)) => match check(secret.expose()) {
+            Ok(()) => Some(secret),
+            Err(why) => {
+                c.report(&path, Some(at), why);
+                None
+            }
+        },
+    }
+}
+
+/// An optional secret (`key: ${ENV_NAME}` or `key_file`): `Ok(None)` when absent, `Err(())`
+/// when invalid (reported).
+pub(crate) fn optional_secret(
+    c: &mut Checker<'_>,
+    base: &str,
+    (key, inline): (&str, Option<&Text>),
+    file: Option<&Text>,
+    check: impl Fn(&str) -> Result<(), String>,
+) -> Result<Option<Secret>, ()> {
+    let file_key = format!("{key}_file");
+    match c.secret(base, (key, inline), (&file_key, file)) {
+        SecretOutcome::Absent => Ok(None),
+        SecretOutcome::Invalid => Err(()),
+        SecretOutcome::Given(secret, (path, at)) => match check(secret.expose()) {
+            Ok(()) => Ok(Some(secret)),
+            Err(why) => {
+                c.report(&path, Some(at), why);
+                Err(())
+            }
+        },
+    }
+}
+
+/// Checks a URL that is a secret (a webhook URL carrying its token): `http(s)://` with a
+/// host. The message never repeats the URL.
+pub(crate) fn secret_http_url(value: &str) -> Result<(), String> {
+    match reqwest::Url::parse(value) {
+        // The parser's message names what is wrong, not the URL.
+        Err(e) => Err(format!("not a valid URL: {e}")),
+        Ok(url) if !matches!(url.scheme(), "http" | "https") => Err(format!(
+            "must be an http or https URL, got {:?}",
+            url.scheme()
+        )),
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => Err("URL has no host".into()),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// A secret usable in a header value or URL path: not empty, visible ASCII only. The message
+/// never repeats it.
+pub(crate) fn visible_ascii(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        Err("is empty".into())
+    } else if value.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err("must be visible ASCII characters only (no spaces or line breaks)".into())
+    }
+}
+
+/// An optional service URL (`api_url`, `url`): checked, else `default`.
+pub(crate) fn service_url(
+    c: &mut Checker<'_>,
+    path: &str,
+    given: Option<&Text>,
+    default: &str,
+) -> Option<String> {
+    match given {
+        None => Some(default.to_string()),
+        Some(text) => c.http_url(path, text),
+    }
+}
+
+/// A receiver's `timeout`: from `1s` to `5m`, `default` when absent.
+pub(crate) fn receiver_timeout(
+    c: &mut Checker<'_>,
+    base: &str,
+    given: Option<&Text>,
+    default: Duration,
+) -> Option<Duration> {
+    c.duration(
+        &format!("{base}.timeout"),
+        given,
+        default,
+        MIN_RECEIVER_TIMEOUT,
+        Some(MAX_RECEIVER_TIMEOUT),
+    )
+}
+
+/// `text` cut to at most `max` UTF-16 code units (what chat services count), ending with `…`
+/// when cut. Never splits a character.
+pub fn truncate_utf16(text: &str, max: usize) -> String {
+    if text.encode_utf16().count() <= max {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 1; // the ellipsis
+    for ch in text.chars() {
+        used += ch.len_utf16();
+        if used > max {
+            break;
+        }
+        out.push(ch);
+    }
+    out.push('…');
+    out
+}
+
+/// Length of `text` in UTF-16 code units.
+pub fn utf16_len(text: &str) -> usize {
+    text.encode_utf16().count()
 }
