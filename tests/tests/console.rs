@@ -1,8 +1,10 @@
 //! The console (`GET /`) in a real headless Chromium (Debian's `chromium` and
 //! `chromium-driver`, driven over WebDriver by `lookout_tests::browser`): it loads clean and
 //! fast from the binary alone, shows what `/metrics` shows, follows an alert live, survives
-//! the agent's restart without a reload, and asks for the read token before it shows
-//! anything. `screenshots_for_the_readme` (ignored) writes `docs/console-*.png`.
+//! the agent's restart without a reload, asks for the read token before it shows
+//! anything, and silences an alert from its row (asking for the API token when the agent
+//! wants it) and expires the silence from the Silences panel. `screenshots_for_the_readme`
+//! (ignored) writes `docs/console-*.png`.
 //!
 //! The browser tests take turns (one Chromium at a time): on two cores, parallel browsers
 //! would measure each other rather than the page.
