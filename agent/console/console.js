@@ -15,6 +15,7 @@
   // ---------------------------------------------------------------------------------------
   const PANELS = [
     { id: 'alerts', title: 'Alerts', wide: true, always: true, render: renderAlerts },
+    { id: 'silences', title: 'Silences', wide: true, render: renderSilences, present: () => !!(silences?.length || silencesError || notice.text) },
     {
       id: 'host', title: 'Host', wide: true,
       sections: [
@@ -577,15 +578,19 @@
     const rows = a.items.map((x) => {
       const since = x.state === 'firing' ? x.firing_since : x.active_since;
       const labels = Object.entries(x.labels || {}).filter(([k]) => k !== 'host' && k !== 'severity');
+      const muted = mutedBadges(x);
       return h('li', { class: `alert sev-${x.severity || 'none'}`, 'data-alert': x.alert,
-        'data-severity': x.severity || '', 'data-state': x.state },
+        'data-severity': x.severity || '', 'data-state': x.state,
+        'data-muted': muted.map((m) => m.dataset.by).join(' ') || null },
       h('span', { class: `sev-badge sev-${x.severity || 'none'}` }, x.severity || '?'),
       h('span', { class: 'name' }, x.alert),
       h('span', { class: `state state-${x.state}` }, x.state),
+      muted,
       h('span', { class: 'labels' }, labels.map(([k, v]) => h('code', {}, `${k}=${v}`))),
       h('span', { class: 'since' }, since ? ['since ', h('time', { datetime: new Date(since).toISOString() }, clock(since)),
-        ` (${duration((now - since) / 1000)})`] : ''),
-      h('span', { class: 'value' }, 'value ', h('b', {}, format(unitOfExpr(x.expr), x.value))));
+        ' (', h('span', { 'data-ago': since }, duration((now - since) / 1000)), ')'] : ''),
+      h('span', { class: 'value' }, 'value ', h('b', {}, format(unitOfExpr(x.expr), x.value))),
+      silenceButton(x));
     });
     return [
       h('ol', { class: 'alerts' }, rows),
@@ -692,6 +697,319 @@
   }
 
   // ---------------------------------------------------------------------------------------
+  // Silences: why an alert is muted (the stream's muted_by), the Silence form, the list
+  // (GET /api/v1/silences), and writes with the API token (a separate token from the read
+  // token, asked for on a 401 and kept in sessionStorage under its own key).
+  // ---------------------------------------------------------------------------------------
+  // Buttons live in panels that are rebuilt on every event; the same element is kept for the
+  // same key so that a click in progress or the focus survives a rebuild.
+  const kept = new Map();
+  const keptUsed = new Set();
+  function keep(key, make) {
+    let el = kept.get(key);
+    if (!el) { el = make(); kept.set(key, el); }
+    keptUsed.add(key);
+    return el;
+  }
+  let skew = 0; // the agent's clock minus this browser's, from the stream's `time`
+  const agentNow = () => Date.now() + skew;
+  const alertKey = (x) => JSON.stringify([x.alert, x.labels || {}]);
+  const escapeRegex = (v) => String(v).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const when = (ms) => new Date(ms).toLocaleString();
+
+  function mutedBadges(x) {
+    const out = [];
+    const ids = (x.muted_by || []).filter((r) => r.by === 'silence').map((r) => r.id);
+    if (ids.length) {
+      const about = ids.map((id) => {
+        const s = (silences || []).find((y) => y.id === id);
+        return s ? `silence ${id} until ${when(Date.parse(s.ends))}${s.comment ? `: ${s.comment}` : ''}${s.created_by ? ` (${s.created_by})` : ''}` : `silence ${id}`;
+      });
+      out.push(h('span', { class: 'mute-badge', 'data-by': 'silence', 'data-ids': ids.join(' '), title: about.join('\n') }, 'silenced'));
+    }
+    for (const r of x.muted_by || []) {
+      if (r.by === 'maintenance') out.push(h('span', { class: 'mute-badge', 'data-by': 'maintenance', title: 'in a maintenance window (notify.maintenance)' }, `maintenance: ${r.name}`));
+      else if (r.by === 'inhibition') out.push(h('span', { class: 'mute-badge', 'data-by': 'inhibition', title: `${r.source} fires and explains this alert` }, `inhibited by ${r.source}`));
+    }
+    return out;
+  }
+
+  function silenceButton(x) {
+    const key = alertKey(x);
+    const labels = Object.entries(x.labels || {}).map(([k, v]) => `${k}=${v}`).join(' ');
+    return keep(`silence:${key}`, () => h('button', { type: 'button', class: 'btn act', 'data-silence-for': x.alert,
+      'aria-label': `Silence ${x.alert} ${labels}`.trim(), onclick: () => openSilence(key) }, 'Silence'));
+  }
+
+  // The list, read again when the stream's alerts change (at most every 5 s) and at once
+  // after each action.
+  let silences = null;
+  let silencesError = null;
+  let silencesTimer = null;
+  let silencesLast = 0;
+  let silencesRun = 0;
+  const notice = { text: '', error: false, timer: null };
+  function stateAt(x, now) {
+    if (now < Date.parse(x.starts)) return 'pending';
+    return now < Date.parse(x.ends) ? 'active' : 'expired';
+  }
+  function loadSilences(now) {
+    if (locked) return;
+    if (silencesTimer) { if (!now) return; clearTimeout(silencesTimer); }
+    const wait = now ? 0 : Math.max(0, silencesLast + 5000 - Date.now());
+    silencesTimer = setTimeout(async () => {
+      silencesTimer = null;
+      silencesLast = Date.now();
+      silencesRun += 1;
+      const run = silencesRun;
+      const all = [];
+      try {
+        let after = null;
+        for (let page = 0; page < 5; page += 1) {
+          const qs = new URLSearchParams({ limit: '1000' });
+          if (after) qs.set('after', after);
+          const res = await api(`/api/v1/silences?${qs}`);
+          const body = await res.json();
+          if (!res.ok) throw new Error(body.error || `HTTP ${res.status}`);
+          all.push(...body.silences);
+          after = body.next;
+          if (!after) break;
+        }
+      } catch (e) {
+        // Refused: the read token prompt is up. Not answering: the header says so already.
+        if (e instanceof Unauthorized || e instanceof TypeError) return;
+        if (run === silencesRun) { silencesError = `Silences: ${e.message}`; render(); }
+        return;
+      }
+      if (run !== silencesRun) return;
+      silences = all;
+      silencesError = null;
+      render();
+    }, wait);
+  }
+  function say(text, error) {
+    clearTimeout(notice.timer);
+    notice.text = text;
+    notice.error = !!error;
+    notice.timer = setTimeout(() => { notice.text = ''; render(); }, 20000);
+    render();
+  }
+
+  function rel(ms) {
+    return h('time', { datetime: new Date(ms).toISOString(), title: when(ms), 'data-in': ms },
+      `in ${duration(Math.max(0, ms - agentNow()) / 1000)}`);
+  }
+  function matcherCodes(m) {
+    return h('span', { class: 'labels' }, Object.entries(m || {}).map(([k, v]) => h('code', {}, `${k}=${v}`)));
+  }
+  function renderSilences() {
+    const now = agentNow();
+    const list = (silences || []).map((x) => ({ ...x, st: stateAt(x, now) }));
+    const current = list.filter((x) => x.st !== 'expired')
+      .sort((a, b) => Date.parse(a.ends) - Date.parse(b.ends));
+    const expired = list.filter((x) => x.st === 'expired')
+      .sort((a, b) => Date.parse(b.ends) - Date.parse(a.ends));
+    const status = keep('silences:notice', () => h('p', { role: 'status', tabindex: '-1' }));
+    if (status.textContent !== notice.text) status.textContent = notice.text;
+    status.className = `notice${notice.error ? ' error' : ''}`;
+    status.hidden = !notice.text;
+    const out = [status];
+    if (silencesError) out.push(h('p', { class: 'error' }, silencesError));
+    out.push(current.length === 0 ? h('p', { class: 'muted' }, 'No active or pending silence.')
+      : h('ul', { class: 'silences' }, current.map((x) => h('li', {
+        class: 'silence', 'data-silence': x.id, 'data-state': x.st, 'data-source': x.source },
+      h('span', { class: `tag state-tag st-${x.st}` }, x.st),
+      matcherCodes(x.matchers),
+      h('span', { class: 'when' }, x.st === 'pending' ? ['starts ', rel(Date.parse(x.starts)), ', '] : null,
+        'ends ', rel(Date.parse(x.ends))),
+      x.comment ? h('span', { class: 'comment' }, x.comment) : null,
+      h('span', { class: 'who muted' }, x.created_by ? `by ${x.created_by} · ` : '',
+        x.source === 'config' ? 'configuration file' : 'API'),
+      x.source === 'api' ? keep(`expire:${x.id}`, () => h('button', { type: 'button', class: 'btn act',
+        'data-expire': x.id, 'aria-label': `Expire silence ${x.id}`, onclick: (ev) => expireSilence(x.id, ev.currentTarget) }, 'Expire')) : null))));
+    if (expired.length) {
+      const box = keep('silences:expired', () => h('details', { class: 'expired' }));
+      const summary = keep('silences:expired-summary', () => h('summary'));
+      summary.textContent = `${expired.length} expired in the last 24 h`;
+      box.replaceChildren(summary,
+        h('ul', { class: 'silences' }, expired.map((x) => h('li', { class: 'silence', 'data-silence': x.id, 'data-state': 'expired', 'data-source': x.source },
+          matcherCodes(x.matchers),
+          h('span', { class: 'when' }, 'ended ', h('time', { datetime: x.ends }, when(Date.parse(x.ends)))),
+          x.comment ? h('span', { class: 'comment' }, x.comment) : null,
+          x.created_by ? h('span', { class: 'who muted' }, `by ${x.created_by}`) : null))));
+      out.push(box);
+    }
+    return out;
+  }
+
+  // Writes: the API token when the tab has one; a 401 asks for it (again) and retries.
+  const API_TOKEN_KEY = 'lookout.api-token';
+  let apiTokenWait = null;
+  function askApiToken(refused) {
+    const dialog = $('#api-token-dialog');
+    const err = $('#api-token-error');
+    err.hidden = !refused;
+    err.textContent = refused ? 'That API token was refused. Check agent.api_token_file on the host.' : '';
+    $('#api-token').value = '';
+    return new Promise((resolve) => {
+      apiTokenWait = resolve;
+      if (!dialog.open) dialog.showModal();
+      $('#api-token').focus();
+    });
+  }
+  $('#api-token-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const given = $('#api-token').value.trim();
+    if (!given) return;
+    sessionStorage.setItem(API_TOKEN_KEY, given);
+    $('#api-token').value = '';
+    const done = apiTokenWait;
+    apiTokenWait = null;
+    $('#api-token-dialog').close();
+    done?.(given);
+  });
+  $('#api-token-dialog').addEventListener('close', () => {
+    // The event comes after the closing: a prompt opened again meanwhile (the token just
+    // given was refused) is not cancelled by it.
+    if ($('#api-token-dialog').open) return;
+    $('#api-token').value = '';
+    const done = apiTokenWait;
+    apiTokenWait = null;
+    done?.(null);
+  });
+  async function write(method, path, body) {
+    for (;;) {
+      const apiToken = sessionStorage.getItem(API_TOKEN_KEY);
+      const headers = { Accept: 'application/json' };
+      if (body) headers['Content-Type'] = 'application/json';
+      if (apiToken) headers.Authorization = `Bearer ${apiToken}`;
+      const res = await fetch(path, { method, cache: 'no-store', headers, body: body ? JSON.stringify(body) : undefined });
+      const doc = await res.json().catch(() => ({}));
+      if (res.status !== 401) return { status: res.status, ok: res.ok, doc };
+      if (apiToken) sessionStorage.removeItem(API_TOKEN_KEY);
+      if (!await askApiToken(!!apiToken)) return { status: 401, ok: false, doc, cancelled: true };
+    }
+  }
+
+  async function expireSilence(id, button) {
+    button.disabled = true;
+    try {
+      const r = await write('DELETE', `/api/v1/silences/${encodeURIComponent(id)}`);
+      if (r.cancelled) say(`Silence ${id} not expired: the agent needs its API token for that.`, true);
+      else if (!r.ok) say(r.doc.error || `Silence ${id} not expired: HTTP ${r.status}`, true);
+      else say(r.doc.persisted === false ? `Silence ${id} expired, but ${r.doc.error}` : `Silence ${id} expired.`, r.doc.persisted === false);
+    } catch (e) {
+      say(`Silence ${id} not expired: the agent did not answer.`, true);
+    } finally {
+      button.disabled = false;
+    }
+    loadSilences(true);
+    // The button goes with the silence: the focus goes to what happened.
+    if (!button.isConnected || document.activeElement === document.body) kept.get('silences:notice')?.focus({ preventScroll: true });
+  }
+
+  // The form: matchers prefilled from the alert (its name and every label but severity,
+  // escaped so that each matches its value only), a duration, a comment and an author.
+  const AUTHOR_KEY = 'lookout.silence-author';
+  let silenceFor = null;
+  function matcherRow(label, pattern) {
+    const row = h('div', { class: 'matcher' },
+      h('input', { class: 'm-label', autocomplete: 'off', spellcheck: 'false' }),
+      h('span', { 'aria-hidden': 'true' }, '='),
+      h('input', { class: 'm-pattern', autocomplete: 'off', spellcheck: 'false' }),
+      h('button', { type: 'button', class: 'btn', onclick: () => {
+        const next = row.nextElementSibling || row.previousElementSibling;
+        row.remove();
+        renumber();
+        (next?.querySelector('.m-label') || $('#silence-add')).focus();
+      } }, '×'));
+    row.querySelector('.m-label').value = label;
+    row.querySelector('.m-pattern').value = pattern;
+    return row;
+  }
+  function renumber() {
+    [...$('#silence-matchers').children].forEach((row, i) => {
+      row.querySelector('.m-label').setAttribute('aria-label', `Label of matcher ${i + 1}`);
+      row.querySelector('.m-pattern').setAttribute('aria-label', `Pattern of matcher ${i + 1}`);
+      row.querySelector('button').setAttribute('aria-label', `Remove matcher ${i + 1}`);
+    });
+  }
+  function pressDuration() {
+    const v = $('#silence-duration').value.trim();
+    for (const b of document.querySelectorAll('#silence-durations button')) b.setAttribute('aria-pressed', String(b.dataset.duration === v));
+  }
+  function showSilenceError(text) {
+    const err = $('#silence-error');
+    err.textContent = text;
+    err.hidden = !text;
+  }
+  function openSilence(key) {
+    const x = (parts.alerts?.items || []).find((a) => alertKey(a) === key);
+    if (!x) return;
+    silenceFor = key;
+    $('#silence-title').textContent = `Silence ${x.alert}`;
+    const rows = [['alert', x.alert], ...Object.entries(x.labels || {}).filter(([k]) => k !== 'severity')];
+    $('#silence-matchers').replaceChildren(...rows.map(([k, v]) => matcherRow(k, escapeRegex(v))));
+    renumber();
+    $('#silence-duration').value = '2h';
+    pressDuration();
+    $('#silence-comment').value = '';
+    $('#silence-author').value = localStorage.getItem(AUTHOR_KEY) || '';
+    showSilenceError('');
+    $('#silence-dialog').showModal();
+    $('#silence-comment').focus();
+  }
+  $('#silence-add').addEventListener('click', () => {
+    const row = matcherRow('', '');
+    $('#silence-matchers').append(row);
+    renumber();
+    row.querySelector('.m-label').focus();
+  });
+  $('#silence-duration').addEventListener('input', pressDuration);
+  for (const b of document.querySelectorAll('#silence-durations button')) {
+    b.addEventListener('click', () => { $('#silence-duration').value = b.dataset.duration; pressDuration(); });
+  }
+  for (const b of document.querySelectorAll('dialog [data-close]')) b.addEventListener('click', () => b.closest('dialog').close());
+  $('#silence-dialog').addEventListener('close', () => {
+    if ($('#silence-dialog').open) return;
+    // Back to the row's Silence button (the same element, kept across renders).
+    const back = kept.get(`silence:${silenceFor}`);
+    if (back?.isConnected) back.focus();
+  });
+  let silenceBusy = false;
+  $('#silence-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (silenceBusy) return;
+    const matchers = {};
+    for (const row of $('#silence-matchers').children) {
+      const k = row.querySelector('.m-label').value.trim();
+      if (k) matchers[k] = row.querySelector('.m-pattern').value;
+    }
+    const length = $('#silence-duration').value.trim();
+    const body = { matchers, comment: $('#silence-comment').value.trim(), created_by: $('#silence-author').value.trim() };
+    if (/^\d{4}-\d\d-\d\d/.test(length)) body.ends = length; else body.duration = length;
+    localStorage.setItem(AUTHOR_KEY, body.created_by);
+    showSilenceError('');
+    silenceBusy = true;
+    const submit = $('#silence-form button[type="submit"]');
+    submit.disabled = true;
+    try {
+      const r = await write('POST', '/api/v1/silences', body);
+      if (r.cancelled) { showSilenceError('Not silenced: the agent needs its API token for that.'); return; }
+      if (!r.ok) { showSilenceError(r.doc.error || `Not silenced: HTTP ${r.status}`); return; }
+      const what = matchers.alert || 'the matching alerts';
+      say(r.doc.persisted === false ? `Silence ${r.doc.id} made, but ${r.doc.error}` : `Silenced ${what} (silence ${r.doc.id}).`, r.doc.persisted === false);
+      $('#silence-dialog').close();
+      loadSilences(true);
+    } catch (e) {
+      showSilenceError('Not silenced: the agent did not answer. Try again.');
+    } finally {
+      silenceBusy = false;
+      submit.disabled = false;
+    }
+  });
+
+  // ---------------------------------------------------------------------------------------
   // Page: panels, header, what is not configured.
   // ---------------------------------------------------------------------------------------
   const panelEls = new Map();
@@ -718,17 +1036,23 @@
     const shown = connectedOnce && present(p);
     pe.el.hidden = !shown;
     if (!shown) return false;
+    // Buttons are kept across renders (see keep): one that had the focus gets it back (the
+    // render moves it into the new content, which takes the focus away).
+    const focused = pe.live.contains(document.activeElement) ? document.activeElement : null;
     const content = p.render ? p.render() : (p.sections || []).map((s, i) => section(p, s, i));
     pe.live.replaceChildren(...[content].flat(Infinity).filter(Boolean));
+    if (focused && focused.isConnected && document.activeElement !== focused) focused.focus({ preventScroll: true });
     if (p.charts && !pe.built) { buildCharts(p, pe); pe.built = true; }
     return true;
   }
   function renderNow() {
     if (locked) return;
     const absent = [];
+    keptUsed.clear();
     for (const p of PANELS) {
       if (!renderPanel(p) && p.hint && connectedOnce) absent.push(p.hint);
     }
+    for (const k of kept.keys()) if (!keptUsed.has(k)) kept.delete(k);
     $('#absent').textContent = absent.length ? `Not configured on this agent: ${absent.join(' · ')}` : '';
     const agent = parts.agent;
     if (agent) {
@@ -741,7 +1065,8 @@
       const el = $('#health');
       el.dataset.health = health;
       const n = parts.alerts.items.filter((x) => x.state === 'firing').length;
-      el.textContent = health === 'ok' ? 'healthy' : `${health} · ${n} firing`;
+      const m = parts.alerts.items.filter((x) => x.state === 'firing' && (x.silenced || x.inhibited)).length;
+      el.textContent = health === 'ok' ? 'healthy' : `${health} · ${n} firing${m ? `, ${m} muted` : ''}`;
     }
   }
 
@@ -766,6 +1091,8 @@
     series.clear(); byName.clear();
     for (const k of Object.keys(parts)) delete parts[k];
     for (const pe of panelEls.values()) { pe.el.hidden = true; pe.live.replaceChildren(); }
+    for (const d of document.querySelectorAll('dialog[open]')) d.close();
+    silences = null; silencesError = null; kept.clear();
     $('#absent').textContent = '';
     $('#panels').hidden = true;
     $('#token-prompt').hidden = false;
@@ -876,11 +1203,13 @@
     const snapshot = kind === 'snapshot';
     applySeries(d.series, d.gone, snapshot);
     for (const p of ['agent', 'alerts', 'score', 'collectors', 'processes']) if (p in d) parts[p] = d[p];
+    if (typeof d.time === 'number') skew = d.time - Date.now();
     if (snapshot) {
       connectedOnce = true;
       setConn('live');
       refreshCharts(true);
     }
+    if (snapshot || 'alerts' in d) loadSilences(false);
     const sig = ['lookout_outbox_pending', 'lookout_notifications_total']
       .flatMap((n) => named(n).map((e) => `${e.key}=${e.v}`)).join(',');
     if (snapshot || sig !== deliverySig) { deliverySig = sig; loadOutbox(); }
@@ -1056,12 +1385,21 @@
   for (const b of document.querySelectorAll('#range button')) b.addEventListener('click', () => selectRange(Number(b.dataset.range)));
   for (const b of document.querySelectorAll('#range button')) b.setAttribute('aria-pressed', String(Number(b.dataset.range) === range));
 
-  // Ages and "since" move with the clock between events.
+  // Ages ("since ... (4m 10s)") and silences' "in 1h 20m" move with the clock between
+  // events, in place: rows are not rebuilt, so a click or the focus is never lost to a tick.
+  let silenceSig = '';
   setInterval(() => {
-    if (!locked && parts.alerts?.items.length) renderPanel(PANELS.find((p) => p.id === 'alerts'));
+    if (locked) return;
+    const now = Date.now();
+    for (const el of document.querySelectorAll('[data-ago]')) el.textContent = duration((now - Number(el.dataset.ago)) / 1000);
+    const at = agentNow();
+    for (const el of document.querySelectorAll('[data-in]')) el.textContent = `in ${duration(Math.max(0, Number(el.dataset.in) - at) / 1000)}`;
+    // A silence that starts or ends moves between the lists.
+    const sig = (silences || []).map((x) => stateAt(x, at)).join();
+    if (sig !== silenceSig) { silenceSig = sig; render(); }
   }, 1000);
 
-  window.lookoutConsole = { panels: PANELS, series, parts };
+  window.lookoutConsole = { panels: PANELS, series, parts, get silences() { return silences; } };
   setConn('connecting');
   startStream();
 }());

@@ -111,6 +111,14 @@ impl Browser {
         );
     }
 
+    /// Makes the page see `prefers-color-scheme: <scheme>` (`light` or `dark`).
+    pub fn color_scheme(&self, scheme: &str) {
+        self.cdp(
+            "Emulation.setEmulatedMedia",
+            json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
+        );
+    }
+
     /// A DevTools protocol command, through chromedriver.
     pub fn cdp(&self, cmd: &str, params: Value) -> Value {
         self.command(

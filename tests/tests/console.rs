@@ -1,8 +1,10 @@
 //! The console (`GET /`) in a real headless Chromium (Debian's `chromium` and
 //! `chromium-driver`, driven over WebDriver by `lookout_tests::browser`): it loads clean and
 //! fast from the binary alone, shows what `/metrics` shows, follows an alert live, survives
-//! the agent's restart without a reload, and asks for the read token before it shows
-//! anything. `screenshots_for_the_readme` (ignored) writes `docs/console-*.png`.
+//! the agent's restart without a reload, asks for the read token before it shows
+//! anything, and silences an alert from its row (asking for the API token when the agent
+//! wants it) and expires the silence from the Silences panel. `screenshots_for_the_readme`
+//! (ignored) writes `docs/console-*.png`.
 //!
 //! The browser tests take turns (one Chromium at a time): on two cores, parallel browsers
 //! would measure each other rather than the page.
@@ -509,4 +511,518 @@ fn screenshots_for_the_readme() {
         println!("{path}: {} bytes", png.len());
     }
     let _ = load.join();
+}
+
+/// A rule that fires at once and keeps firing (load1 is never negative).
+const ALWAYS_FIRING: &str = "groups:\n  - name: console\n    interval: 1s\n    rules:\n      - alert: ConsoleDrill\n        expr: lookout_load1\n        warning: \">= 0\"\n";
+
+const ALWAYS_FIRING_CONFIG: &str = "collect:\n  host:\n    interval: 1s\nrules:\n  files: [rules.yaml]\n  evaluation_interval: 1s\nnotify:\n  group_wait: 0s\n";
+
+const DRILL_ROW: &str = "document.querySelector('[data-alert=\"ConsoleDrill\"]')";
+
+/// The row's Silence button, clicked; waits for the form.
+fn open_silence_form(browser: &Browser) {
+    browser.eval(&format!(
+        "({DRILL_ROW}.querySelector('button[data-silence-for]').click(), true)"
+    ));
+    browser.wait_for(
+        "the Silence form",
+        Duration::from_secs(2),
+        "document.querySelector('#silence-dialog').open",
+    );
+}
+
+/// The matchers in the form, as `[[label, pattern], ...]`.
+const FORM_MATCHERS: &str = "Array.from(document.querySelectorAll('#silence-matchers .matcher')).map(function (r) { return [r.querySelector('.m-label').value, r.querySelector('.m-pattern').value]; })";
+
+/// Sets the value of the input `selector` to `value`.
+fn fill(browser: &Browser, selector: &str, value: &str) {
+    browser.eval(&format!(
+        "(document.querySelector({}).value = {}, true)",
+        serde_json::to_string(selector).expect("JSON"),
+        serde_json::to_string(value).expect("JSON")
+    ));
+}
+
+/// Clicks the first element matching `selector`.
+fn click(browser: &Browser, selector: &str) {
+    let found = browser.eval(&format!(
+        "(function () {{ const e = document.querySelector({}); if (!e) return false; e.click(); return true; }})()",
+        serde_json::to_string(selector).expect("JSON")
+    ));
+    assert_eq!(found, true, "nothing to click at {selector}");
+}
+
+/// GET `path` with `Authorization: Bearer <token>` when given; the JSON answer (200 only).
+fn get_json(agent: &Agent, path: &str, token: Option<&str>) -> Value {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("Authorization", b.as_str()))
+        .collect();
+    let (status, body) =
+        http(agent.addr, "GET", path, &headers, "").unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+/// The silence of `GET /api/v1/silences` whose comment is `comment`.
+fn silence_with_comment(agent: &Agent, token: Option<&str>, comment: &str) -> Option<Value> {
+    get_json(agent, "/api/v1/silences?limit=1000", token)["silences"]
+        .as_array()
+        .expect("silences")
+        .iter()
+        .find(|s| s["comment"] == comment)
+        .cloned()
+}
+
+/// Console errors, less the network entries of answers the test asked for on purpose
+/// (`allowed`: `(path part, status)`), which Chromium logs as failed loads.
+fn errors_but(browser: &Browser, allowed: &[(&str, u16)]) -> Vec<Value> {
+    errors(browser)
+        .into_iter()
+        .filter(|e| {
+            let text = e["message"].as_str().unwrap_or_default();
+            !allowed.iter().any(|(path, status)| {
+                text.contains(path) && text.contains(&format!("status of {status}"))
+            })
+        })
+        .collect()
+}
+
+/// For each element matching `selector`: its text, its contrast ratio against the nearest
+/// opaque background, and whether it lies within the viewport's width.
+fn legibility_js(selector: &str) -> String {
+    let quoted = serde_json::to_string(selector).expect("JSON");
+    format!(
+        "(function () {{
+           function rgba(c) {{ const n = c.match(/[\\d.]+/g).map(Number); if (n.length === 3) n.push(1); return n; }}
+           function lum(c) {{ const v = c.slice(0, 3).map(function (x) {{ x /= 255; return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); }}); return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; }}
+           return Array.from(document.querySelectorAll({quoted})).map(function (el) {{
+             let bg = null;
+             for (let e = el; e && !bg; e = e.parentElement) {{ const c = rgba(getComputedStyle(e).backgroundColor); if (c[3] === 1) bg = c; }}
+             bg = bg || rgba(getComputedStyle(document.body).backgroundColor);
+             const fg = rgba(getComputedStyle(el).color);
+             const a = lum(fg), b = lum(bg);
+             const r = el.getBoundingClientRect();
+             return [el.textContent, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05), r.left >= 0 && r.right <= innerWidth + 0.5];
+           }});
+         }})()"
+    )
+}
+
+/// Every element matching one of `selectors` exists, reads at a contrast of 4.5:1 at least
+/// and fits the viewport's width; the page does not scroll sideways.
+fn assert_legible(browser: &Browser, selectors: &[&str], what: &str) {
+    for selector in selectors {
+        let found = browser.eval(&legibility_js(selector));
+        let items = found.as_array().expect("elements");
+        assert!(!items.is_empty(), "{what}: nothing matches {selector}");
+        for item in items {
+            let ratio = item[1].as_f64().unwrap_or(0.0);
+            assert!(
+                ratio >= 4.5,
+                "{what}: {selector} {item} reads at {ratio:.2}:1"
+            );
+            assert_eq!(
+                item[2], true,
+                "{what}: {selector} {item} overflows the viewport"
+            );
+        }
+    }
+    let sideways =
+        browser.eval("document.documentElement.scrollWidth - document.documentElement.clientWidth");
+    assert!(
+        sideways.as_f64().unwrap_or(1.0) <= 0.0,
+        "{what}: the page scrolls sideways by {sideways} px"
+    );
+}
+
+/// Silence from the alert's row: the form comes prefilled with the alert's matchers, shows
+/// the server's refusal of a bad duration, and sends what it holds once edited; the row says
+/// silenced within seconds, the API lists the silence with the form's matchers, the
+/// Silences panel shows it, all legible on a phone in both themes; Expire ends it and the
+/// badge goes.
+#[test]
+fn an_alert_silenced_from_its_row_shows_silenced_and_expires_from_the_silences_list() {
+    let _turn = turn();
+    let agent = Agent::start_in(
+        TempDir::new("console-silence"),
+        &[("rules.yaml", ALWAYS_FIRING)],
+        ALWAYS_FIRING_CONFIG,
+    );
+    let browser = open(&agent, 1280, 800);
+    browser.wait_for(
+        "the alert firing",
+        Duration::from_secs(5),
+        &format!("{DRILL_ROW} && {DRILL_ROW}.dataset.state === 'firing'"),
+    );
+    assert_eq!(
+        browser.eval(&format!(
+            "[{DRILL_ROW}.hasAttribute('data-muted'), {DRILL_ROW}.querySelectorAll('.mute-badge').length, !!document.querySelector('[data-silence]')]"
+        )),
+        serde_json::json!([false, 0, false]),
+        "muted before any silence"
+    );
+
+    open_silence_form(&browser);
+    let prefilled = browser.eval(FORM_MATCHERS);
+    println!("prefilled matchers: {prefilled}");
+    let pairs = prefilled.as_array().expect("matchers");
+    assert!(
+        pairs.contains(&serde_json::json!(["alert", "ConsoleDrill"])),
+        "{prefilled}"
+    );
+    assert!(
+        pairs.contains(&serde_json::json!(["host", "test-host"])),
+        "{prefilled}"
+    );
+    assert!(!pairs.iter().any(|p| p[0] == "severity"), "{prefilled}");
+    assert_eq!(
+        browser.eval(
+            "[document.querySelector('#silence-duration').value, document.activeElement.id, \
+             document.querySelector('#silence-durations button[aria-pressed=\"true\"]').textContent]"
+        ),
+        serde_json::json!(["2h", "silence-comment", "2h"]),
+        "duration 2h by default, the focus in the form"
+    );
+
+    // A duration the agent refuses: its reason shows, the form stays.
+    fill(&browser, "#silence-duration", "soon");
+    click(&browser, "#silence-form button[type=submit]");
+    let refusal = browser.wait_for(
+        "the agent's refusal in the form",
+        Duration::from_secs(3),
+        "!document.querySelector('#silence-error').hidden && document.querySelector('#silence-error').textContent",
+    );
+    assert!(
+        refusal.as_str().unwrap_or_default().contains("duration"),
+        "{refusal}"
+    );
+    assert_eq!(
+        browser.eval("document.querySelector('#silence-dialog').open"),
+        true
+    );
+    assert!(
+        silence_with_comment(&agent, None, "").is_none()
+            && get_json(&agent, "/api/v1/silences", None)["silences"] == serde_json::json!([]),
+        "a refused silence was made"
+    );
+
+    // Edited: the host as a pattern, 1h from the choices, a comment and an author.
+    browser.eval(
+        "(Array.from(document.querySelectorAll('#silence-matchers .matcher')).find(function (r) { return r.querySelector('.m-label').value === 'host'; }).querySelector('.m-pattern').value = 'test-h.*', true)",
+    );
+    click(&browser, "#silence-durations button[data-duration=\"1h\"]");
+    fill(&browser, "#silence-comment", "console drill");
+    fill(&browser, "#silence-author", "console-test");
+    let sent = browser.eval(FORM_MATCHERS);
+    click(&browser, "#silence-form button[type=submit]");
+    let submitted = Instant::now();
+    browser.wait_for(
+        "the badge on the row",
+        Duration::from_secs(3),
+        &format!(
+            "!document.querySelector('#silence-dialog').open && {DRILL_ROW} && {DRILL_ROW}.dataset.muted === 'silence' && \
+             {DRILL_ROW}.querySelector('.mute-badge[data-by=\"silence\"]').textContent === 'silenced'"
+        ),
+    );
+    println!(
+        "silenced shown {} ms after the submit",
+        submitted.elapsed().as_millis()
+    );
+    // The focus is back on the row's button, and stays there while the row is redrawn by
+    // the stream's events (an evaluation a second).
+    for when in ["after the form", "after 1.5 s of redraws"] {
+        assert_eq!(
+            browser.eval(&format!(
+                "document.activeElement === {DRILL_ROW}.querySelector('button[data-silence-for]')"
+            )),
+            true,
+            "the focus {when}"
+        );
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+
+    // The API has it, with the form's matchers, for an hour.
+    let silence = silence_with_comment(&agent, None, "console drill").expect("the silence");
+    let id = silence["id"].as_str().expect("id").to_string();
+    let expected: serde_json::Map<String, Value> = sent
+        .as_array()
+        .expect("matchers")
+        .iter()
+        .map(|p| (p[0].as_str().unwrap_or_default().to_string(), p[1].clone()))
+        .collect();
+    assert_eq!(silence["matchers"], Value::Object(expected), "{silence}");
+    assert_eq!(silence["matchers"]["host"], "test-h.*", "{silence}");
+    assert_eq!(
+        (
+            &silence["state"],
+            &silence["source"],
+            &silence["created_by"]
+        ),
+        (
+            &serde_json::json!("active"),
+            &serde_json::json!("api"),
+            &serde_json::json!("console-test")
+        ),
+        "{silence}"
+    );
+    let length = browser.eval(&format!(
+        "Date.parse({}) - Date.parse({})",
+        silence["ends"], silence["starts"]
+    ));
+    assert_eq!(length.as_f64(), Some(3_600_000.0), "{silence}");
+    let alerts = agent.json("/api/v1/alerts");
+    let drill = alerts["alerts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["alert"] == "ConsoleDrill"))
+        .cloned()
+        .expect("ConsoleDrill in /api/v1/alerts");
+    assert_eq!(
+        drill["muted_by"],
+        serde_json::json!([{ "by": "silence", "id": id }]),
+        "{drill}"
+    );
+
+    // The Silences panel lists it: matchers, when it ends (the time on hover), comment,
+    // author, source, and an Expire button.
+    let item =
+        format!("document.querySelector('[data-panel=\"silences\"] li[data-silence=\"{id}\"]')");
+    let shown = browser.wait_for(
+        "the silence in the Silences panel",
+        Duration::from_secs(3),
+        &format!(
+            "{item} && [{item}.dataset.state, {item}.textContent, {item}.querySelector('time[data-in]').title, !!{item}.querySelector('button[data-expire]')]"
+        ),
+    );
+    println!("silences panel: {shown}");
+    assert_eq!(shown[0], "active", "{shown}");
+    let text = shown[1].as_str().unwrap_or_default();
+    // An hour less the seconds since (the agent's clock as the page reckons it may be a
+    // few milliseconds behind: then "1h 0m").
+    assert!(
+        text.contains("ends in 59m") || text.contains("ends in 1h 0m"),
+        "{text:?}"
+    );
+    for part in [
+        "alert=ConsoleDrill",
+        "host=test-h.*",
+        "console drill",
+        "by console-test",
+        "API",
+    ] {
+        assert!(text.contains(part), "{part:?} not in {text:?}");
+    }
+    assert!(
+        shown[2].as_str().is_some_and(|t| !t.is_empty()),
+        "no absolute time on hover: {shown}"
+    );
+    assert_eq!(shown[3], true, "{shown}");
+
+    // Legible on a phone, in the dark theme and the light one; the form fits too.
+    browser.viewport(390, 844);
+    for scheme in ["dark", "light"] {
+        browser.color_scheme(scheme);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_legible(
+            &browser,
+            &[
+                "[data-alert=\"ConsoleDrill\"] .mute-badge",
+                "[data-alert=\"ConsoleDrill\"] button[data-silence-for]",
+                "[data-panel=\"silences\"] button[data-expire]",
+                "[data-panel=\"silences\"] .silence .when",
+            ],
+            &format!("390 px, {scheme}"),
+        );
+    }
+    open_silence_form(&browser);
+    let fits = browser.eval(
+        "(function () { const r = document.querySelector('#silence-dialog').getBoundingClientRect(); return r.left >= 0 && r.right <= innerWidth; })()",
+    );
+    assert_eq!(fits, true, "the form is wider than a phone");
+    assert_legible(
+        &browser,
+        &[
+            "#silence-form .primary",
+            "#silence-durations button[aria-pressed=\"true\"]",
+            "#silence-form .m-pattern",
+        ],
+        "the form on a phone",
+    );
+    click(&browser, "#silence-form [data-close]");
+    browser.wait_for(
+        "the form closed",
+        Duration::from_secs(2),
+        "!document.querySelector('#silence-dialog').open",
+    );
+    assert!(
+        get_json(&agent, "/api/v1/silences", None)["silences"]
+            .as_array()
+            .is_some_and(|s| s.len() == 1),
+        "Cancel made a silence"
+    );
+    browser.viewport(1280, 800);
+
+    // Expire: the badge goes, the silence is expired and leaves the active list.
+    click(
+        &browser,
+        &format!("[data-panel=\"silences\"] button[data-expire=\"{id}\"]"),
+    );
+    browser.wait_for(
+        "the badge gone",
+        Duration::from_secs(3),
+        &format!(
+            "{DRILL_ROW} && !{DRILL_ROW}.hasAttribute('data-muted') && !{DRILL_ROW}.querySelector('.mute-badge')"
+        ),
+    );
+    let after = silence_with_comment(&agent, None, "console drill").expect("still listed");
+    assert_eq!(after["state"], "expired", "{after}");
+    browser.wait_for(
+        "the silence among the expired ones",
+        Duration::from_secs(3),
+        &format!(
+            "!document.querySelector('[data-panel=\"silences\"] li[data-silence=\"{id}\"][data-state=\"active\"]') && \
+             !!document.querySelector('[data-panel=\"silences\"] details.expired li[data-silence=\"{id}\"]')"
+        ),
+    );
+    let severe = errors_but(&browser, &[("/api/v1/silences", 400)]);
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+}
+
+/// With both tokens configured: the page takes the read token, and the Silence form asks for
+/// the API token on the agent's 401 (a wrong one refused, saying so), then succeeds with it;
+/// the API token is kept in sessionStorage under its own key, nowhere else, and Expire uses
+/// it without asking again.
+#[test]
+fn with_an_api_token_the_silence_form_asks_for_it_and_keeps_it_apart_from_the_read_token() {
+    let _turn = turn();
+    let dir = TempDir::new("console-api-token");
+    let read_file = dir.path().join("read-token");
+    let api_file = dir.path().join("api-token");
+    std::fs::write(&read_file, "console-read\n").expect("read token file");
+    std::fs::write(&api_file, "console-write\n").expect("API token file");
+    let agent = Agent::start_in(
+        dir,
+        &[("rules.yaml", ALWAYS_FIRING)],
+        &format!(
+            "  read_token_file: {}\n  api_token_file: {}\n{ALWAYS_FIRING_CONFIG}",
+            read_file.display(),
+            api_file.display()
+        ),
+    );
+    let browser = Browser::start(1280, 800);
+    browser.goto(&format!("http://{}/", agent.addr));
+    browser.wait_for(
+        "the read token prompt",
+        Duration::from_secs(5),
+        "!document.querySelector('#token-prompt').hidden",
+    );
+    browser.eval(
+        "(document.querySelector('#token').value = 'console-read', document.querySelector('#token-form').requestSubmit(), true)",
+    );
+    browser.wait_for(
+        "the alert firing",
+        Duration::from_secs(10),
+        &format!("{DRILL_ROW} && {DRILL_ROW}.dataset.state === 'firing'"),
+    );
+
+    open_silence_form(&browser);
+    fill(&browser, "#silence-comment", "needs the API token");
+    click(&browser, "#silence-form button[type=submit]");
+    browser.wait_for(
+        "the API token asked for",
+        Duration::from_secs(3),
+        "document.querySelector('#api-token-dialog').open && document.activeElement.id === 'api-token'",
+    );
+    assert_eq!(
+        browser.eval("document.querySelector('#api-token-error').hidden"),
+        true,
+        "a refusal shown before any token was given"
+    );
+    assert!(
+        silence_with_comment(&agent, Some("console-read"), "needs the API token").is_none(),
+        "made without the API token"
+    );
+
+    // The read token is not the API token: refused, and said so.
+    let give = |token: &str| {
+        browser.eval(&format!(
+            "(document.querySelector('#api-token').value = {}, document.querySelector('#api-token-form').requestSubmit(), true)",
+            serde_json::to_string(token).expect("JSON")
+        ));
+    };
+    give("console-read");
+    browser.wait_for(
+        "the refusal",
+        Duration::from_secs(3),
+        "document.querySelector('#api-token-dialog').open && !document.querySelector('#api-token-error').hidden",
+    );
+    assert!(silence_with_comment(&agent, Some("console-read"), "needs the API token").is_none());
+
+    give("console-write");
+    browser.wait_for(
+        "the row silenced",
+        Duration::from_secs(5),
+        &format!(
+            "!document.querySelector('#api-token-dialog').open && !document.querySelector('#silence-dialog').open && \
+             {DRILL_ROW} && {DRILL_ROW}.dataset.muted === 'silence'"
+        ),
+    );
+    let silence = silence_with_comment(&agent, Some("console-read"), "needs the API token")
+        .expect("the silence");
+    assert_eq!(silence["state"], "active", "{silence}");
+    assert_eq!(silence["matchers"]["alert"], "ConsoleDrill", "{silence}");
+    let id = silence["id"].as_str().expect("id").to_string();
+
+    // Where the tokens are: each under its own key in sessionStorage, never in localStorage
+    // or the address, never in the agent's log.
+    let kept = browser.eval(
+        "[sessionStorage.getItem('lookout.read-token'), sessionStorage.getItem('lookout.api-token'), \
+          JSON.stringify(Object.assign({}, localStorage)), location.href]",
+    );
+    assert_eq!(kept[0], "console-read", "{kept}");
+    assert_eq!(kept[1], "console-write", "{kept}");
+    for place in [&kept[2], &kept[3]] {
+        let text = place.as_str().unwrap_or_default();
+        assert!(
+            !text.contains("console-write") && !text.contains("console-read"),
+            "a token in {text:?}"
+        );
+    }
+
+    // Expire with the kept token: no second prompt.
+    let item = format!("[data-panel=\"silences\"] button[data-expire=\"{id}\"]");
+    browser.wait_for(
+        "the Expire button",
+        Duration::from_secs(3),
+        &format!(
+            "document.querySelector({})",
+            serde_json::to_string(&item).expect("JSON")
+        ),
+    );
+    click(&browser, &item);
+    browser.wait_for(
+        "the badge gone",
+        Duration::from_secs(3),
+        &format!("{DRILL_ROW} && !{DRILL_ROW}.hasAttribute('data-muted')"),
+    );
+    assert_eq!(
+        browser.eval("document.querySelector('#api-token-dialog').open"),
+        false,
+        "asked again"
+    );
+    let after = silence_with_comment(&agent, Some("console-read"), "needs the API token")
+        .expect("still listed");
+    assert_eq!(after["state"], "expired", "{after}");
+    let log = agent.log();
+    assert!(
+        !log.contains("console-write") && !log.contains("console-read"),
+        "a token in the log"
+    );
+    let severe = errors_but(
+        &browser,
+        &[("/api/v1/stream", 401), ("/api/v1/silences", 401)],
+    );
+    assert!(severe.is_empty(), "console errors: {severe:?}");
 }

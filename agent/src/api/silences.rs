@@ -162,6 +162,8 @@ pub(crate) async fn create(
         muter.created.push(new);
         muter.snapshot()
     };
+    // The live streams' alerts say what is silenced: tell them now, not at the next write.
+    state.live().changed();
     let persisted = save(snapshot).await;
     tracing::info!(%id, "silence created");
     axum::Json(json!({ "id": id, "persisted": persisted.is_ok(), "error": persisted.err() }))
@@ -192,6 +194,7 @@ pub(crate) async fn expire(
         }
         muter.snapshot()
     };
+    state.live().changed();
     let persisted = save(snapshot).await;
     tracing::info!(%id, "silence expired");
     axum::Json(json!({ "id": id, "state": "expired", "persisted": persisted.is_ok(), "error": persisted.err() }))

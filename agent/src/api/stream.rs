@@ -20,7 +20,8 @@
 //!   from taking a quiet stream for a dead one.
 //! - Streams end when the server stops, so they never hold the shutdown.
 //! - Alerts: at most [`MAX_ALERTS`] instances (firing first, then by severity and age)
-//!   beside their total.
+//!   beside their total, each saying whether a silence, a maintenance window or an
+//!   inhibition mutes it (as `GET /api/v1/alerts` does).
 //! - Top processes: the two lists of the processes collector's last run, at most
 //!   `collect.processes.top` (100) each; they change once per run of that collector.
 
@@ -43,6 +44,7 @@ use crate::collect::processes::TopView;
 use crate::live::MAX_STREAMS;
 use crate::rules::engine::ActiveAlert;
 use crate::rules::model::{Severity, Threshold};
+use crate::rules::mute::Reason;
 use crate::rules::state::Phase;
 use crate::sample::Part;
 use crate::state::State;
@@ -184,8 +186,9 @@ fn processes(state: &State) -> Value {
     }
 }
 
-/// The active alerts (firing first, critical first, oldest first; at most [`MAX_ALERTS`])
-/// with the worst severity, and the thresholds of the rules whose expression is a bare
+/// The active alerts (firing first, critical first, oldest first; at most [`MAX_ALERTS`]),
+/// each with whether and why it is muted (silenced, in maintenance, inhibited), with the
+/// worst severity, and the thresholds of the rules whose expression is a bare
 /// metric name (the console colours that metric's figures by them).
 fn alerts_and_thresholds(state: &State) -> (Value, Value) {
     let engine = state.engine();
@@ -208,10 +211,26 @@ fn alerts_and_thresholds(state: &State) -> (Value, Value) {
     let mut active = engine.active();
     let total = active.len();
     active.sort_by_key(order);
+    // Why each is not notified now, as `GET /api/v1/alerts` says it (the engine, then the
+    // muter: the order that API takes them in).
+    let firing: Vec<_> = engine.firing().collect();
+    let firing: Vec<_> = firing
+        .iter()
+        .map(|(a, l, s)| (a.as_ref(), *l, *s))
+        .collect();
+    let muter = state.muter();
+    let now = wall_millis();
     let items: Vec<Value> = active
         .iter()
         .take(MAX_ALERTS)
         .map(|a| {
+            let muted = a.severity.map_or_else(Vec::new, |severity| {
+                muter.reasons(&a.alert, &a.labels, severity, &firing, now)
+            });
+            let inhibited = muted.iter().any(|r| matches!(r, Reason::Inhibition { .. }));
+            let silenced = muted
+                .iter()
+                .any(|r| !matches!(r, Reason::Inhibition { .. }));
             json!({
                 "alert": a.alert,
                 "labels": a.labels,
@@ -221,9 +240,13 @@ fn alerts_and_thresholds(state: &State) -> (Value, Value) {
                 "firing_since": a.firing_since,
                 "value": a.value.and_then(finite),
                 "expr": exprs.get(a.alert.as_str()),
+                "silenced": silenced,
+                "inhibited": inhibited,
+                "muted_by": muted,
             })
         })
         .collect();
+    drop(muter);
     let alerts = json!({ "health": engine.health(), "total": total, "items": items });
     (alerts, Value::Object(thresholds))
 }
@@ -441,6 +464,141 @@ mod tests {
         assert_eq!(doc["processes"]["by_memory"][0]["name"], "api");
         assert_eq!(doc["processes"]["by_cpu"], json!([]));
         assert!(event(&state, &mut client).is_none(), "sent once");
+    }
+
+    /// Rules on load1 that always fire: one silenced, one in a maintenance window, one
+    /// inhibited by another, one not muted.
+    const MUTED_RULES: &str = "groups:\n  - name: g\n    rules:\n      - alert: Quiet\n        expr: lookout_load1\n        warning: \">= 0\"\n      - alert: Nightly\n        expr: lookout_load1\n        warning: \">= 0\"\n      - alert: RedisDown\n        expr: lookout_load1\n        critical: \">= 0\"\n      - alert: RedisSlow\n        expr: lookout_load1\n        warning: \">= 0\"\n";
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// The alert items of an event's `alerts` part, by alert name.
+    fn items_by_name(doc: &Value) -> BTreeMap<String, Value> {
+        doc["alerts"]["items"]
+            .as_array()
+            .expect("alert items")
+            .iter()
+            .map(|a| (a["alert"].as_str().expect("name").to_string(), a.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn alerts_say_whether_and_why_they_are_muted_and_change_when_a_silence_ends() {
+        use crate::rules::load::{Defaults, parse_file};
+        use crate::rules::mute::MaintenanceWindow;
+        use crate::rules::mute::inhibit::InhibitRule;
+        use crate::rules::mute::matchers::Matchers;
+        use crate::rules::mute::silence::Silence;
+
+        let defaults = Defaults {
+            evaluation_interval: Duration::from_secs(10),
+            stale_after: Duration::from_secs(300),
+            repeat_interval: Duration::from_secs(3600),
+        };
+        let mut problems = Vec::new();
+        let rules = parse_file(MUTED_RULES, "t.yaml", &defaults, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let (reload, _) = tokio::sync::mpsc::channel(1);
+        let state = Arc::new(State::new(
+            "h".into(),
+            reload,
+            Engine::new(rules, Vec::new()),
+        ));
+        state
+            .store_mut()
+            .apply("load", vec![Sample::new(&LOAD1, 0.5)], 1_000);
+        {
+            let store = state.store();
+            let fired = state.engine().evaluate(&store, "h", 1_000);
+            assert_eq!(fired.len(), 4, "{fired:?}");
+        }
+        let now = wall_millis();
+        {
+            let mut muter = state.muter();
+            muter.created.push(
+                Silence::new(
+                    "abc123".into(),
+                    map(&[("alert", "Quiet"), ("host", "h")]),
+                    now - 1_000,
+                    now + 3_600_000,
+                    "deploy".into(),
+                    "ops".into(),
+                    now - 1_000,
+                )
+                .expect("a silence"),
+            );
+            // Opens every minute for two: always open.
+            muter.windows.push(MaintenanceWindow {
+                name: "nightly-backup".into(),
+                matchers: Matchers::parse(&map(&[("alert", "Nightly")]), false).expect("matchers"),
+                schedule: crate::schedule::Cron::parse("* * * * *", "UTC").expect("cron"),
+                duration_ms: 120_000,
+            });
+            muter.inhibit.push(
+                InhibitRule::new(
+                    &map(&[("alert", "RedisDown")]),
+                    &map(&[("alert", "Redis.+")]),
+                    vec!["host".into()],
+                )
+                .expect("an inhibition"),
+            );
+        }
+
+        let mut client = Client::default();
+        let (_, doc) = event(&state, &mut client).expect("a snapshot");
+        let items = items_by_name(&doc);
+        assert_eq!(items.len(), 4, "{doc}");
+        let muted = |name: &str| {
+            let a = &items[name];
+            (
+                a["silenced"].clone(),
+                a["inhibited"].clone(),
+                a["muted_by"].clone(),
+            )
+        };
+        assert_eq!(
+            muted("Quiet"),
+            (
+                json!(true),
+                json!(false),
+                json!([{ "by": "silence", "id": "abc123" }])
+            )
+        );
+        assert_eq!(
+            muted("Nightly"),
+            (
+                json!(true),
+                json!(false),
+                json!([{ "by": "maintenance", "name": "nightly-backup" }])
+            )
+        );
+        assert_eq!(
+            muted("RedisSlow"),
+            (
+                json!(false),
+                json!(true),
+                json!([{ "by": "inhibition", "source": "RedisDown" }])
+            )
+        );
+        // The source matches `Redis.+` too, but never inhibits itself.
+        assert_eq!(muted("RedisDown"), (json!(false), json!(false), json!([])));
+
+        // The silence expires: the next event carries the alerts again, Quiet unmuted.
+        assert!(event(&state, &mut client).is_none(), "nothing changed yet");
+        state.muter().created[0].ends_ms = now;
+        state
+            .store_mut()
+            .apply("load", vec![Sample::new(&LOAD1, 0.5)], 2_000);
+        let (_, doc) = event(&state, &mut client).expect("an update");
+        let items = items_by_name(&doc);
+        assert_eq!(items["Quiet"]["silenced"], json!(false), "{doc}");
+        assert_eq!(items["Quiet"]["muted_by"], json!([]), "{doc}");
+        assert_eq!(items["Nightly"]["silenced"], json!(true), "{doc}");
     }
 
     #[tokio::test]
