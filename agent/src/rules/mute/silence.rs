@@ -206,6 +206,8 @@ pub fn save(data_dir: &Path, silences: &[Silence], state: &MuteState) -> std::io
     })
     .map_err(std::io::Error::other)?;
     let result = (|| {
+        // The directory may not exist yet (the agent makes it when it first writes).
+        std::fs::create_dir_all(data_dir)?;
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&json)?;
         f.sync_all()?;
