@@ -28,6 +28,7 @@ pub mod quarantine;
 pub mod query;
 pub mod rules;
 pub mod sample;
+pub mod schedule;
 pub mod settings;
 pub mod state;
 pub mod store;
