@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::archive;
 use crate::clock::{AgentTimeline, Clock, now_millis, wall_millis};
-use crate::collect::scheduler;
 use crate::collect::{self, Job};
+use crate::collect::{checkins, scheduler};
 use crate::config::Problems;
 use crate::notify::dispatch;
 use crate::notify::outbox::{self, Outbox};
@@ -340,17 +340,23 @@ fn start_collectors(config: &Config, state: &Arc<State>) -> Collectors {
     let (stop, stopped) = watch::channel(false);
     let context = collect::Context {
         ingest: state.ingest().clone(),
+        checkins: state.checkins().clone(),
         processes: state.processes().clone(),
         ..collect::Context::new(&config.agent.proc_root, config.agent.rootfs.clone())
     };
     let jobs = config.collect.build(&context);
-    let names: Vec<String> = jobs.iter().map(|j| j.name().to_string()).collect();
+    let mut names: Vec<String> = jobs.iter().map(|j| j.name().to_string()).collect();
+    // Check-ins are exported by one task of their own, at the moment one turns late.
+    let checkins = !config.collect.checkins.is_empty();
+    if checkins {
+        names.push(checkins::NAME.to_string());
+    }
     // Registered before any task runs, so readiness (and the rules' first evaluation, which
     // waits for it) counts every collector of this generation from the start.
     for name in &names {
         state.update_status(name, |_| {});
     }
-    let tasks = jobs
+    let mut tasks = jobs
         .into_iter()
         .map(|job| match job {
             Job::Blocking(c) => {
@@ -362,7 +368,15 @@ fn start_collectors(config: &Config, state: &Arc<State>) -> Collectors {
                 stopped.clone(),
             )),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    if checkins {
+        tasks.push(tokio::spawn(checkins::export(
+            state.checkins().clone(),
+            state.clone(),
+            Arc::new(AgentTimeline),
+            stopped,
+        )));
+    }
     Collectors { names, stop, tasks }
 }
 
@@ -411,6 +425,12 @@ pub async fn run(
     let engine = Engine::new(rules, restored);
     let state = Arc::new(State::new(config.agent.hostname.clone(), reload_tx, engine));
     state.set_outbox(outbox.clone());
+    {
+        let (checkins, dir) = (state.checkins().clone(), data_dir.clone());
+        tokio::task::spawn_blocking(move || checkins.open(&dir, &AgentTimeline))
+            .await
+            .context("check-in times task")?;
+    }
     let history_path = archive::path(&data_dir);
     bound_store(&state, &config, windows, || {
         config

@@ -205,6 +205,12 @@ catalogue! {
     API_REQUESTS_PER_SECOND = "lookout_api_requests_per_second", Gauge, ["route", "method"], "Requests per second over the ingest window.";
     INGEST_ROUTE_OVERFLOW_TOTAL = "lookout_ingest_route_overflow_total", Counter, [], "Observations counted under route=\"_overflow\" because collect.ingest.max_routes distinct routes were already seen.";
     INGEST_REJECTED_TOTAL = "lookout_ingest_rejected_total", Counter, ["reason"], "Observation batches rejected, by reason (malformed, too_large, invalid, unauthorized).";
+    // Check-ins of cron jobs and workers (collect.checkins).
+    CHECKIN_UP = "lookout_checkin_up", Gauge, ["checkin"], "1 when the check-in reported in time and its last report was not a failure; 0 when it is late or failed.";
+    CHECKIN_LATE = "lookout_checkin_late", Gauge, ["checkin"], "1 when no report (success or failure) came within every + grace of the last one, or by the schedule's next due time + grace; else 0.";
+    CHECKIN_FAILED = "lookout_checkin_failed", Gauge, ["checkin"], "1 when the last report was a failure (/fail), until the next success; else 0.";
+    CHECKIN_LAST_TIMESTAMP_SECONDS = "lookout_checkin_last_timestamp_seconds", Gauge, ["checkin"], "Unix time of the last success report; absent before the first.";
+    CHECKIN_DURATION_SECONDS = "lookout_checkin_duration_seconds", Gauge, ["checkin"], "Time from a /start to the success or failure report that ended that run (the last such run); absent without one.";
     // Alerts and score.
     ALERT_FIRING = "lookout_alert_firing", Gauge, ["alert", "severity"], "1 while the alert instance is firing.";
     ALERTS = "lookout_alerts", Gauge, ["severity"], "Number of firing alert instances by severity.";

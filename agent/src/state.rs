@@ -10,6 +10,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use crate::clock::now_millis;
+use crate::collect::checkins::Checkins;
 use crate::collect::ingest::{Ingest, IngestSection};
 use crate::collect::processes::Top;
 use crate::collect::scheduler::{self, RunStatus, Sink};
@@ -38,6 +39,8 @@ pub struct State {
     score: Mutex<Option<Score>>,
     delivery: Mutex<Option<(Dispatcher, NotifyConfig)>>,
     ingest: Arc<Ingest>,
+    /// Check-ins reported by cron jobs and workers.
+    checkins: Arc<Checkins>,
     /// The top processes, kept by the processes collector.
     processes: Arc<Top>,
     /// One fire drill per [`DRILL_WINDOW`], across reloads (which restart delivery).
@@ -71,6 +74,7 @@ impl State {
             score: Mutex::new(None),
             delivery: Mutex::new(None),
             ingest: Arc::new(Ingest::new(&IngestSection::builtin(), started)),
+            checkins: Arc::new(Checkins::default()),
             processes: Arc::new(Top::new()),
             drill: DrillGate::new(DRILL_WINDOW),
             outbox: Mutex::new(None),
@@ -208,6 +212,11 @@ impl State {
     /// The aggregate of pushed request timings.
     pub fn ingest(&self) -> &Arc<Ingest> {
         &self.ingest
+    }
+
+    /// The check-ins of cron jobs and workers.
+    pub fn checkins(&self) -> &Arc<Checkins> {
+        &self.checkins
     }
 
     /// The top processes.
