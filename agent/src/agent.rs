@@ -25,8 +25,8 @@ use crate::clock::{AgentTimeline, Clock, now_millis, wall_millis};
 use crate::collect::{self, Job};
 use crate::collect::{checkins, scheduler};
 use crate::config::Problems;
-use crate::notify::dispatch;
 use crate::notify::outbox::{self, Outbox};
+use crate::notify::{dispatch, heartbeat};
 use crate::rules::engine::Engine;
 use crate::rules::model::Rule;
 use crate::rules::persist::{StateFile, StoredInstance};
@@ -198,6 +198,8 @@ async fn run_rules(
     // The first evaluation waits until every collector has run once, or one tick at most
     // (a stuck collector must not hold the rules back): on an empty store every rule's data
     // is missing, which would resolve alerts restored from disk or fire NoData at start-up.
+    // The heartbeat counts the rules late from here.
+    state.rules_started(clock.now(), tick);
     let ready_by = Instant::now() + tick;
     while !state.not_ready().is_empty() && Instant::now() < ready_by {
         tokio::select! {
@@ -236,6 +238,7 @@ async fn run_rules(
         state
             .store_mut()
             .apply(crate::rules::metrics::OWNER, samples, now);
+        state.rules_evaluated(clock.now());
         let history = state.store().history_stats().samples();
         state.store_mut().apply(HISTORY_OWNER, history, now);
         match state.delivery() {
@@ -314,8 +317,25 @@ impl DeliveryTasks {
             tracing::warn!(error = %e, "messages of receivers no longer configured not moved to the dead letters");
         }
         let (stop, stopped) = watch::channel(false);
-        let (dispatcher, tasks) = dispatch::start(&config.notify, outbox.clone(), stopped)?;
+        let (dispatcher, mut tasks) =
+            dispatch::start(&config.notify, outbox.clone(), stopped.clone())?;
         state.set_delivery(Some((dispatcher, config.notify.clone())));
+        match &config.notify.heartbeat {
+            Some(heartbeat) => {
+                let pinger = heartbeat::HttpPinger::new(heartbeat.timeout)
+                    .map_err(|e| anyhow::anyhow!("notify.heartbeat: {e}"))?;
+                tasks.push(tokio::spawn(heartbeat::run(
+                    heartbeat.clone(),
+                    Arc::new(pinger),
+                    state.clone(),
+                    Arc::new(AgentTimeline),
+                    stopped,
+                )));
+            }
+            None => state
+                .store_mut()
+                .mark_absent(heartbeat::OWNER, now_millis()),
+        }
         Ok(DeliveryTasks { stop, tasks })
     }
 

@@ -225,6 +225,9 @@ catalogue! {
     OUTBOX_PENDING = "lookout_outbox_pending", Gauge, [], "Notifications waiting for delivery: in the outbox, and kept in memory while it cannot be written.";
     OUTBOX_OLDEST_AGE_SECONDS = "lookout_outbox_oldest_age_seconds", Gauge, [], "Age of the oldest pending notification.";
     OUTBOX_WRITE_ERRORS_TOTAL = "lookout_outbox_write_errors_total", Counter, [], "Writes to the outbox file that failed (data_dir full or read-only, I/O errors); the notifications not written are kept in memory and written out once the disk accepts writes again.";
+    HEARTBEAT_LAST_SUCCESS_TIMESTAMP_SECONDS = "lookout_heartbeat_last_success_timestamp_seconds", Gauge, [], "Unix time of the last heartbeat ping (notify.heartbeat) its URL answered with a 2xx; absent before the first.";
+    HEARTBEAT_FAILURES_TOTAL = "lookout_heartbeat_failures_total", Counter, [], "Heartbeat pings that got no 2xx answer within notify.heartbeat.timeout (an error status, no connection, no answer).";
+    HEARTBEAT_HEALTHY = "lookout_heartbeat_healthy", Gauge, [], "1 when the last heartbeat reported a healthy pipeline (its url), 0 when it reported a failure (its fail_url).";
     RECEIVER_CIRCUIT_STATE = "lookout_receiver_circuit_state", Gauge, ["receiver"], "Circuit breaker of a receiver: 0 closed, 1 half-open (one probe allowed), 2 open.";
     HISTORY_SERIES = "lookout_history_series", Gauge, [], "Series with points in the agent's history.";
     HISTORY_BYTES = "lookout_history_bytes", Gauge, [], "Bytes the compressed history holds (at most history.max_memory).";

@@ -135,6 +135,8 @@ pub struct RawNotify {
     /// Routes, first match wins; absent: one route to every receiver. A list given must
     /// not be empty.
     pub route: Option<Spanned<Vec<Spanned<RawRoute>>>>,
+    /// A dead-man's switch for the agent itself; absent: none.
+    pub heartbeat: Option<Spanned<super::heartbeat::RawHeartbeat>>,
 }
 
 /// `notify:` section.
@@ -157,6 +159,8 @@ pub struct NotifyConfig {
     pub circuit_breaker: BreakerConfig,
     /// Per-receiver rate limit; overflow is folded into one digest, never dropped.
     pub rate_limit: RateLimitConfig,
+    /// Pings a URL every interval while the pipeline is healthy; `None`: no heartbeat.
+    pub heartbeat: Option<super::heartbeat::HeartbeatConfig>,
 }
 
 /// One receiver: a name and where it delivers.
@@ -203,6 +207,7 @@ impl NotifyConfig {
                 max: 30,
                 per: Duration::from_secs(3600),
             },
+            heartbeat: None,
         }
     }
 }
@@ -303,6 +308,10 @@ fn check_notify(c: &mut Checker<'_>, path: &str, raw: &RawNotify) -> NotifyConfi
         retry,
         circuit_breaker,
         rate_limit,
+        heartbeat: raw
+            .heartbeat
+            .as_ref()
+            .and_then(|h| super::heartbeat::check(c, &format!("{path}.heartbeat"), h)),
     }
 }
 
@@ -401,6 +410,10 @@ const DEFAULTS_HEAD: &str = r#"notify:
   rate_limit:
     max: 30
     per: 1h
+  # A dead-man's switch for the agent itself: GET url every interval while the rules are
+  # evaluated on time and data_dir takes writes, fail_url (default: url + /fail) when not.
+  # Left out: none. Example:
+  #   heartbeat: {url: "https://hc-ping.com/<uuid>", interval: 1m, timeout: 10s}
 "#;
 
 /// `lookout config default`'s text for this section, from the receivers on.

@@ -12,6 +12,7 @@ pub mod config;
 pub mod dispatch;
 pub mod email;
 pub mod group;
+pub mod heartbeat;
 pub mod held;
 pub mod log;
 pub mod outbox;
