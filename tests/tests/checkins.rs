@@ -314,3 +314,60 @@ fn the_times_survive_a_restart() {
         "{saved}"
     );
 }
+
+#[test]
+fn the_readme_crontab_line_reports_success_and_failure() {
+    let curl = lookout_tests::require("curl", "curl");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let line = readme
+        .split("```crontab\n")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .expect("a crontab block in the README");
+    // The five schedule fields, then the command cron runs.
+    let command = line
+        .splitn(6, ' ')
+        .nth(5)
+        .expect("a command after the schedule");
+    assert!(command.contains("/usr/local/bin/backup"), "{command}");
+    let agent = Agent::start(&format!(
+        "{QUIET}  checkins:\n    - {{name: backup, schedule: \"0 3 * * *\", grace: 1h}}\n"
+    ));
+    let run = |job: &str| {
+        let script = command
+            .replace("/usr/local/bin/backup", job)
+            .replace("127.0.0.1:9469", &agent.addr.to_string())
+            .replace("curl ", &format!("{} ", curl.display()));
+        assert_ne!(script, command);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("run sh");
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The job succeeds: a success is recorded.
+    let answer = run("true");
+    assert!(answer.contains("\"recorded\":\"success\""), "{answer}");
+    agent.wait_for(Duration::from_secs(5), |m| {
+        value(
+            m,
+            "lookout_checkin_last_timestamp_seconds",
+            &[("checkin", "backup")],
+        )
+        .is_some()
+        .then_some(())
+    });
+    // The job fails: a failure is recorded, and CheckinFailed fires.
+    let answer = run("false");
+    assert!(answer.contains("\"recorded\":\"failure\""), "{answer}");
+    agent.wait_for(Duration::from_secs(5), |m| {
+        (value(m, "lookout_checkin_failed", &[("checkin", "backup")]) == Some(1.0)).then_some(())
+    });
+}

@@ -394,7 +394,7 @@ impl Checkins {
                 inner.dirty = true;
                 let why = format!("{}: {e}", path.display());
                 if inner.save_error.is_none() {
-                    tracing::error!(error = %why, "cannot save the check-in times; kept in memory and saved again at the next change");
+                    tracing::error!(error = %why, "cannot save the check-in times; kept in memory and saved again within 10 s");
                 }
                 inner.save_error = Some(why);
             }
@@ -653,7 +653,7 @@ const DEFAULTS_YAML: &str = r#"# Check-ins of cron jobs and workers (lookout_che
 #     schedule: "0 3 * * *"          # or: a cron schedule (instead of every), late when
 #                                    # no report comes by its due time + grace
 #     timezone: Europe/Berlin        # of the schedule; left out: UTC
-#     grace: 5m                      # from 1s
+#     grace: 5m                      # past every or the due time; 1s to 366d
 checkins: []
 "#;
 
