@@ -42,7 +42,6 @@ use super::scheduler::{Sink, record};
 use super::{Context, Job, Kind, Sample};
 use crate::catalogue;
 use crate::clock::Clock;
-use crate::config::units::format_duration;
 use crate::config::{Checker, Section, Text};
 use crate::schedule::Cron;
 
@@ -302,11 +301,6 @@ impl Checkins {
         drop(inner);
         self.changed.notify_one();
         Ok(())
-    }
-
-    /// Whether `name` is configured.
-    pub fn knows(&self, name: &str) -> bool {
-        self.lock().configs.iter().any(|c| c.name == name)
     }
 
     /// Where check-in `name` stands at `clock`'s now; `None` when it is not configured.
@@ -657,14 +651,6 @@ const DEFAULTS_YAML: &str = r#"# Check-ins of cron jobs and workers (lookout_che
 checkins: []
 "#;
 
-/// What [`format_duration`] makes of a period, for messages and the API.
-pub fn describe(expect: &Expect) -> String {
-    match expect {
-        Expect::Every(d) => format!("every {}", format_duration(*d)),
-        Expect::Schedule(cron) => format!("{:?} in {}", cron.expression(), cron.timezone()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -765,7 +751,8 @@ mod tests {
             checkins.record("nope", Report::Success, &clock),
             Err(Unknown)
         );
-        assert!(checkins.knows("backup") && !checkins.knows("nope"));
+        assert!(checkins.standing("backup", &clock).is_some());
+        assert_eq!(checkins.standing("nope", &clock), None);
     }
 
     #[test]
@@ -989,7 +976,15 @@ mod tests {
         .unwrap();
         assert_eq!(ok[0], every("backup", 24 * 3600, 3600));
         assert_eq!(ok[1].grace, DEFAULT_GRACE);
-        assert_eq!(describe(&ok[1].expect), "\"0 3 * * *\" in Europe/Berlin");
+        match &ok[1].expect {
+            Expect::Schedule(cron) => {
+                assert_eq!(
+                    (cron.expression(), cron.timezone()),
+                    ("0 3 * * *", "Europe/Berlin")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(CheckinsSection::builtin().is_empty());
 
         let cases = [
