@@ -22,11 +22,11 @@ use tokio::sync::{mpsc, watch};
 
 use crate::archive;
 use crate::clock::{AgentTimeline, Clock, now_millis, wall_millis};
-use crate::collect::scheduler;
 use crate::collect::{self, Job};
+use crate::collect::{checkins, scheduler};
 use crate::config::Problems;
-use crate::notify::dispatch;
 use crate::notify::outbox::{self, Outbox};
+use crate::notify::{dispatch, heartbeat};
 use crate::rules::LabelSet;
 use crate::rules::engine::Engine;
 use crate::rules::model::{Rule, Severity};
@@ -199,6 +199,8 @@ async fn run_rules(
     // The first evaluation waits until every collector has run once, or one tick at most
     // (a stuck collector must not hold the rules back): on an empty store every rule's data
     // is missing, which would resolve alerts restored from disk or fire NoData at start-up.
+    // The heartbeat counts the rules late from here.
+    state.rules_started(clock.now(), tick);
     let ready_by = Instant::now() + tick;
     while !state.not_ready().is_empty() && Instant::now() < ready_by {
         tokio::select! {
@@ -262,6 +264,7 @@ async fn run_rules(
         state
             .store_mut()
             .apply(crate::rules::metrics::OWNER, samples, now);
+        state.rules_evaluated(clock.now());
         let history = state.store().history_stats().samples();
         state.store_mut().apply(HISTORY_OWNER, history, now);
         match state.delivery() {
@@ -349,8 +352,25 @@ impl DeliveryTasks {
             tracing::warn!(error = %e, "messages of receivers no longer configured not moved to the dead letters");
         }
         let (stop, stopped) = watch::channel(false);
-        let (dispatcher, tasks) = dispatch::start(&config.notify, outbox.clone(), stopped)?;
+        let (dispatcher, mut tasks) =
+            dispatch::start(&config.notify, outbox.clone(), stopped.clone())?;
         state.set_delivery(Some((dispatcher, config.notify.clone())));
+        match &config.notify.heartbeat {
+            Some(heartbeat) => {
+                let pinger = heartbeat::HttpPinger::new(heartbeat.timeout)
+                    .map_err(|e| anyhow::anyhow!("notify.heartbeat: {e}"))?;
+                tasks.push(tokio::spawn(heartbeat::run(
+                    heartbeat.clone(),
+                    Arc::new(pinger),
+                    state.clone(),
+                    Arc::new(AgentTimeline),
+                    stopped,
+                )));
+            }
+            None => state
+                .store_mut()
+                .mark_absent(heartbeat::OWNER, now_millis()),
+        }
         Ok(DeliveryTasks { stop, tasks })
     }
 
@@ -375,17 +395,23 @@ fn start_collectors(config: &Config, state: &Arc<State>) -> Collectors {
     let (stop, stopped) = watch::channel(false);
     let context = collect::Context {
         ingest: state.ingest().clone(),
+        checkins: state.checkins().clone(),
         processes: state.processes().clone(),
         ..collect::Context::new(&config.agent.proc_root, config.agent.rootfs.clone())
     };
     let jobs = config.collect.build(&context);
-    let names: Vec<String> = jobs.iter().map(|j| j.name().to_string()).collect();
+    let mut names: Vec<String> = jobs.iter().map(|j| j.name().to_string()).collect();
+    // Check-ins are exported by one task of their own, at the moment one turns late.
+    let checkins = !config.collect.checkins.is_empty();
+    if checkins {
+        names.push(checkins::NAME.to_string());
+    }
     // Registered before any task runs, so readiness (and the rules' first evaluation, which
     // waits for it) counts every collector of this generation from the start.
     for name in &names {
         state.update_status(name, |_| {});
     }
-    let tasks = jobs
+    let mut tasks = jobs
         .into_iter()
         .map(|job| match job {
             Job::Blocking(c) => {
@@ -397,7 +423,15 @@ fn start_collectors(config: &Config, state: &Arc<State>) -> Collectors {
                 stopped.clone(),
             )),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    if checkins {
+        tasks.push(tokio::spawn(checkins::export(
+            state.checkins().clone(),
+            state.clone(),
+            Arc::new(AgentTimeline),
+            stopped,
+        )));
+    }
     Collectors { names, stop, tasks }
 }
 
@@ -464,6 +498,12 @@ pub async fn run(
             &config.notify.inhibit,
             engine.rules(),
         );
+    }
+    {
+        let (checkins, dir) = (state.checkins().clone(), data_dir.clone());
+        tokio::task::spawn_blocking(move || checkins.open(&dir, &AgentTimeline))
+            .await
+            .context("check-in times task")?;
     }
     let history_path = archive::path(&data_dir);
     bound_store(&state, &config, windows, || {

@@ -205,6 +205,12 @@ catalogue! {
     API_REQUESTS_PER_SECOND = "lookout_api_requests_per_second", Gauge, ["route", "method"], "Requests per second over the ingest window.";
     INGEST_ROUTE_OVERFLOW_TOTAL = "lookout_ingest_route_overflow_total", Counter, [], "Observations counted under route=\"_overflow\" because collect.ingest.max_routes distinct routes were already seen.";
     INGEST_REJECTED_TOTAL = "lookout_ingest_rejected_total", Counter, ["reason"], "Observation batches rejected, by reason (malformed, too_large, invalid, unauthorized).";
+    // Check-ins of cron jobs and workers (collect.checkins).
+    CHECKIN_UP = "lookout_checkin_up", Gauge, ["checkin"], "1 when the check-in reported in time and its last report was not a failure; 0 when it is late or failed.";
+    CHECKIN_LATE = "lookout_checkin_late", Gauge, ["checkin"], "1 when no report (success or failure) came within every + grace of the last one, or by the schedule's next due time + grace; else 0.";
+    CHECKIN_FAILED = "lookout_checkin_failed", Gauge, ["checkin"], "1 when the last report was a failure (/fail), until the next success; else 0.";
+    CHECKIN_LAST_TIMESTAMP_SECONDS = "lookout_checkin_last_timestamp_seconds", Gauge, ["checkin"], "Unix time of the last success report; absent before the first.";
+    CHECKIN_DURATION_SECONDS = "lookout_checkin_duration_seconds", Gauge, ["checkin"], "Time from a /start to the success or failure report that ended that run (the last such run); absent without one.";
     // Alerts and score.
     ALERT_FIRING = "lookout_alert_firing", Gauge, ["alert", "severity"], "1 while the alert instance is firing.";
     ALERTS = "lookout_alerts", Gauge, ["severity"], "Number of firing alert instances by severity.";
@@ -220,6 +226,9 @@ catalogue! {
     OUTBOX_PENDING = "lookout_outbox_pending", Gauge, [], "Notifications waiting for delivery: in the outbox, and kept in memory while it cannot be written.";
     OUTBOX_OLDEST_AGE_SECONDS = "lookout_outbox_oldest_age_seconds", Gauge, [], "Age of the oldest pending notification.";
     OUTBOX_WRITE_ERRORS_TOTAL = "lookout_outbox_write_errors_total", Counter, [], "Writes to the outbox file that failed (data_dir full or read-only, I/O errors); the notifications not written are kept in memory and written out once the disk accepts writes again.";
+    HEARTBEAT_LAST_SUCCESS_TIMESTAMP_SECONDS = "lookout_heartbeat_last_success_timestamp_seconds", Gauge, [], "Unix time of the last heartbeat ping (notify.heartbeat) its URL answered with a 2xx; absent before the first.";
+    HEARTBEAT_FAILURES_TOTAL = "lookout_heartbeat_failures_total", Counter, [], "Heartbeat pings that got no 2xx answer within notify.heartbeat.timeout (an error status, no connection, no answer).";
+    HEARTBEAT_HEALTHY = "lookout_heartbeat_healthy", Gauge, [], "1 when the last heartbeat reported a healthy pipeline (its url), 0 when it reported a failure (its fail_url).";
     RECEIVER_CIRCUIT_STATE = "lookout_receiver_circuit_state", Gauge, ["receiver"], "Circuit breaker of a receiver: 0 closed, 1 half-open (one probe allowed), 2 open.";
     HISTORY_SERIES = "lookout_history_series", Gauge, [], "Series with points in the agent's history.";
     HISTORY_BYTES = "lookout_history_bytes", Gauge, [], "Bytes the compressed history holds (at most history.max_memory).";

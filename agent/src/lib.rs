@@ -4,8 +4,8 @@
 //! bounded windows) -> [`rules`] (alert states, score) -> [`notify`] (routing, outbox,
 //! receivers); [`api`] serves what the store and the rules hold. Shared types sit below their
 //! users: [`catalogue`] (metric names), [`sample`] (samples and labels), [`config`] (the
-//! configuration machinery), [`clock`], [`live`], [`quarantine`] and [`text`] (small shared
-//! helpers); [`history`] (a compressed day of points per series, its memory cap, its
+//! configuration machinery), [`clock`], [`live`], [`quarantine`], [`schedule`] and [`text`]
+//! (small shared helpers); [`history`] (a compressed day of points per series, its memory cap, its
 //! snapshots) sits below the store. Each feature
 //! owns its configuration section; [`settings`] puts the file together, [`state`] is what
 //! the running tasks share, and [`agent`] runs them.

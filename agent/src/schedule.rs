@@ -31,7 +31,8 @@ pub const DEFAULT_TIMEZONE: &str = "UTC";
 pub struct Cron {
     expression: String,
     timezone: String,
-    cron: croner::Cron,
+    /// Boxed: croner's parsed pattern is some 350 bytes.
+    cron: Box<croner::Cron>,
     tz: TimeZone,
 }
 
@@ -94,7 +95,7 @@ impl Cron {
             } else {
                 tz.trim().to_string()
             },
-            cron,
+            cron: Box::new(cron),
             tz: zone,
         };
         // A day that never comes (`0 0 30 2 *`) parses, but no time is ever due.

@@ -10,6 +10,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use crate::clock::now_millis;
+use crate::collect::checkins::Checkins;
 use crate::collect::ingest::{Ingest, IngestSection};
 use crate::collect::processes::Top;
 use crate::collect::scheduler::{self, RunStatus, Sink};
@@ -22,7 +23,7 @@ use crate::notify::outbox::Outbox;
 use crate::rules::engine::Engine;
 use crate::rules::mute::Muter;
 use crate::rules::score::Score;
-use crate::store::{Retention, Store};
+use crate::store::{Millis, Retention, Store};
 
 /// State shared by the scheduler tasks and the HTTP handlers.
 #[derive(Debug)]
@@ -39,6 +40,8 @@ pub struct State {
     score: Mutex<Option<Score>>,
     delivery: Mutex<Option<(Dispatcher, NotifyConfig)>>,
     ingest: Arc<Ingest>,
+    /// Check-ins reported by cron jobs and workers.
+    checkins: Arc<Checkins>,
     /// The top processes, kept by the processes collector.
     processes: Arc<Top>,
     /// One fire drill per [`DRILL_WINDOW`], across reloads (which restart delivery).
@@ -48,10 +51,43 @@ pub struct State {
     state_save_error: Mutex<Option<String>>,
     /// `history.persist` of the running configuration.
     history_persist: std::sync::atomic::AtomicBool,
+    /// When the rules were last evaluated (or their task started), and how often they are.
+    rules_pace: Mutex<Option<RulesPace>>,
     /// Tells the live streams that the store changed; bounds them.
     live: Live,
     /// Silences, maintenance windows, inhibition, and what they hold back.
     muter: Mutex<Muter>,
+}
+
+/// How the rules task keeps time: its last evaluation and its tick.
+#[derive(Debug, Clone, Copy)]
+pub struct RulesPace {
+    /// The last evaluation, or the task's start (timeline ms).
+    pub last: Millis,
+    /// Time between evaluations, in ms.
+    pub tick_ms: i64,
+}
+
+impl RulesPace {
+    /// How long without an evaluation makes the rules late: three ticks, and at least a tick
+    /// and 5 s (an evaluation can be skipped, or slow, without the pipeline being stuck).
+    pub fn late_after(&self) -> i64 {
+        self.tick_ms
+            .saturating_mul(3)
+            .max(self.tick_ms.saturating_add(5_000))
+    }
+}
+
+/// What the heartbeat reports on (`notify.heartbeat`), and where its figures go.
+impl crate::notify::heartbeat::Pipeline for State {
+    fn problems(&self) -> Vec<String> {
+        self.pipeline_problems(now_millis())
+    }
+
+    fn record(&self, samples: Vec<crate::sample::Sample>) {
+        self.store_mut()
+            .apply(crate::notify::heartbeat::OWNER, samples, now_millis());
+    }
 }
 
 /// A reload asked for over HTTP, answered with the outcome.
@@ -74,11 +110,13 @@ impl State {
             score: Mutex::new(None),
             delivery: Mutex::new(None),
             ingest: Arc::new(Ingest::new(&IngestSection::builtin(), started)),
+            checkins: Arc::new(Checkins::default()),
             processes: Arc::new(Top::new()),
             drill: DrillGate::new(DRILL_WINDOW),
             outbox: Mutex::new(None),
             state_save_error: Mutex::new(None),
             history_persist: std::sync::atomic::AtomicBool::new(false),
+            rules_pace: Mutex::new(None),
             live: Live::default(),
             muter: Mutex::new(Muter::default()),
         }
@@ -142,6 +180,46 @@ impl State {
             ));
         }
         reasons
+    }
+
+    /// The rules task started at `now` (timeline ms), to evaluate every `tick`: its first
+    /// evaluation is due from then on.
+    pub fn rules_started(&self, now: Millis, tick: std::time::Duration) {
+        *self.rules_pace.lock().unwrap_or_else(|e| e.into_inner()) = Some(RulesPace {
+            last: now,
+            tick_ms: i64::try_from(tick.as_millis()).unwrap_or(i64::MAX),
+        });
+    }
+
+    /// The rules were evaluated at `now` (timeline ms).
+    pub fn rules_evaluated(&self, now: Millis) {
+        if let Some(pace) = self
+            .rules_pace
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            pace.last = now;
+        }
+    }
+
+    /// Why the alerting pipeline is unhealthy at `now` (timeline ms): what [`State::degraded`]
+    /// says (`data_dir` refusing the outbox or the alert states), and rules not evaluated
+    /// for [`RulesPace::late_after`]. Empty when healthy.
+    pub fn pipeline_problems(&self, now: Millis) -> Vec<String> {
+        let mut problems = self.degraded();
+        let pace = *self.rules_pace.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pace) = pace {
+            let since = now.saturating_sub(pace.last);
+            if since > pace.late_after() {
+                problems.push(format!(
+                    "the rules were last evaluated {}s ago (every {}s)",
+                    since / 1000,
+                    pace.tick_ms as f64 / 1000.0
+                ));
+            }
+        }
+        problems
     }
 
     /// Read access to the store. A poisoned lock (a panic while writing) still yields the data:
@@ -217,6 +295,11 @@ impl State {
     /// The aggregate of pushed request timings.
     pub fn ingest(&self) -> &Arc<Ingest> {
         &self.ingest
+    }
+
+    /// The check-ins of cron jobs and workers.
+    pub fn checkins(&self) -> &Arc<Checkins> {
+        &self.checkins
     }
 
     /// The top processes.
@@ -331,5 +414,33 @@ impl Sink for State {
 
     fn record_status(&self, name: &str, f: &mut dyn FnMut(&mut RunStatus)) {
         self.update_status(name, f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pipeline_is_unhealthy_once_the_rules_are_late() {
+        let (reload, _) = mpsc::channel(1);
+        let state = State::new("h".into(), reload, Engine::new(Vec::new(), Vec::new()));
+        const T0: Millis = 1_700_000_000_000;
+        // Before the rules task starts, nothing is late.
+        assert!(state.pipeline_problems(T0).is_empty());
+        state.rules_started(T0, std::time::Duration::from_secs(1));
+        // Every second: late after a tick and 5 s without an evaluation.
+        assert!(state.pipeline_problems(T0 + 6_000).is_empty());
+        let late = state.pipeline_problems(T0 + 6_001);
+        assert_eq!(
+            late,
+            ["the rules were last evaluated 6s ago (every 1s)".to_string()]
+        );
+        state.rules_evaluated(T0 + 6_500);
+        assert!(state.pipeline_problems(T0 + 7_000).is_empty());
+        // Every minute: late after three.
+        state.rules_started(T0, std::time::Duration::from_secs(60));
+        assert!(state.pipeline_problems(T0 + 180_000).is_empty());
+        assert_eq!(state.pipeline_problems(T0 + 180_001).len(), 1);
     }
 }

@@ -32,7 +32,8 @@ pub struct Traffic {
 
 impl Traffic {
     /// Starts the traffic against Redis on `redis_port`, PostgreSQL through `psql` (a
-    /// session reading SQL from its standard input) and the agent at `agent`.
+    /// session reading SQL from its standard input) and the agent at `agent` (request
+    /// timings and a check-in's report).
     pub fn start(redis_port: u16, mut psql: std::process::Child, agent: SocketAddr) -> Traffic {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -68,6 +69,11 @@ impl Traffic {
                         &[("Content-Type", "application/json")],
                         &batch,
                     );
+                }
+                // One report: the time since it then grows the same for the agent and a
+                // Prometheus scraping it (reports every second would be sampled apart).
+                if n == 0 {
+                    let _ = http(agent, "POST", "/api/v1/checkins/stack-job", &[], "");
                 }
                 n += 1;
                 std::thread::sleep(Duration::from_millis(200));
@@ -386,7 +392,8 @@ const POSTGRES_PASSWORD: &str = "stack-pg";
 /// alert panels have an alert), notifications to the log receiver (so delivery results
 /// exist), a probe of its own /healthz, the Redis port watched by the TCP collector (the
 /// agent's own connection is established there), the PostgreSQL primary and replica, a race
-/// between Redis and the primary, itself as a process group, and the cgroup it runs in.
+/// between Redis and the primary, itself as a process group, the cgroup it runs in, and a
+/// check-in the traffic reports to.
 fn start_agent(redis_port: u16, pg_ports: (u16, u16), cgroup: &str, extra: &str) -> Agent {
     let dir = TempDir::new("dashboards-agent");
     let port = free_port();
@@ -416,6 +423,7 @@ fn start_agent(redis_port: u16, pg_ports: (u16, u16), cgroup: &str, extra: &str)
          \x20 http_probes:\n\
          \x20   - {{name: self, url: \"http://127.0.0.1:{port}/healthz\", interval: 1s, timeout: 500ms}}\n\
          \x20 ingest: {{interval: 1s, min_requests: 1}}\n\
+         \x20 checkins: [{{name: stack-job, every: 1h, grace: 1h}}]\n\
          \x20 processes:\n\
          \x20   interval: 1s\n\
          \x20   groups: [{{name: agent, match: {{exe: lookout}}, max_memory: 256MiB}}]\n\

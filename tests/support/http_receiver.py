@@ -3,9 +3,10 @@
 
 Usage: http_receiver.py PORT OUT_FILE MODE [SECRET]
 MODE: ok (always 200), 400 (always 400), 503xN (503 for the first N requests, then 200).
-Each POST is appended to OUT_FILE as one JSON line: receive time (epoch seconds), path,
-headers, body, the status answered, and, when SECRET is given, whether
-X-Lookout-Signature is the HMAC-SHA256 of the body (computed here, independently).
+Each POST (and GET: heartbeat pings) is appended to OUT_FILE as one JSON line: receive
+time (epoch seconds), method, path, headers, body, the status answered, and, when SECRET
+is given, whether X-Lookout-Signature is the HMAC-SHA256 of the body (computed here,
+independently).
 """
 import hashlib
 import hmac
@@ -34,6 +35,7 @@ class Handler(BaseHTTPRequestHandler):
             status = 200
         record = {
             "t": received,
+            "method": self.command,
             "path": self.path,
             "headers": {k.lower(): v for k, v in self.headers.items()},
             "body": body.decode("utf-8", "replace"),
@@ -50,6 +52,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
         self.wfile.write(answer)
+
+    do_GET = do_POST
 
     def log_message(self, *args):
         pass

@@ -1,7 +1,8 @@
 //! Faults, through the real binary: a full `data_dir`, a read-only one, corrupt state and
-//! outbox files, a wall clock stepped forwards and backwards, and a storm of SIGHUPs. In each,
-//! the agent stays up, `/metrics` keeps answering, the fault is reported (`/readyz`, metrics,
-//! log), and nothing that fired is lost once the fault goes away.
+//! outbox files, a wall clock stepped forwards and backwards, a storm of SIGHUPs, and the
+//! heartbeat while `data_dir` is full. In each, the agent stays up, `/metrics` keeps
+//! answering, the fault is reported (`/readyz`, metrics, log, the heartbeat's failure URL),
+//! and nothing that fired is lost once the fault goes away.
 //!
 //! The `data_dir` faults use a small tmpfs mounted for the test (`mount -t tmpfs`), so these
 //! tests must run as root (they do in CI and in `scripts/test.sh`'s usual setting); as another
@@ -787,4 +788,126 @@ fn wait_held_and_unsaved(agent: &Agent, why: &[&str]) {
                 .any(|r| r.contains("alerts.json") && r.contains(error))
         },
     );
+}
+
+/// The heartbeat pings the receiver's `/ping/<secret>` (or `/ping/<secret>/fail`): the
+/// paths of what it got so far, with their receive times.
+fn pings(out: &Path) -> Vec<(f64, String)> {
+    received(out)
+        .iter()
+        .filter(|r| r["method"] == "GET")
+        .map(|r| {
+            (
+                r["t"].as_f64().expect("receive time"),
+                r["path"].as_str().expect("path").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_heartbeat_pings_every_interval_fails_while_the_outbox_cannot_write_and_recovers() {
+    const OK: &str = "/ping/hb-5e3c7e7-uuid";
+    const FAIL: &str = "/ping/hb-5e3c7e7-uuid/fail";
+    let tmpfs = Tmpfs::mount("4m");
+    let data = tmpfs.path().to_path_buf();
+    let dir = TempDir::new("heartbeat");
+    let out = dir.path().join("pings.jsonl");
+    let ping_port = free_port();
+    let mut receiver = http_receiver(ping_port, &out, "ok", None);
+    let port = free_port();
+    // No collectors but a check-in, whose /fail is the notification the full disk refuses;
+    // the built-in rules every second; notifications to the log, through the outbox.
+    let text = config(
+        port,
+        &data,
+        &format!(
+            "collect:\n  host: {{enabled: false}}\n  tcp: {{enabled: false}}\n  checkins:\n    - {{name: job, every: 1h, grace: 1h}}\n\
+             rules:\n  evaluation_interval: 1s\n\
+             notify:\n  group_wait: 0s\n  retry: {{initial: 1s, max: 2s, jitter: false}}\n\
+             \x20 heartbeat: {{url: \"http://127.0.0.1:{ping_port}{OK}\", interval: 1s, timeout: 1s}}\n"
+        ),
+    );
+    let mut agent = start(dir, port, &text, &[], &[]);
+    agent.wait_until("ready", Duration::from_secs(30), || readyz(&agent).0 == 200);
+
+    // Healthy: one GET of the URL a second.
+    agent.wait_until("four pings", Duration::from_secs(10), || {
+        pings(&out).len() >= 4
+    });
+    let healthy = pings(&out);
+    assert!(healthy.iter().all(|(_, p)| p == OK), "{healthy:?}");
+    for pair in healthy.windows(2) {
+        let gap = pair[1].0 - pair[0].0;
+        assert!(
+            (0.7..1.3).contains(&gap),
+            "a ping every second: {healthy:?}"
+        );
+    }
+    assert_eq!(metric(&agent, "lookout_heartbeat_healthy"), Some(1.0));
+    let last = metric(&agent, "lookout_heartbeat_last_success_timestamp_seconds")
+        .expect("the last ping's time");
+    assert!((real_now_ms() as f64 / 1000.0 - last).abs() < 3.0, "{last}");
+
+    // The disk fills, and a notification comes that the outbox cannot write: the failure URL.
+    let filler = data.join("filler");
+    assert!(fill(&filler) > 0);
+    let (status, body) = http(agent.addr, "POST", "/api/v1/checkins/job/fail", &[], "")
+        .expect("POST /api/v1/checkins/job/fail");
+    assert_eq!(status, 200, "{body}");
+    wait_held_and_unsaved(&agent, &["outbox.redb", "No space left on device"]);
+    let before = pings(&out).len();
+    agent.wait_until(
+        "two pings of the failure URL",
+        Duration::from_secs(10),
+        || {
+            pings(&out)[before..]
+                .iter()
+                .filter(|(_, p)| p == FAIL)
+                .count()
+                >= 2
+        },
+    );
+    assert_eq!(metric(&agent, "lookout_heartbeat_healthy"), Some(0.0));
+
+    // Freed: the notification is written, and the pings go to the URL again.
+    std::fs::remove_file(&filler).expect("remove the filler");
+    agent.wait_until("/readyz ready again", Duration::from_secs(30), || {
+        readyz(&agent).0 == 200
+    });
+    let before = pings(&out).len();
+    agent.wait_until(
+        "two pings of the URL again",
+        Duration::from_secs(10),
+        || {
+            let after = pings(&out);
+            after.len() >= before + 2 && after[after.len() - 2..].iter().all(|(_, p)| p == OK)
+        },
+    );
+    assert_eq!(metric(&agent, "lookout_heartbeat_healthy"), Some(1.0));
+    let log = agent.log();
+    assert!(
+        log.contains("heartbeat: the pipeline is unhealthy; pinging the failure URL")
+            && log.contains("No space left on device"),
+        "{log}"
+    );
+    assert!(log.contains("heartbeat: the pipeline is healthy"), "{log}");
+
+    // The heartbeat's receiver gone: counted and logged, without its secret; the agent goes on.
+    let _ = receiver.0.kill();
+    let _ = receiver.0.wait();
+    agent.wait_until("failed pings counted", Duration::from_secs(10), || {
+        metric(&agent, "lookout_heartbeat_failures_total").is_some_and(|n| n >= 2.0)
+    });
+    let log = agent.log();
+    assert!(
+        log.contains("heartbeat not delivered") && log.contains("http://127.0.0.1:"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("hb-5e3c7e7-uuid"),
+        "the URL's secret part is never logged:\n{log}"
+    );
+    assert_eq!(readyz(&agent).0, 200);
+    assert_alive(&mut agent);
 }

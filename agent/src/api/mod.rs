@@ -7,10 +7,12 @@
 //! `GET /healthz` and `GET /readyz` are open, and so are the console's files (`GET /` and
 //! `/console/...`: they hold no data, and the page must load to ask for the token); every
 //! other GET needs the read token when
-//! `agent.read_token_file` is set (the API token is accepted too); every other method needs
-//! the API token when `agent.api_token_file` is set. Connections, HTTPS and the bounds on
+//! `agent.read_token_file` is set (the API token is accepted too); every other method, and
+//! any request to a check-in (`/api/v1/checkins/...`), needs the API token when
+//! `agent.api_token_file` is set. Connections, HTTPS and the bounds on
 //! slow clients are [`server`]'s.
 
+pub mod checkins;
 pub mod console;
 pub mod exposition;
 pub mod ingest;
@@ -95,6 +97,18 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/api/v1/metadata", get(query::metadata))
         .route("/api/v1/status/buildinfo", get(query::buildinfo))
         .route("/api/v1/observations", post(ingest::observations))
+        .route(
+            "/api/v1/checkins/{name}",
+            get(checkins::success).post(checkins::success),
+        )
+        .route(
+            "/api/v1/checkins/{name}/start",
+            get(checkins::start).post(checkins::start),
+        )
+        .route(
+            "/api/v1/checkins/{name}/fail",
+            get(checkins::fail).post(checkins::fail),
+        )
         .route("/api/v1/test-alert", post(notify::test_alert))
         .route(
             "/api/v1/silences",
@@ -159,8 +173,12 @@ pub const READ_BY_POST: [&str; 4] = [
 ];
 
 /// The access `method` on `path` needs: GET and HEAD read (and POST to the query paths),
-/// every other method writes. Reading the probes or the console's files needs nothing.
+/// every other method writes. Reading the probes or the console's files needs nothing. A
+/// check-in writes whatever its method (a crontab line may GET it).
 pub fn access(method: &Method, path: &str) -> Access {
+    if path.starts_with(checkins::PREFIX) {
+        return Access::Write;
+    }
     let reads = method == Method::GET
         || method == Method::HEAD
         || (method == Method::POST && READ_BY_POST.contains(&path));
@@ -361,6 +379,11 @@ mod tests {
             // everything that is not a read writes
             (Method::POST, "/-/reload", Access::Write),
             (Method::POST, "/api/v1/observations", Access::Write),
+            // a check-in reports, even by GET (crontab lines)
+            (Method::GET, "/api/v1/checkins/backup", Access::Write),
+            (Method::HEAD, "/api/v1/checkins/backup/start", Access::Write),
+            (Method::POST, "/api/v1/checkins/backup/fail", Access::Write),
+            (Method::GET, "/api/v1/checkinsx", Access::Read),
             (Method::DELETE, "/api/v1/outbox", Access::Write),
             (Method::PUT, "/metrics", Access::Write),
             (Method::OPTIONS, "/metrics", Access::Write),

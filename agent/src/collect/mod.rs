@@ -13,6 +13,7 @@
 //! the agent, the benches and the golden test all take their list from that registry.
 
 pub mod cgroups;
+pub mod checkins;
 pub mod cpu;
 pub mod disk;
 pub mod filesystem;
@@ -257,6 +258,8 @@ pub struct Context {
     pub statfs: Arc<dyn filesystem::StatFs>,
     /// Request timings pushed to the API, exported by the ingest collector.
     pub ingest: Arc<ingest::Ingest>,
+    /// Check-ins reported to the API (`collect.checkins` configures them).
+    pub checkins: Arc<checkins::Checkins>,
     /// The top processes, kept by the processes collector for the API.
     pub processes: Arc<processes::Top>,
     /// The one connection to each Redis and PostgreSQL target, shared by its collector and
@@ -285,6 +288,7 @@ impl Context {
             rootfs,
             statfs: Arc::new(filesystem::SystemStatFs),
             ingest: Arc::new(ingest::Ingest::new(&ingest::IngestSection::builtin(), now)),
+            checkins: Arc::new(checkins::Checkins::default()),
             processes: Arc::new(processes::Top::new()),
             links: Arc::new(links::Links::default()),
             now,
@@ -424,6 +428,8 @@ registry! {
     http_probes: Targets<probe::ProbeTarget>,
     /// `collect.ingest`: request timings pushed to `POST /api/v1/observations`.
     ingest: ingest::IngestSection,
+    /// `collect.checkins`: cron jobs and workers reporting to `/api/v1/checkins/<name>`.
+    checkins: checkins::CheckinsSection,
 }
 
 #[cfg(test)]

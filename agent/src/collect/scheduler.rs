@@ -72,7 +72,12 @@ fn spawn_run(mut collector: Box<dyn Collector>) -> JoinHandle<RunResult> {
 }
 
 /// Records a run's outcome in the store and the status map.
-fn record(sink: &dyn Sink, name: &str, result: Result<Vec<Sample>, String>, took: Duration) {
+pub(crate) fn record(
+    sink: &dyn Sink,
+    name: &str,
+    result: Result<Vec<Sample>, String>,
+    took: Duration,
+) {
     record_outcome(sink, name, result.map(|s| (s, None)), took);
 }
 

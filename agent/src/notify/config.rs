@@ -146,6 +146,8 @@ pub struct RawNotify {
     pub inhibit: Option<Vec<Spanned<crate::rules::mute::config::RawInhibit>>>,
     /// Recurring maintenance windows; absent: none.
     pub maintenance: Option<Vec<Spanned<crate::rules::mute::config::RawMaintenance>>>,
+    /// A dead-man's switch for the agent itself; absent: none.
+    pub heartbeat: Option<Spanned<super::heartbeat::RawHeartbeat>>,
 }
 
 /// `notify:` section.
@@ -174,6 +176,8 @@ pub struct NotifyConfig {
     pub inhibit: Vec<crate::rules::mute::inhibit::InhibitRule>,
     /// Maintenance windows.
     pub maintenance: Vec<crate::rules::mute::MaintenanceWindow>,
+    /// Pings a URL every interval while the pipeline is healthy; `None`: no heartbeat.
+    pub heartbeat: Option<super::heartbeat::HeartbeatConfig>,
 }
 
 /// One receiver: a name and where it delivers.
@@ -223,6 +227,7 @@ impl NotifyConfig {
             silences: Vec::new(),
             inhibit: Vec::new(),
             maintenance: Vec::new(),
+            heartbeat: None,
         }
     }
 }
@@ -338,6 +343,10 @@ fn check_notify(c: &mut Checker<'_>, path: &str, raw: &RawNotify) -> NotifyConfi
             &format!("{path}.maintenance"),
             raw.maintenance.as_deref().unwrap_or_default(),
         ),
+        heartbeat: raw
+            .heartbeat
+            .as_ref()
+            .and_then(|h| super::heartbeat::check(c, &format!("{path}.heartbeat"), h)),
     }
 }
 
@@ -436,6 +445,10 @@ const DEFAULTS_HEAD: &str = r#"notify:
   rate_limit:
     max: 30
     per: 1h
+  # A dead-man's switch for the agent itself: GET url every interval while the rules are
+  # evaluated on time and data_dir takes writes, fail_url (default: url + /fail) when not.
+  # Left out: none. Example:
+  #   heartbeat: {url: "https://hc-ping.com/<uuid>", interval: 1m, timeout: 10s}
 "#;
 
 /// `lookout config default`'s text for this section, from the receivers on.

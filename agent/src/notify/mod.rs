@@ -13,6 +13,7 @@ pub mod discord;
 pub mod dispatch;
 pub mod email;
 pub mod group;
+pub mod heartbeat;
 pub mod held;
 pub mod log;
 pub mod ntfy;

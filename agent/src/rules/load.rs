@@ -43,6 +43,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "postgres.yaml",
         include_str!("../../../rules/postgres.yaml"),
     ),
+    (
+        "checkins.yaml",
+        include_str!("../../../rules/checkins.yaml"),
+    ),
 ];
 
 /// Prefix of the built-in files' names in problems and in the API.
