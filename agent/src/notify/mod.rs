@@ -251,19 +251,9 @@ pub trait Integration {
     fn build(name: &str, config: &Self::Config) -> Result<std::sync::Arc<dyn Receiver>, String>;
 }
 
-/// Fingerprint of an alert instance: stable hex of (name, labels).
-pub fn fingerprint(alert: &str, labels: &LabelSet) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(alert.as_bytes());
-    for (k, v) in labels {
-        h.update([0]);
-        h.update(k.as_bytes());
-        h.update([1]);
-        h.update(v.as_bytes());
-    }
-    hex::encode(&h.finalize()[..8])
-}
+/// Fingerprint of an alert instance: stable hex of (name, labels). It is the rules'
+/// (muting needs it too, and rules come before delivery).
+pub use crate::rules::fingerprint;
 
 /// RFC 3339 UTC time of `ms` since the epoch, as Alertmanager's payloads carry it.
 pub fn rfc3339(ms: Millis) -> String {

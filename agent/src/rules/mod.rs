@@ -26,9 +26,25 @@ pub mod score;
 pub mod state;
 pub mod template;
 pub mod testing;
+pub mod values;
 
 /// Labels of an alert instance or an evaluated series: name -> value, ordered.
 pub use crate::sample::LabelSet;
+
+/// Fingerprint of an alert instance: stable hex of (name, labels), the same across
+/// restarts; receivers use it as the alert's identity (PagerDuty's `dedup_key`).
+pub fn fingerprint(alert: &str, labels: &LabelSet) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(alert.as_bytes());
+    for (k, v) in labels {
+        h.update([0]);
+        h.update(k.as_bytes());
+        h.update([1]);
+        h.update(v.as_bytes());
+    }
+    hex::encode(&h.finalize()[..8])
+}
 
 /// The metrics that `rules` and the score's terms read over a range, each with the longest
 /// range it is read over (ms): the windows the store keeps ([`crate::store::Windows::Only`]).

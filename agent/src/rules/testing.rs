@@ -78,6 +78,8 @@ use super::load::{Defaults, load_paths};
 use super::model::{Rule, Severity};
 use super::score::{ScalabilityConfig, ScalabilitySection};
 use super::state::{Kind, Phase};
+use super::values::MAX_VALUES;
+pub use super::values::{Input, expand};
 use crate::catalogue::{self, Metric};
 use crate::config::Section;
 use crate::config::units::{format_duration, parse_duration};
@@ -86,9 +88,6 @@ use crate::store::{Millis, Retention, Store};
 
 /// Where the simulated clock starts (ms since the Unix epoch), so timestamps look real.
 pub const EPOCH_MS: Millis = 1_700_000_000_000;
-
-/// Most values one series, and all series of one test together, may expand to.
-const MAX_VALUES: usize = 1_000_000;
 
 /// Most points in time one test may simulate (input steps and evaluations), which bounds
 /// its run time and memory: a day at one-second steps is 86,400.
@@ -103,17 +102,6 @@ pub struct FileReport {
     pub failed: usize,
     /// `PASS name` / `FAIL name` lines, each failure followed by an indented diff.
     pub text: String,
-}
-
-/// One item of an input series after expansion.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Input {
-    /// A value.
-    Value(f64),
-    /// `_`: no sample at this step.
-    Missing,
-    /// `stale`: a stale marker; missing until a value comes.
-    Stale,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -142,30 +130,10 @@ struct RawTest {
     expect_notifications: Option<Vec<ExpectedNotification>>,
     /// Silences during the test: matchers and offsets from its start.
     #[serde(default)]
-    silences: Vec<RawTestSilence>,
+    silences: Vec<super::mute::config::RawTestSilence>,
     /// Inhibition rules besides the rules' own `inhibits`.
     #[serde(default)]
-    inhibit: Vec<RawTestInhibit>,
-}
-
-/// A silence of a test: `{matchers: {alert: A}, starts: 1m, ends: 5m}` (offsets).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTestSilence {
-    matchers: BTreeMap<String, String>,
-    #[serde(default)]
-    starts: Option<String>,
-    ends: String,
-}
-
-/// An inhibition rule of a test, as in `notify.inhibit`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTestInhibit {
-    source: BTreeMap<String, String>,
-    target: BTreeMap<String, String>,
-    #[serde(default)]
-    equal: Vec<String>,
+    inhibit: Vec<super::mute::config::RawTestInhibit>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -429,38 +397,8 @@ fn check_test(raw: RawTest, eval_ms: Millis) -> Result<Test, String> {
             score: e.score,
         });
     }
-    let mut silences = Vec::new();
-    for (i, raw_silence) in raw.silences.into_iter().enumerate() {
-        let offset = |what: &str, text: &str| {
-            parse_duration(text)
-                .map(|d| EPOCH_MS.saturating_add(millis(d)))
-                .map_err(|e| at_test(format!("silences[{i}].{what}: {e}")))
-        };
-        let starts = match &raw_silence.starts {
-            Some(t) => offset("starts", t)?,
-            None => EPOCH_MS,
-        };
-        let ends = offset("ends", &raw_silence.ends)?;
-        silences.push(
-            super::mute::silence::Silence::new(
-                format!("test-{i}"),
-                raw_silence.matchers,
-                starts,
-                ends,
-                String::new(),
-                String::new(),
-                EPOCH_MS,
-            )
-            .map_err(|e| at_test(format!("silences[{i}]: {e}")))?,
-        );
-    }
-    let mut inhibit = Vec::new();
-    for (i, r) in raw.inhibit.into_iter().enumerate() {
-        inhibit.push(
-            super::mute::inhibit::InhibitRule::new(&r.source, &r.target, r.equal)
-                .map_err(|e| at_test(format!("inhibit[{i}]: {e}")))?,
-        );
-    }
+    let (silences, inhibit) =
+        super::mute::config::test_mutes(raw.silences, raw.inhibit, EPOCH_MS).map_err(at_test)?;
     let test = Test {
         name,
         interval,
@@ -612,70 +550,6 @@ fn parse_matchers(inner: &str) -> Result<Vec<(String, String)>, String> {
         }
     }
     Ok(out)
-}
-
-/// Expands promtool's notation (see the module docs). Errors name the bad token.
-pub fn expand(values: &str) -> Result<Vec<Input>, String> {
-    let mut out = Vec::new();
-    for token in values.split_whitespace() {
-        let bad = |why: &str| format!("bad value {token:?}: {why}");
-        match token {
-            "_" => out.push(Input::Missing),
-            "stale" => out.push(Input::Stale),
-            _ => match token.rsplit_once('x') {
-                None => out.push(Input::Value(number(token).map_err(|e| bad(&e))?)),
-                Some((head, count)) => {
-                    let n: usize = count.parse().map_err(|_| {
-                        bad("the repeat count after `x` must be a whole number >= 0")
-                    })?;
-                    let total = n
-                        .checked_add(1)
-                        .filter(|t| out.len().saturating_add(*t) <= MAX_VALUES)
-                        .ok_or_else(|| bad(&format!("expands past {MAX_VALUES} values")))?;
-                    if head == "_" {
-                        out.extend(std::iter::repeat_n(Input::Missing, total));
-                        continue;
-                    }
-                    let (start, step) = match number(head) {
-                        Ok(a) => (a, 0.0),
-                        Err(_) => {
-                            let (a, b, sign) = split_step(head)
-                                .ok_or_else(|| bad("expected a, a+bxN or a-bxN"))?;
-                            let a = number(a).map_err(|e| bad(&e))?;
-                            let b = number(b).map_err(|e| bad(&e))?;
-                            (a, sign * b)
-                        }
-                    };
-                    let mut v = start;
-                    for _ in 0..total {
-                        out.push(Input::Value(v));
-                        v += step;
-                    }
-                }
-            },
-        }
-    }
-    Ok(out)
-}
-
-/// Splits `a+b` / `a-b` at the operator (not a leading sign, not an exponent's sign).
-fn split_step(head: &str) -> Option<(&str, &str, f64)> {
-    let bytes = head.as_bytes();
-    for (i, &c) in bytes.iter().enumerate().skip(1) {
-        if (c == b'+' || c == b'-') && !matches!(bytes.get(i - 1), Some(b'e' | b'E')) {
-            let sign = if c == b'+' { 1.0 } else { -1.0 };
-            return Some((head.get(..i)?, head.get(i + 1..)?, sign));
-        }
-    }
-    None
-}
-
-fn number(text: &str) -> Result<f64, String> {
-    if text.is_empty() {
-        return Err("missing number".into());
-    }
-    text.parse::<f64>()
-        .map_err(|_| format!("{text:?} is not a number"))
 }
 
 // ---------------------------------------------------------------------------------------

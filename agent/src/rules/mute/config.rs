@@ -264,3 +264,70 @@ fn check_equal(equal: Option<&[String]>) -> Result<Vec<String>, String> {
     }
     Ok(equal.to_vec())
 }
+
+/// A silence of a rule test: `{matchers: {alert: A}, starts: 1m, ends: 5m}`, offsets from
+/// the start of the test (`starts` absent: from the start).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTestSilence {
+    matchers: BTreeMap<String, String>,
+    #[serde(default)]
+    starts: Option<String>,
+    ends: String,
+}
+
+/// An inhibition rule of a rule test, as in `notify.inhibit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTestInhibit {
+    source: BTreeMap<String, String>,
+    target: BTreeMap<String, String>,
+    #[serde(default)]
+    equal: Vec<String>,
+}
+
+/// The silences (on the simulated clock starting at `epoch`) and inhibition rules of a
+/// rule test; the error names the entry.
+pub fn test_mutes(
+    silences: Vec<RawTestSilence>,
+    inhibit: Vec<RawTestInhibit>,
+    epoch: crate::store::Millis,
+) -> Result<(Vec<Silence>, Vec<InhibitRule>), String> {
+    let mut out = Vec::new();
+    for (i, raw) in silences.into_iter().enumerate() {
+        let offset = |what: &str, text: &str| {
+            crate::config::units::parse_duration(text)
+                .map(|d| {
+                    epoch.saturating_add(
+                        crate::store::Millis::try_from(d.as_millis())
+                            .unwrap_or(crate::store::Millis::MAX),
+                    )
+                })
+                .map_err(|e| format!("silences[{i}].{what}: {e}"))
+        };
+        let starts = match &raw.starts {
+            Some(t) => offset("starts", t)?,
+            None => epoch,
+        };
+        let ends = offset("ends", &raw.ends)?;
+        let silence = Silence::new(
+            format!("test-{i}"),
+            raw.matchers,
+            starts,
+            ends,
+            String::new(),
+            String::new(),
+            epoch,
+        )
+        .map_err(|e| format!("silences[{i}]: {e}"))?;
+        out.push(silence);
+    }
+    let mut rules = Vec::new();
+    for (i, r) in inhibit.into_iter().enumerate() {
+        rules.push(
+            InhibitRule::new(&r.source, &r.target, r.equal)
+                .map_err(|e| format!("inhibit[{i}]: {e}"))?,
+        );
+    }
+    Ok((out, rules))
+}

@@ -34,11 +34,10 @@ use serde::{Deserialize, Serialize};
 use self::inhibit::InhibitRule;
 use self::matchers::Matchers;
 use self::silence::Silence;
-use crate::notify::fingerprint;
-use crate::rules::LabelSet;
 use crate::rules::engine::{Notification, Status};
 use crate::rules::model::Severity;
 use crate::rules::state::Kind;
+use crate::rules::{LabelSet, fingerprint};
 use crate::store::Millis;
 
 /// Why an alert is muted now.
