@@ -445,13 +445,15 @@ fn describe(error: &YamlError, found: Option<&Candidate<'_>>) -> String {
             let hint = closest(field, expected)
                 .map(|k| format!("did you mean `{k}`? "))
                 .unwrap_or_default();
+            // The key as written may hold line breaks: a problem's message is one line.
             format!(
-                "unknown key `{field}`; {hint}expected one of: {}",
+                "unknown key `{}`; {hint}expected one of: {}",
+                crate::text::one_line(field),
                 expected.join(", ")
             )
         }
         YamlError::DuplicateMappingKey { key, .. } => {
-            let name = key.as_deref().unwrap_or("?");
+            let name = crate::text::one_line(key.as_deref().unwrap_or("?"));
             match found.and_then(|f| f.entry.first_line) {
                 Some(line) => format!("duplicate key `{name}` (first set at line {line})"),
                 None => format!("duplicate key `{name}`"),
@@ -967,5 +969,7 @@ mod tests {
         let text = problems.0[0].to_string();
         assert!(text.contains("unknown key `a\\nb`"), "{text}");
         assert_eq!(text.lines().count(), 1, "{text}");
+        // The message itself, not only its display (rule files report it as it is).
+        assert!(!problems.0[0].message.contains('\n'), "{text}");
     }
 }

@@ -641,6 +641,17 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_key_with_line_breaks_is_a_one_line_problem() {
+        // Found by the property test: carriage returns in a key become line breaks.
+        let mut problems = Vec::new();
+        parse_file("{0\r\r*}a", "r.yaml", &defaults(), &mut problems);
+        assert!(!problems.is_empty());
+        for p in &problems {
+            assert!(!p.message.contains('\n'), "{p}");
+        }
+    }
+
     fn problems_of(text: &str) -> Vec<String> {
         let mut problems = Vec::new();
         let rules = parse_file(text, "r.yaml", &defaults(), &mut problems);
