@@ -219,9 +219,22 @@ fn a_receivers_endless_error_body_is_logged_as_a_bounded_excerpt() {
         "{line}"
     );
     assert!(!line.contains("/hook/path"), "{line}");
-    // The outbox keeps the same bounded text.
-    let outbox = agent.json("/api/v1/outbox");
-    let error = outbox["pending"][0]["last_error"].as_str().unwrap();
+    // The outbox keeps the same bounded text (recorded just after the log line is written).
+    let mut error = String::new();
+    agent.wait_until(
+        "the failure recorded in the outbox",
+        Duration::from_secs(10),
+        || {
+            let outbox = agent.json("/api/v1/outbox");
+            match outbox["pending"][0]["last_error"].as_str() {
+                Some(e) => {
+                    error = e.to_string();
+                    true
+                }
+                None => false,
+            }
+        },
+    );
     assert!(error.contains("HTTP 500") && error.len() < 400, "{error}");
     // The agent stopped reading after the excerpt and dropped the connection.
     agent.wait_until("the first connection over", Duration::from_secs(10), || {
