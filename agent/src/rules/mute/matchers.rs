@@ -83,14 +83,6 @@ impl Matchers {
             m.regex.is_match(value)
         })
     }
-
-    /// `label -> pattern`, as written.
-    pub fn to_map(&self) -> BTreeMap<String, String> {
-        self.0
-            .iter()
-            .map(|m| (m.label.clone(), m.pattern.clone()))
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -83,16 +83,6 @@ impl MaintenanceWindow {
             .previous(now)
             .is_some_and(|opened| now < opened.saturating_add(self.duration_ms))
     }
-
-    /// When the window closes if open at `now`, else when it next opens (ms).
-    pub fn next_change(&self, now: Millis) -> Option<Millis> {
-        match self.schedule.previous(now) {
-            Some(opened) if now < opened.saturating_add(self.duration_ms) => {
-                Some(opened.saturating_add(self.duration_ms))
-            }
-            _ => self.schedule.next(now),
-        }
-    }
 }
 
 /// A notification held back while its alert is muted.
@@ -295,15 +285,7 @@ impl Muter {
             .collect();
     }
 
-    /// Writes the created silences and the muting state to `data_dir` (a blocking write).
-    pub fn save(&self) -> std::io::Result<()> {
-        match &self.data_dir {
-            Some(dir) => silence::save(dir, &self.created, &self.state),
-            None => Ok(()),
-        }
-    }
-
-    /// A copy of what [`Muter::save`] writes, to write it off the lock.
+    /// A copy of what [`silence::save`] writes, to write it off the lock.
     pub fn snapshot(&self) -> (Option<std::path::PathBuf>, Vec<Silence>, MuteState) {
         (
             self.data_dir.clone(),

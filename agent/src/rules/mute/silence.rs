@@ -122,11 +122,6 @@ impl Silence {
             SilenceState::Expired
         }
     }
-
-    /// The matchers, as they match (compiled again after a load).
-    pub fn matchers(&self) -> &Matchers {
-        &self.compiled
-    }
 }
 
 /// A new silence id: 16 hex digits.

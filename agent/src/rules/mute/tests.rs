@@ -243,10 +243,6 @@ fn a_window_covers_its_hours_in_its_time_zone_across_daylight_saving() {
     assert!(utc.covers(t("2026-06-01T02:00:00Z")));
     assert!(utc.covers(t("2026-06-01T02:59:59Z")));
     assert!(!utc.covers(t("2026-06-01T03:00:00Z")));
-    assert_eq!(
-        utc.next_change(t("2026-06-01T02:30:00Z")),
-        Some(t("2026-06-01T03:00:00Z"))
-    );
     let berlin = window("0 2 * * *", "Europe/Berlin", 1);
     // Summer: 02:00 in Berlin is 00:00Z.
     assert!(berlin.covers(t("2026-06-01T00:30:00Z")));
