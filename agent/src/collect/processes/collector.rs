@@ -309,7 +309,18 @@ impl ProcessesCollector {
 
     /// The groups whose program name and command line match the process `pid` named
     /// `comm`; `None` when it vanished while its files were read.
-    fn match_static(&mut self, dir: &OwnedFd, pid: u32, comm: &[u8]) -> Option<GroupSet> {
+    /// Which groups a process's name and command line match; `None` when that is not known
+    /// yet, so the next run asks again: its files could not be read, or it is in the middle
+    /// of an `exec` (a user process's command line is empty until the new program's
+    /// arguments are in place; `blank_is_final` says it stays empty: a kernel thread, a
+    /// zombie).
+    fn match_static(
+        &mut self,
+        dir: &OwnedFd,
+        pid: u32,
+        comm: &[u8],
+        blank_is_final: bool,
+    ) -> Option<GroupSet> {
         let needs_cmdline = self.groups.iter().any(|g| {
             g.config.cmdline.is_some()
                 || g.config
@@ -321,6 +332,9 @@ impl ProcessesCollector {
         if needs_cmdline {
             let path = pid_path(&mut buffers.path, pid, "cmdline");
             if read_at(dir, path, &mut buffers.file, CMDLINE_LIMIT).is_err() {
+                return None;
+            }
+            if buffers.file.is_empty() && !blank_is_final {
                 return None;
             }
             join_cmdline(&buffers.file, &mut buffers.cmdline);
@@ -393,6 +407,7 @@ impl ProcessesCollector {
                     continue;
                 };
                 let (start, cpu, comm) = (stat.start_ticks, stat.cpu_ticks, Comm::new(stat.comm));
+                let blank_is_final = stat.kernel_thread || stat.state == b'Z';
                 let (rss_pages, threads) = (stat.rss_pages, stat.threads);
                 let known = self
                     .tracker
@@ -410,7 +425,7 @@ impl ProcessesCollector {
                 let matched = match known.and_then(|s| s.matched.filter(|_| s.comm == comm)) {
                     Some(bits) => Some(bits),
                     None if self.groups.is_empty() => Some(GroupSet::default()),
-                    None => self.match_static(dir, pid, comm.as_bytes()),
+                    None => self.match_static(dir, pid, comm.as_bytes(), blank_is_final),
                 };
                 self.tracker.seen.insert(
                     pid,

@@ -19,6 +19,8 @@ pub struct StatFields<'a> {
     pub comm: &'a [u8],
     /// Field 3: `R`, `S`, `D`, `Z`...
     pub state: u8,
+    /// Field 9 holds `PF_KTHREAD`: a kernel thread, whose command line is always empty.
+    pub kernel_thread: bool,
     /// Fields 14 and 15: user and system CPU time, in clock ticks.
     pub cpu_ticks: u64,
     /// Field 20: threads.
@@ -52,6 +54,9 @@ fn decimal_or_negative(text: &[u8]) -> Option<u64> {
         None => decimal(text),
     }
 }
+
+/// The `flags` bit of a kernel thread (`include/linux/sched.h`).
+const PF_KTHREAD: u64 = 0x0020_0000;
 
 /// Parses `<pid>/stat`: `pid (comm) state ppid ...`. The command name may hold spaces and
 /// parentheses, so it runs from the first `(` to the last `)`; the fields after it are
@@ -114,6 +119,7 @@ pub fn parse_stat(bytes: &[u8]) -> Result<StatFields<'_>, String> {
             )
         })
     };
+    let flags = field(9, "flags", false)?;
     let utime = field(14, "utime", false)?;
     let stime = field(15, "stime", false)?;
     let threads = field(20, "num_threads", true)?;
@@ -123,6 +129,7 @@ pub fn parse_stat(bytes: &[u8]) -> Result<StatFields<'_>, String> {
         pid,
         comm,
         state,
+        kernel_thread: flags & PF_KTHREAD != 0,
         cpu_ticks: utime.saturating_add(stime),
         threads,
         start_ticks,
@@ -420,18 +427,19 @@ mod tests {
 
     #[test]
     fn stat_of_captured_processes() {
-        for (pid, comm, state) in [
-            (1, "process_api", b'S'),
-            (2, "kthreadd", b'S'),
-            (26065, "lookout-long-sl", b'S'),
-            (26067, "py (worker) x", b'S'),
-            (26109, "py (worker) x", b'Z'),
+        for (pid, comm, state, kernel_thread) in [
+            (1, "process_api", b'S', false),
+            (2, "kthreadd", b'S', true),
+            (26065, "lookout-long-sl", b'S', false),
+            (26067, "py (worker) x", b'S', false),
+            (26109, "py (worker) x", b'Z', false),
         ] {
             let bytes = fixture(&format!("{pid}/stat"));
             let s = parse_stat(&bytes).unwrap_or_else(|e| panic!("{pid}: {e}"));
             assert_eq!(s.pid, pid);
             assert_eq!(s.comm, comm.as_bytes(), "{pid}");
             assert_eq!(s.state, state, "{pid}");
+            assert_eq!(s.kernel_thread, kernel_thread, "{pid}");
             assert_eq!(s.cpu_ticks, field(&bytes, 14) + field(&bytes, 15), "{pid}");
             assert_eq!(s.threads, field(&bytes, 20), "{pid}");
             assert_eq!(s.start_ticks, field(&bytes, 22), "{pid}");

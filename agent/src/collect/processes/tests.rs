@@ -285,6 +285,41 @@ fn odd_proc_contents_are_skipped_or_named() {
     }
 }
 
+#[test]
+fn a_process_caught_in_exec_is_matched_on_the_next_run() {
+    // Between `exec` replacing the memory and laying out the new arguments, a process's
+    // command line reads empty: it is not yet known, not "matches nothing".
+    let dir = ScratchProc::new("processes-exec");
+    let root = Root::new("exec");
+    for rel in ["stat", "uptime", "26067/stat", "2/stat"] {
+        dir.write(rel, &std::fs::read(fixture_root().join(rel)).unwrap());
+    }
+    dir.write("26067/cmdline", b"");
+    // A kernel thread's command line stays empty: read once, not on every run.
+    dir.write("2/cmdline", b"");
+    let cfg = config(
+        "groups:\n  - {name: w, match: {cmdline: capture_worker}}\n  - {name: blank, match: {cmdline: '^$'}}\n",
+    );
+    let mut c = ProcessesCollector::new(dir.proc(), root.0.clone(), &cfg, Arc::new(Top::new()));
+    let t0 = Instant::now();
+    let members = |s: &[Sample]| {
+        (
+            value(s, "lookout_process_group_members", "w"),
+            value(s, "lookout_process_group_members", "blank"),
+        )
+    };
+    // The process in exec is in no group yet (not even the blank one); the kernel thread is.
+    assert_eq!(members(&c.collect(t0).unwrap()), (Some(0.0), Some(1.0)));
+    dir.write(
+        "26067/cmdline",
+        &std::fs::read(fixture_root().join("26067/cmdline")).unwrap(),
+    );
+    // Were the kernel thread's command line read again, it would now fail and leave it out.
+    std::fs::remove_file(dir.proc().path("2/cmdline")).unwrap();
+    let s = c.collect(t0 + Duration::from_secs(1)).unwrap();
+    assert_eq!(members(&s), (Some(1.0), Some(1.0)));
+}
+
 /// `n` real processes whose command line holds `marker`, each killed on drop.
 struct Sleepers(Vec<Child>);
 
@@ -299,8 +334,20 @@ impl Sleepers {
 
     fn add(&mut self, marker: &str) {
         // `sleep` reads a fraction: the marker makes the command line unique to this test.
-        self.0
-            .push(Command::new("sleep").arg(marker).spawn().unwrap());
+        let child = Command::new("sleep").arg(marker).spawn().unwrap();
+        // `spawn` returns once `exec` has begun; the command line and name are set a moment
+        // later. The runs below expect the process in its group, so wait for them.
+        let proc = PathBuf::from(format!("/proc/{}", child.id()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read(proc.join("comm")).unwrap_or_default() != b"sleep\n"
+            || std::fs::read(proc.join("cmdline"))
+                .unwrap_or_default()
+                .is_empty()
+        {
+            assert!(Instant::now() < deadline, "sleep {marker} never started");
+            std::thread::yield_now();
+        }
+        self.0.push(child);
     }
 
     fn kill_one(&mut self) {
