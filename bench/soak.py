@@ -187,13 +187,14 @@ def process_figures(pid):
     with open(f"/proc/{pid}/status") as f:
         status = dict(line.split(":", 1) for line in f if ":" in line)
     rss_mib = int(status["VmRSS"].split()[0]) / 1024
+    anon_mib = int(status["RssAnon"].split()[0]) / 1024
     threads = int(status["Threads"])
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     cpu = (int(fields[11]) + int(fields[12])) / ticks
-    return rss_mib, fds, threads, cpu
+    return rss_mib, anon_mib, fds, threads, cpu
 
 
 class Load(threading.Thread):
@@ -333,12 +334,13 @@ notify:
         caused = {"firing": 0, "resolved": 0}
         scrapes_ok = scrapes_failed = 0
         start = time.monotonic()
-        _, _, _, cpu0 = process_figures(agent.pid)
+        cpu0 = process_figures(agent.pid)[-1]
         last_cpu, last_minute_at = cpu0, start
         rows = []
-        print(f"{'min':>4} {'RSS MiB':>8} {'fds':>5} {'threads':>7} {'CPU %':>6} "
+        print(f"{'min':>4} {'RSS MiB':>8} {'anon':>6} {'history':>8} {'fds':>5} {'threads':>7} {'CPU %':>6} "
               f"{'obs/s':>7} {'scrapes':>7} {'received':>8}", flush=True)
         second = 0
+        last_scrape = b""
         queue_full = False
         redis_down_until = hook_down_until = None
         last_posted = 0
@@ -372,7 +374,9 @@ notify:
                 receiver.start()
                 hook_down_until = None
             try:
-                status, _ = http_get(agent_port, "/metrics")
+                status, body = http_get(agent_port, "/metrics")
+                if status == 200:
+                    last_scrape = body
                 scrapes_ok += status == 200
                 scrapes_failed += status != 200
             except OSError:
@@ -382,7 +386,8 @@ notify:
                       file=sys.stderr)
                 return 1
             if second % 60 == 0:
-                rss, fds, threads, cpu = process_figures(agent.pid)
+                rss, anon, fds, threads, cpu = process_figures(agent.pid)
+                held = metric(last_scrape.decode(errors="replace"), "lookout_history_bytes")
                 now = time.monotonic()
                 cpu_pct = 100 * (cpu - last_cpu) / (now - last_minute_at)
                 last_cpu, last_minute_at = cpu, now
@@ -391,7 +396,7 @@ notify:
                 received = receiver.count("SoakQueueHigh", "firing") + receiver.count(
                     "SoakQueueHigh", "resolved")
                 rows.append((second // 60, rss, fds, threads, cpu_pct))
-                print(f"{second // 60:>4} {rss:>8.1f} {fds:>5} {threads:>7} {cpu_pct:>6.2f} "
+                print(f"{second // 60:>4} {rss:>8.1f} {anon:>6.1f} {(held or 0) / 1048576:>8.2f} {fds:>5} {threads:>7} {cpu_pct:>6.2f} "
                       f"{rate:>7.0f} {scrapes_ok:>7} {received:>8}", flush=True)
 
         load.stop_flag.set()
