@@ -19,6 +19,7 @@ pub mod cli;
 pub mod clock;
 pub mod collect;
 pub mod config;
+pub mod durable;
 pub mod history;
 pub mod live;
 pub mod notify;

@@ -10,10 +10,7 @@ use std::path::{Path, PathBuf};
 /// Renames `path` to `<path>.corrupt-<secs>` (a name that does not exist yet) and fsyncs the
 /// directory, so the rename survives a crash. Returns the new path.
 pub fn move_aside(path: &Path, secs: i64) -> io::Result<PathBuf> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = crate::durable::dir_of(path);
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::other(format!("{} names no file", path.display())))?;

@@ -28,8 +28,8 @@
 //! wall clock (the timeline plus the clock's offset at that moment).
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -376,7 +376,7 @@ impl Checkins {
             inner.dirty = false;
             (path, json)
         };
-        let outcome = write_atomically(&path, &json);
+        let outcome = crate::durable::write_atomic(&path, &json);
         let mut inner = self.lock();
         match outcome {
             Ok(()) => {
@@ -434,28 +434,6 @@ fn aside(path: &Path, why: &str) {
             tracing::error!(path = %path.display(), error = %why, move_error = %e, "check-in times unreadable and not moved aside; the check-ins count from now")
         }
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory (fsynced,
-/// renamed over, the directory fsynced), so a crash leaves the old file or the new one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let tmp = path.with_extension("json.tmp");
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() && tmp.is_file() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Writes the check-ins' samples to `sink` under [`NAME`] until `stop`: at once, after

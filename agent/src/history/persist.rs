@@ -24,8 +24,8 @@
 //! stream does not decode to its header), never panics, and allocates no more than the
 //! input's size justifies.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -315,38 +315,9 @@ impl Reader<'_> {
     }
 }
 
-/// Writes `bytes` to `path` atomically: `<path>.tmp` in the same directory, fsynced,
-/// renamed over `path`, the directory fsynced; a crash leaves the old file or the new one,
-/// never a torn one. On error the temp file is removed (best effort) and `path` untouched.
+/// Writes the snapshot `bytes` to `path` atomically (see [`crate::durable::write_atomic`]).
 pub fn save(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let result = write_and_rename(path, &tmp, bytes);
-    if result.is_err() && tmp.is_file() {
-        // Best effort: the error that matters is the one returned.
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn write_and_rename(path: &Path, tmp: &Path, bytes: &[u8]) -> io::Result<()> {
-    let context = |op: &str, p: &Path| {
-        let what = format!("{op} {}", p.display());
-        move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"))
-    };
-    let mut file = File::create(tmp).map_err(context("create", tmp))?;
-    file.write_all(bytes).map_err(context("write", tmp))?;
-    file.sync_all().map_err(context("fsync", tmp))?;
-    drop(file);
-    fs::rename(tmp, path).map_err(context("rename over", path))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(context("fsync directory", dir))
+    crate::durable::write_atomic(path, bytes)
 }
 
 /// Reads the snapshot at `path`: `None` when there is none, an error when it cannot be

@@ -12,8 +12,8 @@
 //! logs an error and starts with no states: losing alert state is bad, not starting at all is
 //! worse.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -115,7 +115,6 @@ struct FileIn {
 /// The alert state file `data_dir/alerts.json`.
 #[derive(Debug, Clone)]
 pub struct StateFile {
-    dir: PathBuf,
     path: PathBuf,
 }
 
@@ -123,7 +122,6 @@ impl StateFile {
     /// The state file in `data_dir` (nothing is touched yet).
     pub fn new(data_dir: &Path) -> Self {
         StateFile {
-            dir: data_dir.to_path_buf(),
             path: data_dir.join(FILE_NAME),
         }
     }
@@ -131,10 +129,6 @@ impl StateFile {
     /// Path of the state file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    fn temp_path(&self) -> PathBuf {
-        self.dir.join(format!("{FILE_NAME}.tmp"))
     }
 
     fn io(&self, op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> PersistError {
@@ -211,30 +205,7 @@ impl StateFile {
             path: self.path.clone(),
             source,
         })?;
-        let tmp = self.temp_path();
-        let result = self.write_and_rename(&tmp, &json);
-        if result.is_err() && tmp.is_file() {
-            // Best effort: the error that matters is the one returned.
-            let _ = fs::remove_file(&tmp);
-        }
-        result
-    }
-
-    fn write_and_rename(&self, tmp: &Path, json: &[u8]) -> Result<(), PersistError> {
-        let mut file = File::create(tmp).map_err(self.io("create temp file", tmp))?;
-        file.write_all(json)
-            .map_err(self.io("write temp file", tmp))?;
-        file.sync_all().map_err(self.io("fsync temp file", tmp))?;
-        drop(file);
-        fs::rename(tmp, &self.path).map_err(self.io("rename temp file over", &self.path))?;
-        self.sync_dir()
-    }
-
-    /// Makes a rename in the directory durable.
-    fn sync_dir(&self) -> Result<(), PersistError> {
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(self.io("fsync directory", &self.dir))
+        crate::durable::write_atomic(&self.path, &json).map_err(self.io("save", &self.path))
     }
 }
 

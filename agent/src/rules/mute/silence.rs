@@ -7,7 +7,6 @@
 //! stay listed for [`EXPIRED_KEPT_MS`], then go.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -190,30 +189,17 @@ pub fn load(data_dir: &Path) -> MuteFile {
     }
 }
 
-/// Writes the file atomically: a temp file, fsynced, renamed over it, the directory fsynced.
+/// Writes the file atomically (see [`crate::durable::write_atomic`]), making `data_dir`
+/// first when it does not exist yet.
 pub fn save(data_dir: &Path, silences: &[Silence], state: &MuteState) -> std::io::Result<()> {
-    let file = path(data_dir);
-    let tmp = data_dir.join("silences.json.tmp");
     let json = serde_json::to_vec_pretty(&MuteFileOut {
         version: VERSION,
         silences,
         state,
     })
     .map_err(std::io::Error::other)?;
-    let result = (|| {
-        // The directory may not exist yet (the agent makes it when it first writes).
-        std::fs::create_dir_all(data_dir)?;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&json)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, &file)?;
-        std::fs::File::open(data_dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    std::fs::create_dir_all(data_dir)?;
+    crate::durable::write_atomic(&path(data_dir), &json)
 }
 
 #[derive(Serialize)]
