@@ -43,7 +43,7 @@ pub enum PersistError {
     /// A filesystem operation failed.
     #[error("alert state file {}: {op}: {source}", .path.display())]
     Io {
-        /// What was being done (`read`, `write temp file`, `rename`...).
+        /// What was being done (`read`, `save`, `move aside`...).
         op: &'static str,
         /// The file or directory concerned.
         path: PathBuf,

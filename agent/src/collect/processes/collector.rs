@@ -308,9 +308,8 @@ impl ProcessesCollector {
     }
 
     /// The groups whose program name and command line match the process `pid` named
-    /// `comm`; `None` when it vanished while its files were read.
-    /// Which groups a process's name and command line match; `None` when that is not known
-    /// yet, so the next run asks again: its files could not be read, or it is in the middle
+    /// `comm`; `None` when that is not known yet, so the next run asks again: it vanished
+    /// while its files were read, or it is in the middle
     /// of an `exec` (a user process's command line is empty until the new program's
     /// arguments are in place; `blank_is_final` says it stays empty: a kernel thread, a
     /// zombie).
