@@ -309,10 +309,9 @@ impl ProcessesCollector {
 
     /// The groups whose program name and command line match the process `pid` named
     /// `comm`; `None` when that is not known yet, so the next run asks again: it vanished
-    /// while its files were read, or it is in the middle
-    /// of an `exec` (a user process's command line is empty until the new program's
-    /// arguments are in place; `blank_is_final` says it stays empty: a kernel thread, a
-    /// zombie).
+    /// while its files were read, or it is in the middle of an `exec` (a user process's
+    /// command line is empty until the new program's arguments are in place;
+    /// `blank_is_final` says it stays empty: a kernel thread, a zombie).
     fn match_static(
         &mut self,
         dir: &OwnedFd,
