@@ -26,12 +26,12 @@ use serde_json::{Value, json};
 use serde_saphyr::Spanned;
 
 use super::webhook::{
-    Answer, Refusal, alert_detail, exchange, http_client, parse_url, receiver_timeout,
-    required_secret, seconds_value, secret_http_url, title, truncate_utf16, utf16_len,
+    Answer, RawSecretUrl, Refusal, SecretUrlConfig, alert_detail, exchange, http_client, parse_url,
+    seconds_value, title, truncate_utf16, utf16_len,
 };
 use super::{AlertPayload, Message, Receiver, SendError, rfc3339};
-use crate::config::secret::{Secret, redact_url};
-use crate::config::{Checker, Text};
+use crate::config::Checker;
+use crate::config::secret::redact_url;
 use crate::rules::engine::Status;
 use crate::rules::model::Severity;
 
@@ -65,7 +65,7 @@ pub struct DiscordReceiver {
 
 impl DiscordReceiver {
     /// Builds the receiver and its HTTP client; the message never shows the URL.
-    pub fn new(name: &str, cfg: &DiscordConfig) -> Result<Self, String> {
+    pub fn new(name: &str, cfg: &SecretUrlConfig) -> Result<Self, String> {
         let mut url =
             parse_url(cfg.webhook_url.expose()).map_err(|e| format!("discord `{name}`: {e}"))?;
         if !url.query_pairs().any(|(k, _)| k == "wait") {
@@ -271,37 +271,6 @@ pub fn body(message: &Message) -> Value {
 
 // Configuration: the `discord:` kind of a receiver entry.
 
-/// `discord:` receiver settings.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawDiscord {
-    /// The webhook URL (it holds the webhook's token), only as a `${ENV_NAME}` reference;
-    /// absent: see `webhook_url_file`.
-    pub webhook_url: Option<Text>,
-    /// File holding the webhook URL; one of the two is required.
-    pub webhook_url_file: Option<Text>,
-    /// Bound on one request, from `1s` to `5m`; absent: `10s`.
-    pub timeout: Option<Text>,
-}
-
-/// `discord:` receiver settings. `Debug` shows the URL's origin only.
-#[derive(Clone, PartialEq)]
-pub struct DiscordConfig {
-    /// `https://discord.com/api/webhooks/<id>/<token>` (another host for tests or a proxy).
-    pub webhook_url: Secret,
-    /// Bound on one request.
-    pub timeout: Duration,
-}
-
-impl std::fmt::Debug for DiscordConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DiscordConfig")
-            .field("webhook_url", &redact_url(self.webhook_url.expose()))
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
 /// The `discord` receiver kind.
 #[derive(Debug)]
 pub struct DiscordKind;
@@ -310,28 +279,18 @@ impl super::Integration for DiscordKind {
     const KEY: &'static str = "discord";
     const EXAMPLE: &'static str = r#"  - name: team-chat
     discord: {webhook_url_file: /etc/lookout/discord-webhook-url}"#;
-    type Raw = RawDiscord;
-    type Config = DiscordConfig;
+    type Raw = RawSecretUrl;
+    type Config = SecretUrlConfig;
 
-    fn check(raw: &Spanned<RawDiscord>, base: &str, c: &mut Checker<'_>) -> Option<DiscordConfig> {
-        let at = &raw.referenced;
-        let raw = &raw.value;
-        let webhook_url = required_secret(
-            c,
-            base,
-            at,
-            ("webhook_url", raw.webhook_url.as_ref()),
-            raw.webhook_url_file.as_ref(),
-            secret_http_url,
-        );
-        let timeout = receiver_timeout(c, base, raw.timeout.as_ref(), DEFAULT_DISCORD_TIMEOUT);
-        Some(DiscordConfig {
-            webhook_url: webhook_url?,
-            timeout: timeout?,
-        })
+    fn check(
+        raw: &Spanned<RawSecretUrl>,
+        base: &str,
+        c: &mut Checker<'_>,
+    ) -> Option<SecretUrlConfig> {
+        SecretUrlConfig::check(raw, base, c, DEFAULT_DISCORD_TIMEOUT)
     }
 
-    fn build(name: &str, config: &DiscordConfig) -> Result<std::sync::Arc<dyn Receiver>, String> {
+    fn build(name: &str, config: &SecretUrlConfig) -> Result<std::sync::Arc<dyn Receiver>, String> {
         Ok(std::sync::Arc::new(DiscordReceiver::new(name, config)?))
     }
 }
@@ -339,6 +298,7 @@ impl super::Integration for DiscordKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::secret::Secret;
     use crate::notify::webhook::tests::{
         Files, alert, check_kind, message, provider, response, serve,
     };
@@ -483,7 +443,7 @@ mod tests {
             "{}/api/webhooks/123/s3cr3t-t0ken",
             url.trim_end_matches("/hook")
         );
-        let cfg = DiscordConfig {
+        let cfg = SecretUrlConfig {
             webhook_url: Secret::new(hook.clone()),
             timeout: Duration::from_secs(5),
         };
@@ -506,7 +466,7 @@ mod tests {
             assert!(!shown.contains("s3cr3t"), "{shown}");
         }
         // A thread id already in the URL is kept; `wait` is added.
-        let threaded = DiscordConfig {
+        let threaded = SecretUrlConfig {
             webhook_url: Secret::new(format!("{hook}?thread_id=9")),
             ..cfg.clone()
         };
@@ -527,7 +487,7 @@ mod tests {
         ))
         .await;
         let origin = url.trim_end_matches("/hook").to_string();
-        let cfg = DiscordConfig {
+        let cfg = SecretUrlConfig {
             webhook_url: Secret::new(format!("{origin}/api/webhooks/1/s3cr3t")),
             ..cfg
         };
@@ -585,7 +545,7 @@ mod tests {
         ];
         for (yaml, expected) in rows {
             if expected == "unknown field" {
-                let raw: Result<Spanned<RawDiscord>, _> = serde_saphyr::from_str(yaml);
+                let raw: Result<Spanned<RawSecretUrl>, _> = serde_saphyr::from_str(yaml);
                 assert!(raw.is_err(), "{yaml}");
                 continue;
             }

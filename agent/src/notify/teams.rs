@@ -19,17 +19,16 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 use serde_saphyr::Spanned;
 
 use super::webhook::{
-    Answer, alert_detail, exchange, http_client, parse_url, receiver_timeout, required_secret,
-    secret_http_url, title, truncate_utf16,
+    Answer, RawSecretUrl, SecretUrlConfig, alert_detail, exchange, http_client, parse_url, title,
+    truncate_utf16,
 };
 use super::{Message, Receiver, SendError, rfc3339};
-use crate::config::secret::{Secret, redact_url};
-use crate::config::{Checker, Text};
+use crate::config::Checker;
+use crate::config::secret::redact_url;
 use crate::rules::engine::Status;
 use crate::rules::model::Severity;
 
@@ -50,7 +49,7 @@ pub struct TeamsReceiver {
 
 impl TeamsReceiver {
     /// Builds the receiver and its HTTP client; messages never show the URL.
-    pub fn new(name: &str, cfg: &TeamsConfig) -> Result<Self, String> {
+    pub fn new(name: &str, cfg: &SecretUrlConfig) -> Result<Self, String> {
         let url =
             parse_url(cfg.webhook_url.expose()).map_err(|e| format!("teams `{name}`: {e}"))?;
         let client = http_client(cfg.timeout).map_err(|e| format!("teams `{name}`: {e}"))?;
@@ -198,37 +197,6 @@ pub fn card(message: &Message) -> Value {
 
 // Configuration: the `teams:` kind of a receiver entry.
 
-/// `teams:` receiver settings.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTeams {
-    /// The webhook URL (it carries its signature), only as a `${ENV_NAME}` reference;
-    /// absent: see `webhook_url_file`.
-    pub webhook_url: Option<Text>,
-    /// File holding the webhook URL; one of the two is required.
-    pub webhook_url_file: Option<Text>,
-    /// Bound on one request, from `1s` to `5m`; absent: `10s`.
-    pub timeout: Option<Text>,
-}
-
-/// `teams:` receiver settings. `Debug` shows the URL's origin only.
-#[derive(Clone, PartialEq)]
-pub struct TeamsConfig {
-    /// The webhook URL.
-    pub webhook_url: Secret,
-    /// Bound on one request.
-    pub timeout: Duration,
-}
-
-impl std::fmt::Debug for TeamsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TeamsConfig")
-            .field("webhook_url", &redact_url(self.webhook_url.expose()))
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
 /// The `teams` receiver kind.
 #[derive(Debug)]
 pub struct TeamsKind;
@@ -237,28 +205,18 @@ impl super::Integration for TeamsKind {
     const KEY: &'static str = "teams";
     const EXAMPLE: &'static str = r#"  - name: channel
     teams: {webhook_url_file: /etc/lookout/teams-webhook-url}"#;
-    type Raw = RawTeams;
-    type Config = TeamsConfig;
+    type Raw = RawSecretUrl;
+    type Config = SecretUrlConfig;
 
-    fn check(raw: &Spanned<RawTeams>, base: &str, c: &mut Checker<'_>) -> Option<TeamsConfig> {
-        let at = &raw.referenced;
-        let raw = &raw.value;
-        let webhook_url = required_secret(
-            c,
-            base,
-            at,
-            ("webhook_url", raw.webhook_url.as_ref()),
-            raw.webhook_url_file.as_ref(),
-            secret_http_url,
-        );
-        let timeout = receiver_timeout(c, base, raw.timeout.as_ref(), DEFAULT_TEAMS_TIMEOUT);
-        Some(TeamsConfig {
-            webhook_url: webhook_url?,
-            timeout: timeout?,
-        })
+    fn check(
+        raw: &Spanned<RawSecretUrl>,
+        base: &str,
+        c: &mut Checker<'_>,
+    ) -> Option<SecretUrlConfig> {
+        SecretUrlConfig::check(raw, base, c, DEFAULT_TEAMS_TIMEOUT)
     }
 
-    fn build(name: &str, config: &TeamsConfig) -> Result<std::sync::Arc<dyn Receiver>, String> {
+    fn build(name: &str, config: &SecretUrlConfig) -> Result<std::sync::Arc<dyn Receiver>, String> {
         Ok(std::sync::Arc::new(TeamsReceiver::new(name, config)?))
     }
 }
@@ -266,6 +224,7 @@ impl super::Integration for TeamsKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::secret::Secret;
     use crate::notify::webhook::tests::{
         Files, alert, check_kind, message, provider, response, serve,
     };
@@ -360,7 +319,7 @@ mod tests {
     async fn posts_the_card_and_honours_retry_after() {
         provider();
         let (url, mut rx) = serve(response(202, "", "")).await;
-        let cfg = TeamsConfig {
+        let cfg = SecretUrlConfig {
             webhook_url: Secret::new(url.replace(
                 "/hook",
                 "/workflows/abc/triggers/manual/paths/invoke?sig=s3cr3t",
@@ -390,7 +349,7 @@ mod tests {
             );
         }
         let (url, _rx) = serve(response(429, "Retry-After: 12\r\n", "")).await;
-        let cfg = TeamsConfig {
+        let cfg = SecretUrlConfig {
             webhook_url: Secret::new(url.replace("/hook", "/x?sig=s3cr3t")),
             ..cfg
         };
@@ -402,7 +361,7 @@ mod tests {
         assert_eq!(got.retry_after(), Some(Duration::from_secs(12)));
         assert!(!got.text().contains("s3cr3t"), "{got:?}");
         let (url, _rx) = serve(response(400, "", "Bad payload")).await;
-        let cfg = TeamsConfig {
+        let cfg = SecretUrlConfig {
             webhook_url: Secret::new(url),
             ..cfg
         };

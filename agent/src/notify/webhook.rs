@@ -1976,3 +1976,61 @@ pub fn truncate_utf16(text: &str, max: usize) -> String {
 pub fn utf16_len(text: &str) -> usize {
     text.encode_utf16().count()
 }
+
+/// Settings of a receiver reached at one secret URL and nothing else (Discord's and
+/// Teams' incoming webhooks, whose URL carries the token or signature).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecretUrl {
+    /// The webhook URL, only as a `${ENV_NAME}` reference; absent: see `webhook_url_file`.
+    pub webhook_url: Option<Text>,
+    /// File holding the webhook URL; one of the two is required.
+    pub webhook_url_file: Option<Text>,
+    /// Bound on one request, from `1s` to `5m`; absent: the kind's default.
+    pub timeout: Option<Text>,
+}
+
+/// [`RawSecretUrl`] checked. `Debug` shows the URL's origin only.
+#[derive(Clone, PartialEq)]
+pub struct SecretUrlConfig {
+    /// The webhook URL (an `http` one only for tests or a proxy).
+    pub webhook_url: Secret,
+    /// Bound on one request.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for SecretUrlConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretUrlConfig")
+            .field("webhook_url", &redact_url(self.webhook_url.expose()))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl SecretUrlConfig {
+    /// Checks the settings of the receiver entry `base`; `None` with every problem
+    /// reported.
+    pub(crate) fn check(
+        raw: &Spanned<RawSecretUrl>,
+        base: &str,
+        c: &mut Checker<'_>,
+        default_timeout: Duration,
+    ) -> Option<SecretUrlConfig> {
+        let at = &raw.referenced;
+        let raw = &raw.value;
+        let webhook_url = required_secret(
+            c,
+            base,
+            at,
+            ("webhook_url", raw.webhook_url.as_ref()),
+            raw.webhook_url_file.as_ref(),
+            secret_http_url,
+        );
+        let timeout = receiver_timeout(c, base, raw.timeout.as_ref(), default_timeout);
+        Some(SecretUrlConfig {
+            webhook_url: webhook_url?,
+            timeout: timeout?,
+        })
+    }
+}
