@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::silences::muting_fields;
 use super::{ApiError, page};
 use crate::rules::LabelSet;
 use crate::rules::engine::HISTORY_LIMIT;
 use crate::rules::model::{Conditions, Threshold};
-use crate::rules::mute::Reason;
 use crate::rules::state::Phase;
 use crate::state::State;
 
@@ -91,16 +91,14 @@ fn alerts_page(state: &State, q: &AlertsQuery) -> Result<serde_json::Value, ApiE
         .iter()
         .map(|a| {
             let mut item = json!(a);
-            let muted = a.severity.map_or_else(Vec::new, |severity| {
-                muter.reasons(&a.alert, &a.labels, severity, &firing, now)
-            });
-            item["silenced"] = json!(
-                muted
-                    .iter()
-                    .any(|r| !matches!(r, Reason::Inhibition { .. }))
-            );
-            item["inhibited"] = json!(muted.iter().any(|r| matches!(r, Reason::Inhibition { .. })));
-            item["muted_by"] = json!(muted);
+            if let serde_json::Value::Object(fields) = &mut item {
+                fields.extend(muting_fields(
+                    &muter,
+                    (&a.alert, &a.labels, a.severity),
+                    &firing,
+                    now,
+                ));
+            }
             item
         })
         .collect();

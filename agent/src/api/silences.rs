@@ -15,7 +15,10 @@ use super::{ApiError, page};
 use crate::clock::wall_millis;
 use crate::config::units::parse_duration;
 use crate::notify::rfc3339;
+use crate::rules::LabelSet;
+use crate::rules::model::Severity;
 use crate::rules::mute::silence::{self, MAX_SILENCES, Silence};
+use crate::rules::mute::{FiringAlert, Muter, Reason};
 use crate::state::State;
 use crate::store::Millis;
 
@@ -220,4 +223,27 @@ async fn save(
         }
         Err(e) => Err(format!("not saved: {e}")),
     }
+}
+/// Why the alert `alert{labels}` is not notified now, as `GET /api/v1/alerts` and the live
+/// stream both give it: `silenced` (by a silence or a maintenance window), `inhibited` (by
+/// a firing source alert) and `muted_by` (every reason). An alert without a severity yet
+/// (pending) is muted by nothing.
+pub(super) fn muting_fields(
+    muter: &Muter,
+    (alert, labels, severity): (&str, &LabelSet, Option<Severity>),
+    firing: &[FiringAlert<'_>],
+    now: Millis,
+) -> serde_json::Map<String, serde_json::Value> {
+    let muted = severity.map_or_else(Vec::new, |severity| {
+        muter.reasons(alert, labels, severity, firing, now)
+    });
+    let inhibited = muted.iter().any(|r| matches!(r, Reason::Inhibition { .. }));
+    let silenced = muted
+        .iter()
+        .any(|r| !matches!(r, Reason::Inhibition { .. }));
+    let mut fields = serde_json::Map::new();
+    fields.insert("silenced".into(), json!(silenced));
+    fields.insert("inhibited".into(), json!(inhibited));
+    fields.insert("muted_by".into(), json!(muted));
+    fields
 }

@@ -38,13 +38,13 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
+use super::silences::muting_fields;
 use super::{ApiError, exposition};
 use crate::clock::wall_millis;
 use crate::collect::processes::TopView;
 use crate::live::MAX_STREAMS;
 use crate::rules::engine::ActiveAlert;
 use crate::rules::model::{Severity, Threshold};
-use crate::rules::mute::Reason;
 use crate::rules::state::Phase;
 use crate::sample::Part;
 use crate::state::State;
@@ -224,14 +224,7 @@ fn alerts_and_thresholds(state: &State) -> (Value, Value) {
         .iter()
         .take(MAX_ALERTS)
         .map(|a| {
-            let muted = a.severity.map_or_else(Vec::new, |severity| {
-                muter.reasons(&a.alert, &a.labels, severity, &firing, now)
-            });
-            let inhibited = muted.iter().any(|r| matches!(r, Reason::Inhibition { .. }));
-            let silenced = muted
-                .iter()
-                .any(|r| !matches!(r, Reason::Inhibition { .. }));
-            json!({
+            let mut item = json!({
                 "alert": a.alert,
                 "labels": a.labels,
                 "state": a.state,
@@ -240,10 +233,16 @@ fn alerts_and_thresholds(state: &State) -> (Value, Value) {
                 "firing_since": a.firing_since,
                 "value": a.value.and_then(finite),
                 "expr": exprs.get(a.alert.as_str()),
-                "silenced": silenced,
-                "inhibited": inhibited,
-                "muted_by": muted,
-            })
+            });
+            if let Value::Object(fields) = &mut item {
+                fields.extend(muting_fields(
+                    &muter,
+                    (&a.alert, &a.labels, a.severity),
+                    &firing,
+                    now,
+                ));
+            }
+            item
         })
         .collect();
     drop(muter);
