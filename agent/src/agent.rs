@@ -600,9 +600,7 @@ pub async fn run(
     collectors.stop().await;
     let _ = archive_stop.send(true);
     let _ = archive_task.await;
-    if state.history_persist() && state.store().keeps_history() {
-        archive::save(&state, &history_path).await;
-    }
+    archive::save(&state, &history_path).await;
     let held = outbox.held();
     if held > 0 {
         tracing::error!(

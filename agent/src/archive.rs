@@ -107,8 +107,12 @@ pub fn load_into(store: &mut Store, path: &Path) -> usize {
     restored
 }
 
-/// Writes the store's history to `path` now.
+/// Writes the store's history to `path` now, when it is kept and saved
+/// (`history.persist`, and a retention over 0): with `persist: false` nothing is written.
 pub async fn save(state: &State, path: &Path) {
+    if !state.history_persist() || !state.store().keeps_history() {
+        return;
+    }
     let bytes = snapshot(&state.store());
     let size = bytes.len();
     let target = path.to_path_buf();
@@ -122,7 +126,8 @@ pub async fn save(state: &State, path: &Path) {
     }
 }
 
-/// Saves the history to `path` every [`SAVE_EVERY`] until `stop` turns true.
+/// Saves the history to `path` every [`SAVE_EVERY`] (while it is kept and saved: a reload
+/// can turn `history.persist` on or off) until `stop` turns true.
 pub async fn run(state: Arc<State>, path: PathBuf, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(SAVE_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -136,5 +141,56 @@ pub async fn run(state: Arc<State>, path: PathBuf, mut stop: watch::Receiver<boo
         if *stop.borrow() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::engine::Engine;
+    use crate::sample::Sample;
+    use crate::store::HistoryLimits;
+
+    #[tokio::test(start_paused = true)]
+    async fn saves_every_ten_minutes_only_while_persist_is_on() {
+        let dir = std::env::temp_dir().join(format!("lookout-archive-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = path(&dir);
+        let (reload, _requests) = tokio::sync::mpsc::channel(1);
+        let state = Arc::new(State::new(
+            "h".into(),
+            reload,
+            Engine::new(Vec::new(), Vec::new()),
+        ));
+        state.store_mut().set_history(Some(HistoryLimits {
+            retention_ms: 86_400_000,
+            max_bytes: 1 << 20,
+        }));
+        let sample = || vec![Sample::new(&catalogue::HISTORY_SERIES, 1.0)];
+        state.store_mut().apply("c", sample(), 1_000);
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(state.clone(), path.clone(), stopped));
+
+        // history.persist: false: nothing is written, however long it runs.
+        state.set_history_persist(false);
+        tokio::time::sleep(SAVE_EVERY * 3 + Duration::from_secs(1)).await;
+        assert!(!path.exists(), "written with persist off");
+        save(&state, &path).await;
+        assert!(!path.exists(), "written at stop with persist off");
+
+        // Turned on (a reload): saved at the next tick.
+        state.set_history_persist(true);
+        state.store_mut().apply("c", sample(), 2_000);
+        tokio::time::sleep(SAVE_EVERY).await;
+        let saved = persist::load(&path)
+            .unwrap()
+            .expect("saved with persist on");
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].1.len(), 2, "both points");
+
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
