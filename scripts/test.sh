@@ -40,6 +40,9 @@ id postgres >/dev/null 2>&1 || missing+=("postgresql")
 /usr/bin/python3 -c "import aiosmtpd" >/dev/null 2>&1 || missing+=("python3-aiosmtpd")
 # The packaging tests read the Kubernetes manifests with PyYAML (kubectl's YAML 1.1 reading).
 /usr/bin/python3 -c "import yaml" >/dev/null 2>&1 || missing+=("python3-yaml")
+# One package can be asked for twice (prometheus and promtool, both checks of postgresql):
+# name it once.
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk 'NF && !seen[$0]++')
 if ((${#missing[@]})); then
   echo "installing test peers: ${missing[*]}"
   sudo=""
