@@ -110,10 +110,16 @@ pub fn load_into(store: &mut Store, path: &Path) -> usize {
 /// Writes the store's history to `path` now, when it is kept and saved
 /// (`history.persist`, and a retention over 0): with `persist: false` nothing is written.
 pub async fn save(state: &State, path: &Path) {
-    if !state.history_persist() || !state.store().keeps_history() {
+    if !state.history_persist() {
         return;
     }
-    let bytes = snapshot(&state.store());
+    let bytes = {
+        let store = state.store();
+        if !store.keeps_history() {
+            return;
+        }
+        snapshot(&store)
+    };
     let size = bytes.len();
     let target = path.to_path_buf();
     let written = tokio::task::spawn_blocking(move || persist::save(&target, &bytes)).await;
